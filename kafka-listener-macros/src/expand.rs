@@ -1,0 +1,214 @@
+//! The expansion: the user's function unchanged, plus its invoker registered with inventory.
+
+use proc_macro2::{Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::Parser;
+use syn::punctuated::Punctuated;
+use syn::spanned::Spanned;
+use syn::{FnArg, ItemFn, LitStr, Meta, ReturnType, Token, Type};
+
+use crate::args::{Errors, ListenerArgs};
+
+pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let function: ItemFn = match syn::parse2(item.clone()) {
+        Ok(f) => f,
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(item);
+            return out;
+        }
+    };
+    let mut errors = Errors::default();
+    let args = match Punctuated::<Meta, Token![,]>::parse_terminated.parse2(attr) {
+        Ok(metas) => ListenerArgs::parse(metas, &mut errors),
+        Err(e) => {
+            errors.push(e);
+            ListenerArgs::default()
+        }
+    };
+    let params = check_signature(&function, &args, &mut errors);
+    match errors.into_result() {
+        // On failure the function is still emitted, so that IDEs and other code keep working.
+        Err(e) => {
+            let mut out = e.to_compile_error();
+            out.extend(quote!(#function));
+            out
+        }
+        Ok(()) => generate(&function, &args, &params),
+    }
+}
+
+/// The last path segment of a parameter type, to recognise `Acknowledgment` and friends.
+fn last_segment(ty: &Type) -> Option<String> {
+    match ty {
+        Type::Path(p) => p.path.segments.last().map(|s| s.ident.to_string()),
+        Type::Group(g) => last_segment(&g.elem),
+        Type::Paren(p) => last_segment(&p.elem),
+        _ => None,
+    }
+}
+
+fn check_signature<'f>(function: &'f ItemFn, args: &ListenerArgs, errors: &mut Errors) -> Vec<&'f Type> {
+    let sig = &function.sig;
+    if !sig.generics.params.is_empty() {
+        errors.add(
+            sig.generics.span(),
+            "a kafka listener cannot be generic: the framework must know the parameter types",
+        );
+    }
+    if let Some(where_clause) = &sig.generics.where_clause {
+        errors.add(where_clause.span(), "a kafka listener cannot have a where clause");
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.add(variadic.span(), "a kafka listener cannot be variadic");
+    }
+    let mut params = Vec::new();
+    let mut acknowledgment: Option<Span> = None;
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(receiver) => errors.add(
+                receiver.span(),
+                "a kafka listener cannot be a method: write a free function and reach shared data through State<T>",
+            ),
+            FnArg::Typed(pat) => {
+                let ty = &*pat.ty;
+                if let Type::Reference(reference) = ty {
+                    errors.add(reference.span(), "listener parameters are owned extractors: take String instead of &str, Vec<u8> or Bytes instead of &[u8]");
+                }
+                if last_segment(ty).as_deref() == Some("Acknowledgment") {
+                    if let Some(first) = acknowledgment {
+                        let mut e = syn::Error::new(ty.span(), "a listener takes at most one Acknowledgment");
+                        e.combine(syn::Error::new(first, "the first Acknowledgment is here"));
+                        errors.push(e);
+                    }
+                    acknowledgment = Some(ty.span());
+                    if let Some((mode, _)) = args.ack_mode {
+                        if mode != "Manual" && mode != "ManualImmediate" {
+                            errors.add(
+                                ty.span(),
+                                "an Acknowledgment needs ack_mode \"manual\" or \"manual_immediate\", but this listener declares another ack mode",
+                            );
+                        }
+                    }
+                }
+                params.push(ty);
+            }
+        }
+    }
+    params
+}
+
+fn opt(value: &Option<LitStr>) -> TokenStream {
+    match value {
+        Some(v) => quote!(::core::option::Option::Some(#v)),
+        None => quote!(::core::option::Option::None),
+    }
+}
+
+fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenStream {
+    let name = &function.sig.ident;
+    let private = quote!(::kafka_listener::__private);
+    let vars: Vec<_> = (0..params.len()).map(|i| format_ident!("__arg{}", i)).collect();
+    let call = quote_spanned!(function.sig.ident.span()=> #name(#(#vars),*));
+    let call = if function.sig.asyncness.is_some() { quote!(#private::drive(#call)) } else { call };
+    let result_span = match &function.sig.output {
+        ReturnType::Default => function.sig.ident.span(),
+        ReturnType::Type(_, ty) => ty.span(),
+    };
+
+    let (invoke, requirements) = if args.batch {
+        let converts = params
+            .iter()
+            .zip(&vars)
+            .map(|(ty, var)| quote_spanned!(ty.span()=> let #var = #private::convert_batch::<#ty>(__records, __cx)?;));
+        let outcome = quote_spanned!(result_span=> #private::batch_outcome(#call));
+        let reqs = params
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> <#ty as #private::FromBatch>::requirements(__requirements);));
+        (
+            quote! {
+                fn __invoke(
+                    __records: &[#private::Record<'_>],
+                    __cx: &#private::ListenerContext<'_>,
+                ) -> ::core::result::Result<(), (::core::option::Option<usize>, #private::ListenerFailure)> {
+                    #(#converts)*
+                    #outcome
+                }
+                #private::AnnotatedInvoke::Batch(__invoke)
+            },
+            quote!(#(#reqs)*),
+        )
+    } else {
+        let converts = params
+            .iter()
+            .zip(&vars)
+            .map(|(ty, var)| quote_spanned!(ty.span()=> let #var = #private::convert::<#ty>(__record, __cx)?;));
+        let outcome = quote_spanned!(result_span=> #private::outcome(#call));
+        let reqs = params
+            .iter()
+            .map(|ty| quote_spanned!(ty.span()=> <#ty as #private::FromRecord>::requirements(__requirements);));
+        (
+            quote! {
+                fn __invoke(
+                    __record: &#private::Record<'_>,
+                    __cx: &#private::ListenerContext<'_>,
+                ) -> ::core::result::Result<(), #private::ListenerFailure> {
+                    #(#converts)*
+                    #outcome
+                }
+                #private::AnnotatedInvoke::Record(__invoke)
+            },
+            quote!(#(#reqs)*),
+        )
+    };
+
+    let id = opt(&args.id);
+    let topics = &args.topics;
+    let topic_pattern = opt(&args.topic_pattern);
+    let group = opt(&args.group);
+    let container_factory = opt(&args.container_factory);
+    let concurrency = opt(&args.concurrency);
+    let auto_startup = opt(&args.auto_startup);
+    let client_id_prefix = opt(&args.client_id_prefix);
+    let properties = &args.properties;
+    let ack_mode = match &args.ack_mode {
+        Some((variant, span)) => {
+            let variant = syn::Ident::new(variant, *span);
+            quote!(::core::option::Option::Some(#private::AckMode::#variant))
+        }
+        None => quote!(::core::option::Option::None),
+    };
+    let function_name = name.to_string();
+
+    quote! {
+        #function
+
+        #[doc(hidden)]
+        const _: () = {
+            #[allow(non_snake_case, clippy::needless_question_mark, clippy::unit_arg)]
+            fn __requirements(__requirements: &mut #private::Requirements) {
+                #requirements
+            }
+
+            #private::inventory::submit! {
+                #private::AnnotatedListener {
+                    function: ::core::concat!(::core::module_path!(), "::", #function_name),
+                    id: #id,
+                    topics: &[#(#topics),*],
+                    topic_pattern: #topic_pattern,
+                    group: #group,
+                    container_factory: #container_factory,
+                    concurrency: #concurrency,
+                    auto_startup: #auto_startup,
+                    client_id_prefix: #client_id_prefix,
+                    properties: &[#(#properties),*],
+                    ack_mode: #ack_mode,
+                    invoke: { #invoke },
+                    requirements: __requirements,
+                    file: ::core::file!(),
+                    line: ::core::line!(),
+                }
+            }
+        };
+    }
+}

@@ -1,0 +1,27 @@
+//! The `#[kafka_listener]` attribute of [kafka-listener](https://docs.rs/kafka-listener).
+//!
+//! Use it through `kafka_listener::kafka_listener` (or the prelude); this crate is an
+//! implementation detail. The generated code names the runtime only through
+//! `::kafka_listener::__private`, so users depend on `kafka-listener` alone.
+
+mod args;
+mod expand;
+
+use proc_macro::TokenStream;
+
+/// Registers a function as a Kafka listener (Spring's `@KafkaListener`).
+///
+/// ```ignore
+/// #[kafka_listener(topic = "orders", group = "billing")]
+/// async fn on_order(order: Json<Order>) -> Result<(), ListenerError> { Ok(()) }
+/// ```
+///
+/// Arguments: `topic`, `topics = [..]`, `topic_pattern`, `group`, `id`, `container_factory`,
+/// `concurrency`, `auto_startup`, `batch`, `client_id_prefix`, `properties = ["key=value", ..]`,
+/// `ack_mode`. String values accept `${ENV}` and `${ENV:default}` placeholders, resolved at start.
+/// Parameters are extractors (`FromRecord`, or `FromBatch` with `batch = true`); the listener
+/// type (simple, acknowledging, consumer-aware) follows from them. The function stays callable.
+#[proc_macro_attribute]
+pub fn kafka_listener(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::expand(attr.into(), item.into()).into()
+}

@@ -1,0 +1,7 @@
+//! Acknowledgments and offset tracking.
+
+mod acknowledgment;
+mod offsets;
+
+pub use acknowledgment::Acknowledgment;
+pub(crate) use offsets::OffsetTracker;

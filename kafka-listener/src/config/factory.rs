@@ -1,0 +1,288 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{validate_property, AckMode, Properties};
+use crate::error::{Error, Result};
+use crate::error_handler::{DefaultErrorHandler, ErrorHandler};
+
+/// Builds the containers of the listeners that name it (Spring's `ConcurrentKafkaListenerContainerFactory`).
+///
+/// Cheap to clone. Derive variants with [`ContainerFactory::to_builder`].
+///
+/// ```
+/// use std::time::Duration;
+/// use kafka_listener::prelude::*;
+///
+/// let factory = ContainerFactory::builder()
+///     .bootstrap_servers("localhost:9092")
+///     .concurrency(3)
+///     .ack_mode(AckMode::Batch)
+///     .poll_timeout(Duration::from_millis(1500))
+///     .build()?;
+/// let manual = factory.to_builder().ack_mode(AckMode::Manual).build()?;
+/// assert_eq!(manual.ack_mode(), AckMode::Manual);
+/// # Ok::<(), kafka_listener::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct ContainerFactory {
+    pub(crate) settings: Arc<FactorySettings>,
+}
+
+#[derive(Clone)]
+pub(crate) struct FactorySettings {
+    pub(crate) properties: Properties,
+    pub(crate) concurrency: usize,
+    pub(crate) ack_mode: AckMode,
+    pub(crate) ack_count: u64,
+    pub(crate) ack_time: Duration,
+    pub(crate) poll_timeout: Duration,
+    pub(crate) max_poll_records: usize,
+    pub(crate) shutdown_timeout: Duration,
+    pub(crate) startup_timeout: Duration,
+    pub(crate) missing_topics_fatal: bool,
+    pub(crate) sync_commits: bool,
+    pub(crate) error_handler: Arc<dyn ErrorHandler>,
+}
+
+impl fmt::Debug for FactorySettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContainerFactory")
+            .field("properties", &self.properties)
+            .field("concurrency", &self.concurrency)
+            .field("ack_mode", &self.ack_mode)
+            .field("ack_count", &self.ack_count)
+            .field("ack_time", &self.ack_time)
+            .field("poll_timeout", &self.poll_timeout)
+            .field("max_poll_records", &self.max_poll_records)
+            .field("shutdown_timeout", &self.shutdown_timeout)
+            .field("startup_timeout", &self.startup_timeout)
+            .field("missing_topics_fatal", &self.missing_topics_fatal)
+            .field("sync_commits", &self.sync_commits)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for ContainerFactory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.settings.fmt(f)
+    }
+}
+
+impl ContainerFactory {
+    /// A builder with Spring's defaults: concurrency 1, `AckMode::Batch`, the default error handler
+    /// (9 retries, then log), `auto.offset.reset=earliest`.
+    pub fn builder() -> ContainerFactoryBuilder {
+        ContainerFactoryBuilder { settings: FactorySettings::default() }
+    }
+
+    /// A builder holding this factory's settings, to derive another factory from it.
+    pub fn to_builder(&self) -> ContainerFactoryBuilder {
+        ContainerFactoryBuilder { settings: (*self.settings).clone() }
+    }
+
+    /// The ack mode of the containers this factory creates.
+    pub fn ack_mode(&self) -> AckMode {
+        self.settings.ack_mode
+    }
+
+    /// The default concurrency of its containers.
+    pub fn concurrency(&self) -> usize {
+        self.settings.concurrency
+    }
+
+    /// The bootstrap servers its consumers connect to.
+    pub fn bootstrap_servers(&self) -> Option<&str> {
+        self.settings.properties.get("bootstrap.servers")
+    }
+
+    /// A librdkafka property as set on this factory (secrets are not returned).
+    pub fn property(&self, key: &str) -> Option<&str> {
+        if super::is_secret(key) {
+            return None;
+        }
+        self.settings.properties.get(key)
+    }
+}
+
+impl Default for FactorySettings {
+    fn default() -> Self {
+        let mut properties = Properties::default();
+        properties.set("auto.offset.reset", "earliest");
+        // librdkafka's default (1000 ms) throttles a fast consumer to a few 100k records/s
+        // (DESIGN.md, measured facts); 10 ms keeps the fetch queue full.
+        properties.set("fetch.queue.backoff.ms", "10");
+        FactorySettings {
+            properties,
+            concurrency: 1,
+            ack_mode: AckMode::Batch,
+            ack_count: 1,
+            ack_time: Duration::from_secs(5),
+            poll_timeout: Duration::from_millis(100),
+            max_poll_records: 500,
+            shutdown_timeout: Duration::from_secs(10),
+            startup_timeout: Duration::from_secs(10),
+            missing_topics_fatal: false,
+            sync_commits: false,
+            error_handler: Arc::new(DefaultErrorHandler::default()),
+        }
+    }
+}
+
+/// Configures a [`ContainerFactory`]; [`build`](Self::build) checks every setting.
+#[must_use]
+pub struct ContainerFactoryBuilder {
+    settings: FactorySettings,
+}
+
+impl fmt::Debug for ContainerFactoryBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.settings.fmt(f)
+    }
+}
+
+impl ContainerFactoryBuilder {
+    /// The brokers to bootstrap from (`bootstrap.servers`), e.g. `localhost:9092`.
+    pub fn bootstrap_servers(self, servers: impl Into<String>) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// The client id; each consumer gets `<client_id>-<n>`.
+    pub fn client_id(self, client_id: impl Into<String>) -> Self {
+        self.set("client.id", client_id)
+    }
+
+    /// The consumer group of listeners that do not name one (else the listener id is the group).
+    pub fn group(self, group: impl Into<String>) -> Self {
+        self.set("group.id", group)
+    }
+
+    /// Any librdkafka property, e.g. `session.timeout.ms`. Checked by `build()`.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.settings.properties.set(key, value);
+        self
+    }
+
+    /// How many consumers (each its own `ListenerContainer`) a listener gets. At least 1.
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.settings.concurrency = concurrency;
+        self
+    }
+
+    /// When offsets are committed.
+    pub fn ack_mode(mut self, ack_mode: AckMode) -> Self {
+        self.settings.ack_mode = ack_mode;
+        self
+    }
+
+    /// Records handled between commits with `AckMode::Count` / `CountTime`. At least 1.
+    pub fn ack_count(mut self, count: u64) -> Self {
+        self.settings.ack_count = count;
+        self
+    }
+
+    /// The interval between commits with `AckMode::Time` / `CountTime`. Above zero.
+    pub fn ack_time(mut self, interval: Duration) -> Self {
+        self.settings.ack_time = interval;
+        self
+    }
+
+    /// How long one poll waits for records before the container does its housekeeping (time-based
+    /// commits, pause/resume, stop). Polls are sliced to at most 100 ms so that stop is prompt.
+    pub fn poll_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.poll_timeout = timeout;
+        self
+    }
+
+    /// The most records one poll hands to the listener (Kafka's `max.poll.records`, default 500).
+    pub fn max_poll_records(mut self, records: usize) -> Self {
+        self.settings.max_poll_records = records;
+        self
+    }
+
+    /// Where a group without a committed offset starts: `earliest` (default) or `latest`.
+    pub fn auto_offset_reset(self, reset: impl Into<String>) -> Self {
+        self.set("auto.offset.reset", reset)
+    }
+
+    /// How long shutdown waits for in-flight handlers before giving up on them.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.shutdown_timeout = timeout;
+        self
+    }
+
+    /// How long `start()` waits for the broker's metadata before reporting it unreachable.
+    pub fn startup_timeout(mut self, timeout: Duration) -> Self {
+        self.settings.startup_timeout = timeout;
+        self
+    }
+
+    /// Whether a listener's missing topic fails `start()` (default false: warn and wait for it).
+    pub fn missing_topics_fatal(mut self, fatal: bool) -> Self {
+        self.settings.missing_topics_fatal = fatal;
+        self
+    }
+
+    /// Commit synchronously, waiting for the broker before the next record (Spring's `syncCommits`).
+    /// Default false: commits are asynchronous, at most one in flight, and synchronous on rebalance
+    /// and shutdown.
+    pub fn sync_commits(mut self, sync: bool) -> Self {
+        self.settings.sync_commits = sync;
+        self
+    }
+
+    /// What happens when a handler fails (default: [`DefaultErrorHandler`]).
+    pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
+        self.settings.error_handler = Arc::new(handler);
+        self
+    }
+
+    /// Checks every setting and builds the factory.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming the first invalid setting: an unknown or invalid librdkafka
+    /// property, `enable.auto.commit=true`, a zero concurrency, `ack_count`, `ack_time` or
+    /// `max_poll_records`, or no `bootstrap_servers`.
+    pub fn build(self) -> Result<ContainerFactory> {
+        let s = self.settings;
+        if s.properties.get("bootstrap.servers").is_none_or(|v| v.trim().is_empty()) {
+            return Err(Error::config(
+                "bootstrap_servers",
+                "not set; call .bootstrap_servers(\"host:9092\") or use EmbeddedKafka::bootstrap_servers()",
+            ));
+        }
+        if s.concurrency == 0 {
+            return Err(Error::config("concurrency", "must be at least 1"));
+        }
+        if s.max_poll_records == 0 {
+            return Err(Error::config("max_poll_records", "must be at least 1"));
+        }
+        if matches!(s.ack_mode, AckMode::Count | AckMode::CountTime) && s.ack_count == 0 {
+            return Err(Error::config("ack_count", format!("must be at least 1 with AckMode::{:?}", s.ack_mode)));
+        }
+        if matches!(s.ack_mode, AckMode::Time | AckMode::CountTime) && s.ack_time.is_zero() {
+            return Err(Error::config("ack_time", format!("must be above zero with AckMode::{:?}", s.ack_mode)));
+        }
+        if s.poll_timeout.is_zero() {
+            return Err(Error::config("poll_timeout", "must be above zero"));
+        }
+        for (key, value) in s.properties.iter() {
+            check_owned_property(key, value)?;
+            validate_property(key, value)?;
+        }
+        Ok(ContainerFactory { settings: Arc::new(s) })
+    }
+}
+
+/// Properties the container owns: setting them would break its guarantees.
+pub(crate) fn check_owned_property(key: &str, value: &str) -> Result<()> {
+    match key {
+        "enable.auto.commit" if value.trim() != "false" => {
+            Err(Error::config(key, "the container owns commits (see AckMode); remove this property"))
+        }
+        "enable.auto.offset.store" if value.trim() != "false" => {
+            Err(Error::config(key, "the container stores offsets only after handlers ran; remove this property"))
+        }
+        _ => Ok(()),
+    }
+}

@@ -1,0 +1,10 @@
+//! Configuration in code: the container factory and the ack mode.
+
+mod ack_mode;
+mod factory;
+mod properties;
+
+pub use ack_mode::AckMode;
+pub(crate) use factory::{check_owned_property, FactorySettings};
+pub use factory::{ContainerFactory, ContainerFactoryBuilder};
+pub(crate) use properties::{is_secret, validate_property, Properties};

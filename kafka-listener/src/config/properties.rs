@@ -1,0 +1,81 @@
+//! librdkafka properties: validation and redaction of secrets.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+
+use crate::error::Error;
+
+/// librdkafka properties by name. Its `Debug` never shows a secret's value.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct Properties(pub(crate) BTreeMap<String, String>);
+
+impl Properties {
+    pub(crate) fn set(&mut self, key: impl Into<String>, value: impl Into<String>) {
+        self.0.insert(key.into(), value.into());
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(String::as_str)
+    }
+
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    pub(crate) fn to_client_config(&self) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        for (key, value) in self.iter() {
+            config.set(key, value);
+        }
+        config
+    }
+}
+
+impl fmt::Debug for Properties {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.iter().map(|(k, v)| (k, if is_secret(k) { "<redacted>" } else { v }))).finish()
+    }
+}
+
+/// Whether a property holds a secret (passwords, private keys, OAuth secrets), never to be shown.
+pub(crate) fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    key.contains("password")
+        || key.contains("secret")
+        || key == "ssl.key.pem"
+        || key == "sasl.oauthbearer.config"
+        || key == "sasl.jaas.config"
+}
+
+/// Checks one property against librdkafka without creating a client.
+///
+/// librdkafka's messages can quote the value; for a secret the message is replaced.
+pub(crate) fn validate_property(key: &str, value: &str) -> Result<(), Error> {
+    let mut config = ClientConfig::new();
+    config.set(key, value);
+    match config.create_native_config() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientConfig(_, description, _, _)) => {
+            let reason = if is_secret(key) {
+                "librdkafka rejected the value (not shown: it is a secret)".to_string()
+            } else if description.contains("No such configuration property") {
+                format!("{description}; see librdkafka's CONFIGURATION.md for the property names")
+            } else {
+                description
+            };
+            Err(Error::config(key, reason))
+        }
+        Err(other) => Err(Error::config(key, redact(key, &other.to_string()))),
+    }
+}
+
+fn redact(key: &str, message: &str) -> String {
+    if is_secret(key) {
+        "librdkafka rejected the value (not shown: it is a secret)".to_string()
+    } else {
+        message.to_string()
+    }
+}

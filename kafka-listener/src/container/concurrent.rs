@@ -1,0 +1,131 @@
+use std::fmt;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::Consumer;
+
+use super::handle::pairs;
+use super::listener_container::{ContainerPlan, ListenerContainer};
+use super::shared::lock;
+use crate::error::{Error, Result};
+
+/// The containers of one listener: `concurrency` consumers in the listener's group, each a
+/// `ListenerContainer` with its own poll loop; the group coordinator spreads the partitions over
+/// them (Spring's `ConcurrentMessageListenerContainer`).
+pub struct ConcurrentContainer {
+    plan: Arc<ContainerPlan>,
+    concurrency: usize,
+    children: Mutex<Vec<ListenerContainer>>,
+}
+
+impl fmt::Debug for ConcurrentContainer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConcurrentContainer")
+            .field("id", &self.id())
+            .field("concurrency", &self.concurrency)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+impl ConcurrentContainer {
+    pub(crate) fn new(plan: ContainerPlan, concurrency: usize) -> Self {
+        ConcurrentContainer { plan: Arc::new(plan), concurrency, children: Mutex::new(Vec::new()) }
+    }
+
+    /// The listener id.
+    pub fn id(&self) -> &str {
+        &self.plan.listener_id
+    }
+
+    /// How many consumers it runs.
+    pub fn concurrency(&self) -> usize {
+        self.concurrency
+    }
+
+    /// Starts the consumers, unless they run already.
+    ///
+    /// # Errors
+    /// When a container thread cannot be spawned.
+    pub fn start(&self) -> Result<()> {
+        let mut children = lock(&self.children);
+        if children.iter().any(ListenerContainer::is_running) {
+            return Ok(());
+        }
+        children.clear();
+        for index in 0..self.concurrency {
+            let child = ListenerContainer::spawn(self.plan.clone(), index).map_err(|e| {
+                Error::config(
+                    "concurrency",
+                    format!("cannot start a container thread for listener `{}`: {e}", self.id()),
+                )
+            })?;
+            children.push(child);
+        }
+        Ok(())
+    }
+
+    /// Whether any of its consumers runs.
+    pub fn is_running(&self) -> bool {
+        lock(&self.children).iter().any(ListenerContainer::is_running)
+    }
+
+    /// Pauses every consumer's partitions (after the records in hand are handled); the consumers
+    /// stay in the group. Partitions assigned later are paused too.
+    pub fn pause(&self) {
+        for child in lock(&self.children).iter() {
+            child.shared.pause_requested.store(true, Ordering::Release);
+        }
+    }
+
+    /// Resumes what [`pause`](Self::pause) paused.
+    pub fn resume(&self) {
+        for child in lock(&self.children).iter() {
+            child.shared.pause_requested.store(false, Ordering::Release);
+        }
+    }
+
+    /// Whether a pause was requested.
+    pub fn is_paused(&self) -> bool {
+        lock(&self.children).iter().any(|c| c.shared.pause_requested.load(Ordering::Acquire))
+    }
+
+    /// The partitions its consumers own now, as (topic, partition), sorted.
+    pub fn assignment(&self) -> Vec<(String, i32)> {
+        let mut all: Vec<(String, i32)> = lock(&self.children)
+            .iter()
+            .filter_map(|c| c.shared.consumer())
+            .filter_map(|consumer| consumer.assignment().ok())
+            .flat_map(|tpl| pairs(&tpl))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// How many records its listener has handled (or its error handler recovered) since start.
+    pub fn records_handled(&self) -> u64 {
+        lock(&self.children).iter().map(|c| c.shared.handled.load(Ordering::Relaxed)).sum()
+    }
+
+    pub(crate) fn request_stop(&self) {
+        lock(&self.children).iter().for_each(ListenerContainer::request_stop);
+    }
+
+    /// Stops its consumers: each finishes the records in hand (bounded by the factory's
+    /// `shutdown_timeout`), commits what was processed and leaves the group.
+    ///
+    /// # Errors
+    /// [`Error::ShutdownTimeout`] when a consumer did not stop in time.
+    pub async fn stop(&self) -> Result<()> {
+        self.request_stop();
+        let stopped: Vec<_> = lock(&self.children).iter().map(ListenerContainer::stopped).collect();
+        // The loop's own deadline covers the handlers; the margin covers the commit and leaving.
+        let timeout = self.plan.settings.shutdown_timeout + std::time::Duration::from_secs(10);
+        for stopped in stopped {
+            if tokio::time::timeout(timeout, stopped).await.is_err() {
+                return Err(Error::ShutdownTimeout { listener: self.id().to_string(), timeout });
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,553 @@
+//! One consumer and its poll loop, on a thread of its own.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use tokio::sync::watch;
+
+use super::commit_policy::CommitPolicy;
+use super::context::ContainerContext;
+use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
+use crate::config::{AckMode, FactorySettings};
+use crate::error_handler::{ErrorDecision, FailedBatch, FailedRecord};
+use crate::extract::{ListenerContext, Record, StateMap};
+use crate::handler::{BatchInvoker, ListenerFailure, RecordInvoker};
+
+/// How a listener's records are handed to it.
+#[derive(Clone)]
+pub(crate) enum Invoker {
+    Record(RecordInvoker),
+    Batch(BatchInvoker),
+}
+
+/// Everything a container needs to run one consumer of a listener.
+pub(crate) struct ContainerPlan {
+    pub(crate) listener_id: Arc<str>,
+    pub(crate) subscription: Vec<String>,
+    /// The consumer's properties, complete but for `client.id`.
+    pub(crate) client_config: ClientConfig,
+    pub(crate) client_id: String,
+    pub(crate) settings: Arc<FactorySettings>,
+    pub(crate) ack_mode: AckMode,
+    pub(crate) invoker: Invoker,
+    pub(crate) acknowledging: bool,
+    pub(crate) states: Arc<StateMap>,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// One rdkafka consumer in the listener's group with its own poll loop (Spring's
+/// `KafkaMessageListenerContainer`). Records of a partition are handled in order, one at a time,
+/// on the container's thread.
+pub(crate) struct ListenerContainer {
+    pub(crate) shared: Arc<ContainerShared>,
+    done: watch::Receiver<()>,
+    _thread: JoinHandle<()>,
+}
+
+/// The longest a single poll blocks, so that stop and pause requests are served promptly.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl ListenerContainer {
+    pub(crate) fn spawn(plan: Arc<ContainerPlan>, index: usize) -> std::io::Result<Self> {
+        let shared =
+            Arc::new(ContainerShared::new(plan.listener_id.clone(), plan.ack_mode, plan.settings.sync_commits));
+        let (done_tx, done) = watch::channel(());
+        let thread_shared = shared.clone();
+        let thread = std::thread::Builder::new().name(format!("kafka-listener-{}-{index}", plan.listener_id)).spawn(
+            move || {
+                // Dropped when the thread ends, however it ends: that is the "stopped" signal.
+                let _done = done_tx;
+                run(&plan, index, thread_shared);
+            },
+        )?;
+        Ok(ListenerContainer { shared, done, _thread: thread })
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.done.has_changed().is_ok()
+    }
+
+    pub(crate) fn request_stop(&self) {
+        self.shared.stop_requested.store(true, Ordering::Release);
+    }
+
+    /// Resolves when the container's thread has ended.
+    pub(crate) fn stopped(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut done = self.done.clone();
+        async move { while done.changed().await.is_ok() {} }
+    }
+}
+
+fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>) {
+    let _runtime = plan.runtime.enter();
+    let listener = &*plan.listener_id;
+    let mut config = plan.client_config.clone();
+    config.set("client.id", format!("{}-{index}", plan.client_id));
+    let consumer: Arc<KafkaConsumer> = match config.create_with_context(ContainerContext { shared: shared.clone() }) {
+        Ok(consumer) => Arc::new(consumer),
+        Err(error) => {
+            tracing::error!(listener, %error, "could not create the consumer; the container is not running");
+            return;
+        }
+    };
+    shared.attach(&consumer);
+    let topics: Vec<&str> = plan.subscription.iter().map(String::as_str).collect();
+    if let Err(error) = consumer.subscribe(&topics) {
+        tracing::error!(listener, %error, topics = ?plan.subscription, "could not subscribe; the container is not running");
+        return;
+    }
+    tracing::debug!(listener, index, topics = ?plan.subscription, "container started");
+    {
+        let mut poll_loop = PollLoop {
+            plan,
+            shared: &shared,
+            consumer: &consumer,
+            policy: CommitPolicy::new(plan.ack_mode, &plan.settings),
+            paused_applied: false,
+            stop_deadline: None,
+            last_poll_error: None,
+        };
+        poll_loop.run();
+        // What was processed is committed before the group is left.
+        shared.commit(&consumer, true, None);
+    }
+    consumer.unsubscribe();
+    // Dropping the last reference closes the consumer: it leaves the group (the revocation
+    // callback commits again, a no-op by now).
+    drop(consumer);
+    tracing::debug!(listener, index, "container stopped");
+}
+
+enum Outcome {
+    /// The listener handled the record(s).
+    Handled,
+    /// The error handler recovered the failure: the record(s) count as processed.
+    Recovered,
+    /// Not processed and not to be committed: the partition was revoked, the shutdown deadline
+    /// passed, or the error handler stopped the container.
+    Abandoned,
+}
+
+struct PollLoop<'p, 'c> {
+    plan: &'p ContainerPlan,
+    shared: &'p Arc<ContainerShared>,
+    consumer: &'c KafkaConsumer,
+    policy: CommitPolicy,
+    paused_applied: bool,
+    stop_deadline: Option<Instant>,
+    last_poll_error: Option<(String, Instant)>,
+}
+
+impl<'c> PollLoop<'_, 'c> {
+    fn run(&mut self) {
+        // With AckMode::Record each poll hands over one record, so that every record is followed
+        // by its commit while commit results are still served by the next poll.
+        let limit = if self.plan.ack_mode == AckMode::Record && matches!(self.plan.invoker, Invoker::Record(_)) {
+            1
+        } else {
+            self.plan.settings.max_poll_records
+        };
+        while !self.stopping() {
+            self.apply_container_pause();
+            let generation = self.shared.generation.load(Ordering::Acquire);
+            let mut records = self.gather(limit);
+            if records.is_empty() {
+                if self.policy.idle() {
+                    self.commit();
+                }
+                continue;
+            }
+            if self.shared.generation.load(Ordering::Acquire) != generation {
+                self.drop_revoked(&mut records);
+            }
+            match self.plan.invoker.clone() {
+                Invoker::Record(invoker) => self.handle_records(&invoker, records),
+                Invoker::Batch(invoker) => self.handle_batch(&invoker, records),
+            }
+            if self.policy.poll_done() {
+                self.commit();
+            }
+        }
+    }
+
+    fn stopping(&mut self) -> bool {
+        let stop = self.shared.stop_requested.load(Ordering::Acquire);
+        if stop && self.stop_deadline.is_none() {
+            self.stop_deadline = Some(Instant::now() + self.plan.settings.shutdown_timeout);
+        }
+        stop
+    }
+
+    fn past_deadline(&mut self) -> bool {
+        self.stopping() && self.stop_deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    fn commit(&mut self) {
+        self.shared.commit(self.consumer, false, None);
+        self.policy.committed();
+    }
+
+    fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
+        let mut records = Vec::new();
+        let first = self.plan.settings.poll_timeout.min(POLL_SLICE);
+        match self.consumer.poll(first) {
+            Some(Ok(message)) => records.push(Record::new(message)),
+            Some(Err(error)) => {
+                self.poll_error(error);
+                return records;
+            }
+            None => return records,
+        }
+        while records.len() < limit {
+            match self.consumer.poll(Duration::ZERO) {
+                Some(Ok(message)) => records.push(Record::new(message)),
+                Some(Err(error)) => {
+                    self.poll_error(error);
+                    break;
+                }
+                None => break,
+            }
+        }
+        records
+    }
+
+    fn poll_error(&mut self, error: KafkaError) {
+        let text = error.to_string();
+        // The same error repeats at every poll (e.g. a missing topic): say it once a minute.
+        let repeated = self
+            .last_poll_error
+            .as_ref()
+            .is_some_and(|(last, at)| *last == text && at.elapsed() < Duration::from_secs(60));
+        if !repeated {
+            tracing::warn!(listener = &*self.plan.listener_id, error = %text, "consumer error");
+            self.last_poll_error = Some((text, Instant::now()));
+        }
+    }
+
+    fn drop_revoked(&self, records: &mut Vec<Record<'c>>) {
+        let offsets = self.shared.offsets();
+        records.retain(|r| offsets.owns(r.topic(), r.partition()));
+    }
+
+    fn apply_container_pause(&mut self) {
+        let wanted = self.shared.pause_requested.load(Ordering::Acquire);
+        if wanted == self.paused_applied {
+            return;
+        }
+        let result = match self.consumer.assignment() {
+            Ok(assignment) if wanted => self.consumer.pause(&assignment),
+            Ok(_) => self.resume_all(),
+            Err(error) => Err(error),
+        };
+        match result {
+            Ok(()) => {
+                self.paused_applied = wanted;
+                tracing::info!(
+                    listener = &*self.plan.listener_id,
+                    paused = wanted,
+                    "container {}",
+                    if wanted { "paused" } else { "resumed" }
+                );
+            }
+            Err(error) => tracing::warn!(listener = &*self.plan.listener_id, %error, "could not pause/resume"),
+        }
+    }
+
+    /// Resumes the assignment but for partitions paused through a `ConsumerHandle`.
+    fn resume_all(&self) -> rdkafka::error::KafkaResult<()> {
+        let assignment = self.consumer.assignment()?;
+        let paused = lock(&self.shared.paused_by_handler);
+        let mut tpl = TopicPartitionList::new();
+        for e in assignment.elements() {
+            if !paused.contains(&(e.topic().to_string(), e.partition())) {
+                tpl.add_partition(e.topic(), e.partition());
+            }
+        }
+        drop(paused);
+        self.consumer.resume(&tpl)
+    }
+
+    fn context(&self) -> ListenerContext<'_> {
+        ListenerContext { listener_id: &self.plan.listener_id, states: &self.plan.states, container: self.shared }
+    }
+
+    fn handle_records(&mut self, invoker: &RecordInvoker, records: Vec<Record<'c>>) {
+        let mut skipped: Vec<(String, i32)> = Vec::new();
+        let mut generation = self.shared.generation.load(Ordering::Acquire);
+        for (index, record) in records.iter().enumerate() {
+            if self.past_deadline() {
+                return;
+            }
+            if !skipped.is_empty() && skipped.iter().any(|(t, p)| t == record.topic() && *p == record.partition()) {
+                continue;
+            }
+            let now = self.shared.generation.load(Ordering::Acquire);
+            if now != generation {
+                generation = now;
+                if !self.shared.offsets().owns(record.topic(), record.partition()) {
+                    continue;
+                }
+            }
+            if self.plan.acknowledging {
+                self.shared.offsets().track(record.topic(), record.partition(), record.offset());
+            }
+            let outcome = self.invoke_record(invoker, record);
+            let requests = std::mem::take(&mut *lock(&self.shared.requests));
+            match outcome {
+                Outcome::Handled if !self.plan.acknowledging => self.complete(record),
+                Outcome::Handled => {}
+                Outcome::Recovered => self.complete(record),
+                Outcome::Abandoned => {
+                    if self.shared.stop_requested.load(Ordering::Acquire) {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            self.shared.handled.fetch_add(1, Ordering::Relaxed);
+            if self.apply_requests(requests, &records[index..], &mut skipped) {
+                return;
+            }
+            if self.policy.handled(1) {
+                self.commit();
+            }
+        }
+    }
+
+    fn complete(&self, record: &Record<'_>) {
+        self.shared.offsets().complete(record.topic(), record.partition(), record.offset(), false);
+    }
+
+    fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
+        let mut attempt = 1;
+        loop {
+            let result = {
+                let cx = self.context();
+                catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
+                    .unwrap_or_else(|panic| Err(panic_failure(panic)))
+            };
+            let Err(failure) = result else { return Outcome::Handled };
+            let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
+                listener_id: &self.plan.listener_id,
+                record,
+                failure: &failure,
+                attempt,
+            });
+            match self.decide(decision, &[(record.topic(), record.partition())]) {
+                Some(outcome) => return outcome,
+                None => attempt += 1,
+            }
+        }
+    }
+
+    /// Applies the error handler's decision; `None` means: try again.
+    fn decide(&mut self, decision: ErrorDecision, partitions: &[(&str, i32)]) -> Option<Outcome> {
+        match decision {
+            ErrorDecision::Recovered => Some(Outcome::Recovered),
+            ErrorDecision::Stop => {
+                tracing::error!(listener = &*self.plan.listener_id, "the error handler stopped the container");
+                self.shared.stop_requested.store(true, Ordering::Release);
+                Some(Outcome::Abandoned)
+            }
+            ErrorDecision::Retry(delay) => {
+                if self.past_deadline() {
+                    return Some(Outcome::Abandoned);
+                }
+                if !delay.is_zero() {
+                    self.paused_wait(delay);
+                    let offsets = self.shared.offsets();
+                    if partitions.iter().any(|(t, p)| !offsets.owns(t, *p)) {
+                        return Some(Outcome::Abandoned);
+                    }
+                }
+                None
+            }
+        }
+    }
+
+    /// Applies a handler's nack and seeks. Returns true when the rest of the poll was given up.
+    fn apply_requests(
+        &mut self,
+        requests: HandlerRequests,
+        rest: &[Record<'_>],
+        skipped: &mut Vec<(String, i32)>,
+    ) -> bool {
+        if let Some(sleep) = requests.nack {
+            self.redeliver(rest, sleep);
+            return true;
+        }
+        for (topic, partition, offset) in requests.seeks {
+            match self.consumer.seek(&topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
+                Ok(()) => {
+                    self.shared.offsets().rewind(&topic, partition, offset);
+                    skipped.push((topic, partition));
+                }
+                Err(error) => {
+                    tracing::warn!(listener = &*self.plan.listener_id, topic, partition, offset, %error, "seek failed")
+                }
+            }
+        }
+        false
+    }
+
+    /// Seeks every partition of `records` back to its first record there, then waits `sleep`
+    /// with the assignment paused (the consumer stays in its group).
+    fn redeliver(&mut self, records: &[Record<'_>], sleep: Duration) {
+        let mut firsts: Vec<(&str, i32, i64)> = Vec::new();
+        for r in records {
+            if !firsts.iter().any(|(t, p, _)| *t == r.topic() && *p == r.partition()) {
+                firsts.push((r.topic(), r.partition(), r.offset()));
+            }
+        }
+        for (topic, partition, offset) in firsts {
+            self.shared.offsets().rewind(topic, partition, offset);
+            if let Err(error) = self.consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
+                tracing::warn!(listener = &*self.plan.listener_id, topic, partition, offset, %error, "seek for nack failed");
+            }
+        }
+        if !sleep.is_zero() {
+            self.paused_wait(sleep);
+        }
+    }
+
+    /// Waits with the assignment paused, serving rebalances. Records fetched meanwhile are not
+    /// lost: their partitions are sought back to them afterwards.
+    fn paused_wait(&mut self, duration: Duration) {
+        let listener = &*self.plan.listener_id;
+        let paused = self.consumer.assignment().and_then(|a| self.consumer.pause(&a).map(|()| a));
+        if let Err(error) = &paused {
+            tracing::warn!(listener, %error, "could not pause for a retry wait");
+        }
+        let deadline = Instant::now() + duration;
+        let mut rewinds: Vec<(String, i32, i64)> = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.past_deadline() {
+                break;
+            }
+            if let Some(Ok(message)) = self.consumer.poll(left.min(POLL_SLICE)) {
+                let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
+                match rewinds.iter_mut().find(|(t, p, _)| t == topic && *p == partition) {
+                    Some(entry) => entry.2 = entry.2.min(offset),
+                    None => rewinds.push((topic.to_string(), partition, offset)),
+                }
+            }
+        }
+        if !self.shared.pause_requested.load(Ordering::Acquire) {
+            if let Err(error) = self.resume_all() {
+                tracing::warn!(listener, %error, "could not resume after a retry wait");
+            }
+        }
+        for (topic, partition, offset) in rewinds {
+            if let Err(error) = self.consumer.seek(&topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
+                tracing::warn!(listener, topic, partition, offset, %error, "seek after a retry wait failed");
+            }
+        }
+    }
+
+    fn handle_batch(&mut self, invoker: &BatchInvoker, records: Vec<Record<'c>>) {
+        if self.plan.acknowledging {
+            let mut offsets = self.shared.offsets();
+            for r in &records {
+                offsets.track(r.topic(), r.partition(), r.offset());
+            }
+        }
+        let mut start = 0;
+        while start < records.len() {
+            if self.past_deadline() {
+                return;
+            }
+            let (end, outcome) = self.invoke_batch(invoker, &records, start);
+            let requests = std::mem::take(&mut *lock(&self.shared.requests));
+            let handled = &records[start..end];
+            match outcome {
+                Outcome::Handled if !self.plan.acknowledging => handled.iter().for_each(|r| self.complete(r)),
+                Outcome::Handled => {}
+                Outcome::Recovered => handled.iter().for_each(|r| self.complete(r)),
+                Outcome::Abandoned => return,
+            }
+            self.shared.handled.fetch_add(handled.len() as u64, Ordering::Relaxed);
+            if self.apply_requests(requests, &records[start..], &mut Vec::new()) {
+                return;
+            }
+            if self.policy.handled(handled.len() as u64) {
+                self.commit();
+            }
+            start = end;
+        }
+    }
+
+    /// Invokes the listener on the longest convertible run of records from `start`. A record that
+    /// cannot be converted goes alone to the error handler. Returns the end of what was dealt with.
+    fn invoke_batch(&mut self, invoker: &BatchInvoker, records: &[Record<'_>], start: usize) -> (usize, Outcome) {
+        let mut end = records.len();
+        let mut attempt = 1;
+        loop {
+            let result = {
+                let cx = self.context();
+                let slice = &records[start..end];
+                catch_unwind(AssertUnwindSafe(|| invoker(slice, &cx)))
+                    .unwrap_or_else(|panic| Err((None, panic_failure(panic))))
+            };
+            let failure = match result {
+                Ok(()) => return (end, Outcome::Handled),
+                Err((Some(0), failure @ ListenerFailure::Conversion(_))) => {
+                    return (start + 1, self.recover_unconvertible(&records[start], failure));
+                }
+                Err((Some(index), ListenerFailure::Conversion(_))) => {
+                    // Hand over the records before the one that cannot be converted first.
+                    end = start + index;
+                    continue;
+                }
+                Err((_, failure)) => failure,
+            };
+            let slice = &records[start..end];
+            let decision = self.plan.settings.error_handler.handle_batch(&FailedBatch {
+                listener_id: &self.plan.listener_id,
+                records: slice,
+                failure: &failure,
+                attempt,
+            });
+            let partitions: Vec<(&str, i32)> = slice.iter().map(|r| (r.topic(), r.partition())).collect();
+            match self.decide(decision, &partitions) {
+                Some(outcome) => return (end, outcome),
+                None => attempt += 1,
+            }
+        }
+    }
+
+    fn recover_unconvertible(&mut self, record: &Record<'_>, failure: ListenerFailure) -> Outcome {
+        let mut attempt = 1;
+        loop {
+            let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
+                listener_id: &self.plan.listener_id,
+                record,
+                failure: &failure,
+                attempt,
+            });
+            match self.decide(decision, &[(record.topic(), record.partition())]) {
+                Some(outcome) => return outcome,
+                // Converting again gives the same result; the handler asked for it, though.
+                None => attempt += 1,
+            }
+        }
+    }
+}
+
+fn panic_failure(panic: Box<dyn std::any::Any + Send>) -> ListenerFailure {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".to_string());
+    ListenerFailure::Panic(message)
+}

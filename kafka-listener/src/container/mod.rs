@@ -1,0 +1,13 @@
+//! Containers: the consumers and poll loops that run listeners.
+
+mod commit_policy;
+mod concurrent;
+mod context;
+mod handle;
+mod listener_container;
+mod shared;
+
+pub use concurrent::ConcurrentContainer;
+pub use handle::ConsumerHandle;
+pub(crate) use listener_container::{ContainerPlan, Invoker};
+pub(crate) use shared::ContainerShared;

@@ -1,0 +1,136 @@
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::thread::ThreadId;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::context::ContainerContext;
+use crate::ack::OffsetTracker;
+use crate::config::AckMode;
+
+pub(crate) type KafkaConsumer = BaseConsumer<ContainerContext>;
+
+/// Locks, recovering from poisoning: the guarded data stays consistent because nothing panics
+/// while holding these locks (handler panics are caught outside them).
+pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Requests a handler makes through its acknowledgment or consumer handle, applied by the
+/// container after the handler returns (Spring's semantics for nack and seek).
+#[derive(Debug, Default)]
+pub(crate) struct HandlerRequests {
+    pub(crate) nack: Option<Duration>,
+    pub(crate) seeks: Vec<(String, i32, i64)>,
+}
+
+/// State one `ListenerContainer` shares between its poll thread, its rdkafka context, and the
+/// acknowledgments and handles it gives out.
+pub(crate) struct ContainerShared {
+    pub(crate) listener_id: Arc<str>,
+    pub(crate) ack_mode: AckMode,
+    pub(crate) sync_commits: bool,
+    offsets: Mutex<OffsetTracker>,
+    consumer: OnceLock<Weak<KafkaConsumer>>,
+    poll_thread: OnceLock<ThreadId>,
+    pub(crate) requests: Mutex<HandlerRequests>,
+    /// Partitions paused through a `ConsumerHandle`: waits for retries must not resume them.
+    pub(crate) paused_by_handler: Mutex<HashSet<(String, i32)>>,
+    /// The container is paused (`ConcurrentContainer::pause`).
+    pub(crate) pause_requested: AtomicBool,
+    pub(crate) stop_requested: AtomicBool,
+    /// Bumped at every revocation: the poll thread then re-checks the records it holds.
+    pub(crate) generation: AtomicU64,
+    pub(crate) handled: AtomicU64,
+}
+
+impl ContainerShared {
+    pub(crate) fn new(listener_id: Arc<str>, ack_mode: AckMode, sync_commits: bool) -> Self {
+        ContainerShared {
+            listener_id,
+            ack_mode,
+            sync_commits,
+            offsets: Mutex::new(OffsetTracker::default()),
+            consumer: OnceLock::new(),
+            poll_thread: OnceLock::new(),
+            requests: Mutex::new(HandlerRequests::default()),
+            paused_by_handler: Mutex::new(HashSet::new()),
+            pause_requested: AtomicBool::new(false),
+            stop_requested: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
+        lock(&self.offsets)
+    }
+
+    pub(crate) fn attach(&self, consumer: &Arc<KafkaConsumer>) {
+        let _ = self.consumer.set(Arc::downgrade(consumer));
+        let _ = self.poll_thread.set(std::thread::current().id());
+    }
+
+    pub(crate) fn consumer(&self) -> Option<Arc<KafkaConsumer>> {
+        self.consumer.get().and_then(Weak::upgrade)
+    }
+
+    pub(crate) fn on_poll_thread(&self) -> bool {
+        self.poll_thread.get() == Some(&std::thread::current().id())
+    }
+
+    /// Commits what is committable (restricted to `only`). The commit call is made under the
+    /// tracker's lock so that commits from several threads reach the broker in offset order.
+    ///
+    /// librdkafka reports nothing back for an asynchronous commit made this way; a failed one is
+    /// superseded by the next commit, and commits on revocation and shutdown are synchronous.
+    pub(crate) fn commit(&self, consumer: &KafkaConsumer, sync: bool, only: Option<&TopicPartitionList>) {
+        let mut offsets = self.offsets();
+        let Some(tpl) = offsets.take_commits(only) else { return };
+        let asynchronous = !(sync || self.sync_commits);
+        let mode = if asynchronous { CommitMode::Async } else { CommitMode::Sync };
+        match consumer.commit(&tpl, mode) {
+            Ok(()) => {
+                tracing::trace!(listener = %self.listener_id, offsets = %describe(&tpl), asynchronous, "commit sent")
+            }
+            Err(error) => {
+                tracing::warn!(listener = %self.listener_id, offsets = %describe(&tpl), %error, "commit failed; it will be retried");
+                offsets.commit_failed(&tpl);
+            }
+        }
+    }
+
+    /// A commit from an acknowledgment (`ManualImmediate`), from any thread.
+    pub(crate) fn commit_now(&self) {
+        if let Some(consumer) = self.consumer() {
+            self.commit(&consumer, false, None);
+        }
+    }
+
+    pub(crate) fn commit_failed(&self, tpl: &TopicPartitionList) {
+        self.offsets().commit_failed(tpl);
+    }
+
+    pub(crate) fn request_nack(&self, sleep: Duration) {
+        if !self.on_poll_thread() {
+            tracing::warn!(listener = %self.listener_id, "Acknowledgment::nack ignored: call it in the handler, not from another task");
+            return;
+        }
+        lock(&self.requests).nack = Some(sleep);
+    }
+}
+
+/// `topic-partition@offset, ...` for log lines.
+pub(crate) fn describe(tpl: &TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            Offset::Offset(o) => format!("{}-{}@{}", e.topic(), e.partition(), o),
+            other => format!("{}-{}@{:?}", e.topic(), e.partition(), other),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}

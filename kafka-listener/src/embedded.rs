@@ -1,0 +1,134 @@
+//! An in-process Kafka for tests and examples: librdkafka's mock cluster.
+
+use std::fmt;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+use crate::error::{Error, Result};
+
+/// A Kafka cluster inside this process (librdkafka's mock cluster): real brokers on loopback
+/// ports, speaking the Kafka protocol, with topics, consumer groups, committed offsets and
+/// transactions. Nothing to install; data lives in memory until it is dropped.
+///
+/// A new consumer group joins at once (the mock's initial rebalance delay is set to 0).
+/// The mock keeps only about 5 MiB per partition: produce large volumes compressed.
+///
+/// ```
+/// use kafka_listener::EmbeddedKafka;
+///
+/// let kafka = EmbeddedKafka::start(1)?;
+/// kafka.create_topic("orders", 3)?;
+/// kafka.produce("orders", Some(b"customer-1"), br#"{"id":1,"amount":9.5}"#)?;
+/// kafka.flush()?;
+/// assert!(kafka.bootstrap_servers().contains(':'));
+/// # Ok::<(), kafka_listener::Error>(())
+/// ```
+pub struct EmbeddedKafka {
+    // The mock cluster belongs to this client and lives as long as it does.
+    producer: BaseProducer,
+    bootstrap_servers: String,
+}
+
+impl fmt::Debug for EmbeddedKafka {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmbeddedKafka").field("bootstrap_servers", &self.bootstrap_servers).finish()
+    }
+}
+
+impl EmbeddedKafka {
+    /// Starts a cluster of `brokers` brokers (at least 1).
+    ///
+    /// # Errors
+    /// When librdkafka cannot create the mock cluster.
+    pub fn start(brokers: i32) -> Result<EmbeddedKafka> {
+        if brokers < 1 {
+            return Err(Error::config("brokers", "EmbeddedKafka needs at least 1 broker"));
+        }
+        let producer: BaseProducer = ClientConfig::new()
+            .set("test.mock.num.brokers", brokers.to_string())
+            .set("linger.ms", "5")
+            .create()
+            .map_err(|e| Error::kafka("starting the embedded Kafka cluster", e))?;
+        let cluster = producer
+            .client()
+            .mock_cluster()
+            .ok_or_else(|| Error::config("test.mock.num.brokers", "librdkafka did not create a mock cluster"))?;
+        let bootstrap_servers = cluster.bootstrap_servers();
+        drop(cluster);
+        // SAFETY: the client was created with `test.mock.num.brokers`, so it owns a mock cluster
+        // that lives as long as the client; the mock API is thread-safe (it sends an operation to
+        // the cluster's own thread and waits for it).
+        unsafe {
+            let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(producer.client().native_ptr());
+            if !cluster.is_null() {
+                rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+            }
+        }
+        Ok(EmbeddedKafka { producer, bootstrap_servers })
+    }
+
+    /// The brokers' addresses, for `bootstrap_servers`.
+    pub fn bootstrap_servers(&self) -> String {
+        self.bootstrap_servers.clone()
+    }
+
+    /// Creates a topic with `partitions` partitions.
+    ///
+    /// # Errors
+    /// When the cluster refuses (e.g. zero partitions).
+    pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        let cluster = self
+            .producer
+            .client()
+            .mock_cluster()
+            .ok_or_else(|| Error::config("test.mock.num.brokers", "the mock cluster is gone"))?;
+        cluster.create_topic(name, partitions, 1).map_err(|e| Error::kafka(format!("creating topic `{name}`"), e))
+    }
+
+    /// Sends a record (partition chosen from the key, as the producer's default partitioner does).
+    /// Queued: call [`flush`](Self::flush) to wait for delivery.
+    ///
+    /// # Errors
+    /// When the record cannot be queued.
+    pub fn produce(&self, topic: &str, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        self.send(topic, None, key, payload)
+    }
+
+    /// Sends a record to a given partition. Queued: call [`flush`](Self::flush) to wait.
+    ///
+    /// # Errors
+    /// When the record cannot be queued.
+    pub fn produce_to(&self, topic: &str, partition: i32, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        self.send(topic, Some(partition), key, payload)
+    }
+
+    fn send(&self, topic: &str, partition: Option<i32>, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        loop {
+            let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+            if let Some(key) = key {
+                record = record.key(key);
+            }
+            if let Some(partition) = partition {
+                record = record.partition(partition);
+            }
+            match self.producer.send(record) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((error, _)) => return Err(Error::kafka(format!("producing to `{topic}`"), error)),
+            }
+        }
+    }
+
+    /// Waits until every produced record is delivered.
+    ///
+    /// # Errors
+    /// When delivery does not finish within 30 s.
+    pub fn flush(&self) -> Result<()> {
+        self.producer.flush(Duration::from_secs(30)).map_err(|e| Error::kafka("flushing the embedded producer", e))
+    }
+}

@@ -1,0 +1,101 @@
+//! The crate's error type.
+
+use std::fmt;
+
+/// A `Result` whose error is the crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong outside a handler: configuration, validation, the broker.
+///
+/// Each variant names the listener, topic or setting at fault and says what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A container factory or endpoint setting is invalid.
+    #[error("invalid setting `{setting}`: {reason}")]
+    Config {
+        /// The setting at fault (a builder method or a librdkafka property name).
+        setting: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
+    /// `ListenerRegistry::start` found problems; nothing was started.
+    #[error("{}", ValidationDisplay(.0))]
+    Validation(Vec<Problem>),
+    /// The broker could not be reached or answered with an error.
+    #[error("{context}: {source}")]
+    Kafka {
+        /// What the framework was doing.
+        context: String,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// A listener did not stop within the shutdown timeout.
+    #[error("listener `{listener}` did not stop within {timeout:?}; its in-flight work was not committed")]
+    ShutdownTimeout {
+        /// The listener id.
+        listener: String,
+        /// The factory's `shutdown_timeout`.
+        timeout: std::time::Duration,
+    },
+    /// No listener with this id is registered.
+    #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()`")]
+    UnknownListener(String),
+    /// Waiting for a signal failed.
+    #[error("could not install the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+impl Error {
+    pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
+        Error::Kafka { context: context.into(), source }
+    }
+
+    pub(crate) fn config(setting: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::Config { setting: setting.into(), reason: reason.into() }
+    }
+
+    /// The problems of a [`Error::Validation`], empty for other variants.
+    pub fn problems(&self) -> &[Problem] {
+        match self {
+            Error::Validation(problems) => problems,
+            _ => &[],
+        }
+    }
+}
+
+/// One problem found by `ListenerRegistry::start` before any consumer started.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The listener at fault, if the problem belongs to one.
+    pub listener: Option<String>,
+    /// What is wrong, and what to change.
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.listener {
+            Some(listener) => write!(f, "listener `{listener}`: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+struct ValidationDisplay<'a>(&'a [Problem]);
+
+impl fmt::Display for ValidationDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "the listeners cannot start ({} problem{}):",
+            self.0.len(),
+            if self.0.len() == 1 { "" } else { "s" }
+        )?;
+        for problem in self.0 {
+            write!(f, "\n  - {problem}")?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,44 @@
+use std::any::TypeId;
+use std::sync::Arc;
+
+use super::StateMap;
+use crate::container::ContainerShared;
+
+/// What a listener's invocation offers its extractors besides the record: the listener id, the
+/// application state, and (internally) its container for acknowledgments and consumer handles.
+pub struct ListenerContext<'a> {
+    pub(crate) listener_id: &'a str,
+    pub(crate) states: &'a StateMap,
+    pub(crate) container: &'a Arc<ContainerShared>,
+}
+
+impl ListenerContext<'_> {
+    /// The id of the listener being invoked.
+    pub fn listener_id(&self) -> &str {
+        self.listener_id
+    }
+
+    /// The application state of type `T` given to `ListenerRegistry::with_state`.
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.states.get::<T>()
+    }
+}
+
+/// What a listener's parameters need from its container; `ListenerRegistry::start` checks them all
+/// before any consumer starts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Requirements {
+    /// A parameter acknowledges records: the ack mode must be `Manual` or `ManualImmediate`.
+    pub acknowledging: bool,
+    /// A parameter uses the consumer (pause, resume, seek).
+    pub consumer_aware: bool,
+    /// Application state types the parameters read: (type id, type name).
+    pub states: Vec<(TypeId, &'static str)>,
+}
+
+impl Requirements {
+    /// Declares that a parameter reads state of type `T`.
+    pub fn state<T: 'static>(&mut self) {
+        self.states.push((TypeId::of::<T>(), std::any::type_name::<T>()));
+    }
+}

@@ -1,0 +1,66 @@
+use std::fmt;
+
+use super::Record;
+
+/// Which part of a record a conversion read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordPart {
+    /// The value.
+    Payload,
+    /// The key.
+    Key,
+    /// A header.
+    Header,
+    /// Something else (state, context).
+    Other,
+}
+
+impl fmt::Display for RecordPart {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RecordPart::Payload => "payload",
+            RecordPart::Key => "key",
+            RecordPart::Header => "header",
+            RecordPart::Other => "context",
+        })
+    }
+}
+
+/// A record could not be converted into a handler argument: bad JSON, bad UTF-8, no key, ...
+///
+/// It carries where the record is and the cause; the error handler gets it and does not retry it.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot convert the {part} of {topic}-{partition}@{offset} into `{target}`: {source}")]
+pub struct ConversionError {
+    /// The record's topic.
+    pub topic: String,
+    /// The record's partition.
+    pub partition: i32,
+    /// The record's offset.
+    pub offset: i64,
+    /// What was being read.
+    pub part: RecordPart,
+    /// The type being built.
+    pub target: &'static str,
+    /// Why it failed.
+    #[source]
+    pub source: Box<dyn std::error::Error + Send + Sync>,
+}
+
+impl ConversionError {
+    /// A failure to build `T` from `part` of `record`.
+    pub fn new<T>(
+        record: &Record<'_>,
+        part: RecordPart,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        ConversionError {
+            topic: record.topic().to_string(),
+            partition: record.partition(),
+            offset: record.offset(),
+            part,
+            target: std::any::type_name::<T>(),
+            source: cause.into(),
+        }
+    }
+}

@@ -1,0 +1,162 @@
+use bytes::Bytes;
+use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+
+use super::{ConversionError, FromRecord, ListenerContext};
+
+/// A record as the consumer delivered it, borrowed: what extractors read from.
+///
+/// It lives only while the listener is invoked; [`Record::to_owned`] copies it.
+pub struct Record<'a> {
+    message: BorrowedMessage<'a>,
+}
+
+impl<'a> Record<'a> {
+    pub(crate) fn new(message: BorrowedMessage<'a>) -> Self {
+        Record { message }
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        self.message.topic()
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.message.partition()
+    }
+
+    /// The offset.
+    pub fn offset(&self) -> i64 {
+        self.message.offset()
+    }
+
+    /// The timestamp in milliseconds since the epoch (create or log-append time), if any.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.message.timestamp().to_millis()
+    }
+
+    /// The key bytes, if the record has a key.
+    pub fn key(&self) -> Option<&[u8]> {
+        self.message.key()
+    }
+
+    /// The value bytes; `None` for a tombstone.
+    pub fn payload(&self) -> Option<&[u8]> {
+        self.message.payload()
+    }
+
+    /// The value of the last header called `name` (`Some(None)` for a header with a null value).
+    pub fn header(&self, name: &str) -> Option<Option<&[u8]>> {
+        let headers = self.message.headers()?;
+        headers.iter().filter(|h| h.key == name).last().map(|h| h.value)
+    }
+
+    /// All headers, copied.
+    pub fn headers(&self) -> Headers {
+        let entries = self
+            .message
+            .headers()
+            .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
+            .unwrap_or_default();
+        Headers { entries }
+    }
+
+    /// A copy of the whole record that outlives the invocation.
+    pub fn to_owned(&self) -> ConsumerRecord {
+        ConsumerRecord {
+            topic: self.topic().to_string(),
+            partition: self.partition(),
+            offset: self.offset(),
+            timestamp: self.timestamp(),
+            key: self.key().map(Bytes::copy_from_slice),
+            payload: self.payload().map(Bytes::copy_from_slice),
+            headers: self.headers(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Record<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Record")
+            .field("topic", &self.topic())
+            .field("partition", &self.partition())
+            .field("offset", &self.offset())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A record's headers, in order; names may repeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    entries: Vec<(String, Option<Bytes>)>,
+}
+
+impl Headers {
+    /// The value of the last header called `name`; `None` if absent or null.
+    pub fn get(&self, name: &str) -> Option<&[u8]> {
+        self.entries.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+    }
+
+    /// The value of the last header called `name` as UTF-8 text.
+    pub fn get_str(&self, name: &str) -> Option<&str> {
+        self.get(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// Every header, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
+        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    }
+
+    /// How many headers there are.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl FromRecord for Headers {
+    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        Ok(record.headers())
+    }
+}
+
+/// Everything about a record, owned: topic, partition, offset, timestamp, key, payload, headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    /// The topic.
+    pub topic: String,
+    /// The partition.
+    pub partition: i32,
+    /// The offset.
+    pub offset: i64,
+    /// Milliseconds since the epoch, if the record has a timestamp.
+    pub timestamp: Option<i64>,
+    /// The key bytes.
+    pub key: Option<Bytes>,
+    /// The value bytes; `None` for a tombstone.
+    pub payload: Option<Bytes>,
+    /// The headers.
+    pub headers: Headers,
+}
+
+impl ConsumerRecord {
+    /// The payload as UTF-8 text, if it is.
+    pub fn payload_str(&self) -> Option<&str> {
+        self.payload.as_deref().and_then(|p| std::str::from_utf8(p).ok())
+    }
+
+    /// The key as UTF-8 text, if it is.
+    pub fn key_str(&self) -> Option<&str> {
+        self.key.as_deref().and_then(|k| std::str::from_utf8(k).ok())
+    }
+}
+
+impl FromRecord for ConsumerRecord {
+    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        Ok(record.to_owned())
+    }
+}

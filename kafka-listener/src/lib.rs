@@ -1,0 +1,122 @@
+//! Spring for Apache Kafka's `@KafkaListener`, in Rust: annotate a function, configure a
+//! container factory in code, start the registry; records flow from Kafka (through rust-rdkafka)
+//! into your handlers, converted by extractors, with offsets committed by the ack mode.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use kafka_listener::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Order { id: u64, amount: f64 }
+//!
+//! // A simple listener: the payload is JSON; an Err goes to the error handler.
+//! #[kafka_listener(topic = "orders", group = "billing")]
+//! async fn on_order(order: Json<Order>, meta: Meta) -> Result<(), ListenerError> {
+//!     println!("order {} of {} at {}-{}@{}", order.id, order.amount, meta.topic, meta.partition, meta.offset);
+//!     Ok(())
+//! }
+//!
+//! // An acknowledging listener on a factory with a manual ack mode.
+//! #[kafka_listener(id = "audit", topics = ["orders", "refunds"], group = "audit", container_factory = "manual")]
+//! async fn audit(record: ConsumerRecord, ack: Acknowledgment) {
+//!     ack.acknowledge();
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), kafka_listener::Error> {
+//!     let factory = ContainerFactory::builder()
+//!         .bootstrap_servers("localhost:9092")
+//!         .concurrency(3)
+//!         .ack_mode(AckMode::Batch)
+//!         .poll_timeout(Duration::from_millis(1500))
+//!         .build()?;
+//!     let manual = factory.to_builder().ack_mode(AckMode::Manual).build()?;
+//!     let running = ListenerRegistry::from_annotations()
+//!         .with_default_factory(factory)
+//!         .with_factory("manual", manual)
+//!         .start()
+//!         .await?;
+//!     running.shutdown_on_signal().await
+//! }
+//! ```
+//!
+//! The layers follow spring-kafka's: [`registry`] (annotated and code-built endpoints),
+//! [`config`] (factories, ack modes), [`container`] (consumers and poll loops), [`ack`]
+//! (acknowledgments, offset tracking), [`error_handler`], [`extract`] and [`handler`] (the
+//! adapter from records to function arguments), and [`support`].
+//!
+//! Delivery is at least once: a record's offset is committed only after its handler returned
+//! (or the error handler recovered it), never past an unprocessed record, and records of one
+//! partition are handled in order.
+
+pub mod ack;
+pub mod config;
+pub mod container;
+#[cfg(feature = "embedded")]
+mod embedded;
+mod error;
+pub mod error_handler;
+pub mod extract;
+pub mod handler;
+pub mod registry;
+pub mod support;
+
+pub use ack::Acknowledgment;
+pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder};
+pub use container::{ConcurrentContainer, ConsumerHandle};
+#[cfg(feature = "embedded")]
+pub use embedded::EmbeddedKafka;
+pub use error::{Error, Problem, Result};
+pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, FailedBatch, FailedRecord};
+pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, Record, State};
+pub use handler::{ListenerError, ListenerFailure};
+pub use kafka_listener_macros::kafka_listener;
+pub use registry::{Endpoint, ListenerRegistry, ListenerType, RunningListeners};
+
+/// Everything a listener program needs, and the macro.
+pub mod prelude {
+    #[cfg(feature = "embedded")]
+    pub use crate::EmbeddedKafka;
+    pub use crate::{
+        kafka_listener, AckMode, Acknowledgment, ConcurrentContainer, ConsumerHandle, ConsumerRecord, ContainerFactory,
+        DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch, FromRecord, Headers, Json, Key,
+        ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners, State,
+    };
+}
+
+/// What `#[kafka_listener]` expands to refers to. Not a public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::config::AckMode;
+    pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
+    pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure};
+    pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
+    pub use inventory;
+
+    /// Converts a record into one argument.
+    #[inline]
+    pub fn convert<T: FromRecord>(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<T, ListenerFailure> {
+        T::from_record(record, cx).map_err(ListenerFailure::Conversion)
+    }
+
+    /// Converts a batch into one argument.
+    #[inline]
+    pub fn convert_batch<T: FromBatch>(
+        records: &[Record<'_>],
+        cx: &ListenerContext<'_>,
+    ) -> Result<T, (Option<usize>, ListenerFailure)> {
+        T::from_batch(records, cx).map_err(|(i, e)| (Some(i), ListenerFailure::Conversion(e)))
+    }
+
+    /// A record handler's return value as an outcome.
+    #[inline]
+    pub fn outcome<R: IntoListenerResult>(result: R) -> Result<(), ListenerFailure> {
+        result.into_listener_result().map_err(ListenerFailure::Handler)
+    }
+
+    /// A batch handler's return value as an outcome.
+    #[inline]
+    pub fn batch_outcome<R: IntoListenerResult>(result: R) -> BatchOutcome {
+        result.into_listener_result().map_err(|e| (None, ListenerFailure::Handler(e)))
+    }
+}

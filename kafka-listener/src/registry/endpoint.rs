@@ -1,0 +1,253 @@
+use std::fmt;
+use std::sync::Arc;
+
+use super::annotation::{AnnotatedInvoke, AnnotatedListener};
+use crate::config::AckMode;
+use crate::container::Invoker;
+use crate::extract::Requirements;
+use crate::handler::{BatchHandler, BlockingHandler, Handler};
+
+/// The listener type, decided from the handler's parameters (Spring's listener interfaces).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ListenerType {
+    /// Records (or batches) only.
+    Simple,
+    /// Takes an `Acknowledgment`.
+    Acknowledging,
+    /// Takes a `ConsumerHandle`.
+    ConsumerAware,
+    /// Takes both.
+    AcknowledgingConsumerAware,
+}
+
+impl ListenerType {
+    pub(crate) fn of(requirements: &Requirements) -> Self {
+        match (requirements.acknowledging, requirements.consumer_aware) {
+            (false, false) => ListenerType::Simple,
+            (true, false) => ListenerType::Acknowledging,
+            (false, true) => ListenerType::ConsumerAware,
+            (true, true) => ListenerType::AcknowledgingConsumerAware,
+        }
+    }
+}
+
+/// A listener: what it consumes and the handler that gets the records. `#[kafka_listener]` makes
+/// one per annotated function; [`Endpoint::new`] makes one in code (dynamic topics, tests).
+///
+/// String settings accept `${ENV}` / `${ENV:default}` placeholders, resolved at start.
+///
+/// ```
+/// use kafka_listener::prelude::*;
+///
+/// let endpoint = Endpoint::new("audit-dynamic")
+///     .topics(["orders", "refunds"])
+///     .group("audit")
+///     .handler(|record: ConsumerRecord| async move {
+///         println!("{}-{}@{}", record.topic, record.partition, record.offset);
+///     });
+/// assert_eq!(endpoint.listener_type(), Some(ListenerType::Simple));
+/// ```
+#[derive(Clone)]
+#[must_use]
+pub struct Endpoint {
+    pub(crate) id: Option<String>,
+    pub(crate) default_id: String,
+    pub(crate) topics: Vec<String>,
+    pub(crate) topic_pattern: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) container_factory: Option<String>,
+    pub(crate) concurrency: Option<String>,
+    pub(crate) auto_startup: Option<String>,
+    pub(crate) client_id_prefix: Option<String>,
+    pub(crate) properties: Vec<String>,
+    pub(crate) ack_mode: Option<AckMode>,
+    pub(crate) invoker: Option<Invoker>,
+    pub(crate) requirements: Requirements,
+    pub(crate) source: Option<String>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Endpoint")
+            .field("id", &self.id())
+            .field("topics", &self.topics)
+            .field("topic_pattern", &self.topic_pattern)
+            .field("group", &self.group)
+            .field("container_factory", &self.container_factory)
+            .field("listener_type", &self.listener_type())
+            .field("batch", &self.is_batch())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// A listener with this id and no topic or handler yet.
+    pub fn new(id: impl Into<String>) -> Self {
+        let id = id.into();
+        Endpoint {
+            id: Some(id.clone()),
+            default_id: id,
+            topics: Vec::new(),
+            topic_pattern: None,
+            group: None,
+            container_factory: None,
+            concurrency: None,
+            auto_startup: None,
+            client_id_prefix: None,
+            properties: Vec::new(),
+            ack_mode: None,
+            invoker: None,
+            requirements: Requirements::default(),
+            source: None,
+        }
+    }
+
+    pub(crate) fn from_annotation(a: &'static AnnotatedListener) -> Self {
+        let mut requirements = Requirements::default();
+        (a.requirements)(&mut requirements);
+        let invoker = match a.invoke {
+            AnnotatedInvoke::Record(f) => Invoker::Record(Arc::new(f)),
+            AnnotatedInvoke::Batch(f) => Invoker::Batch(Arc::new(f)),
+        };
+        Endpoint {
+            id: a.id.map(str::to_string),
+            default_id: a.function.to_string(),
+            topics: a.topics.iter().map(|t| t.to_string()).collect(),
+            topic_pattern: a.topic_pattern.map(str::to_string),
+            group: a.group.map(str::to_string),
+            container_factory: a.container_factory.map(str::to_string),
+            concurrency: a.concurrency.map(str::to_string),
+            auto_startup: a.auto_startup.map(str::to_string),
+            client_id_prefix: a.client_id_prefix.map(str::to_string),
+            properties: a.properties.iter().map(|p| p.to_string()).collect(),
+            ack_mode: a.ack_mode,
+            invoker: Some(invoker),
+            requirements,
+            source: Some(format!("{} ({}:{})", a.function, a.file, a.line)),
+        }
+    }
+
+    /// Adds a topic.
+    pub fn topic(mut self, topic: impl Into<String>) -> Self {
+        self.topics.push(topic.into());
+        self
+    }
+
+    /// Adds topics.
+    pub fn topics<I: IntoIterator<Item = S>, S: Into<String>>(mut self, topics: I) -> Self {
+        self.topics.extend(topics.into_iter().map(Into::into));
+        self
+    }
+
+    /// Subscribes to every topic matching this regular expression instead of named topics.
+    pub fn topic_pattern(mut self, pattern: impl Into<String>) -> Self {
+        self.topic_pattern = Some(pattern.into());
+        self
+    }
+
+    /// The consumer group (default: the factory's group, else the listener id).
+    pub fn group(mut self, group: impl Into<String>) -> Self {
+        self.group = Some(group.into());
+        self
+    }
+
+    /// The name of the container factory given to `ListenerRegistry::with_factory`.
+    pub fn container_factory(mut self, name: impl Into<String>) -> Self {
+        self.container_factory = Some(name.into());
+        self
+    }
+
+    /// How many consumers run this listener (default: the factory's concurrency).
+    pub fn concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = Some(concurrency.to_string());
+        self
+    }
+
+    /// Whether `start()` starts it (default true); else start it with `RunningListeners::container`.
+    pub fn auto_startup(mut self, auto_startup: bool) -> Self {
+        self.auto_startup = Some(auto_startup.to_string());
+        self
+    }
+
+    /// The prefix of its consumers' client ids.
+    pub fn client_id_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.client_id_prefix = Some(prefix.into());
+        self
+    }
+
+    /// A consumer property for this listener only, over the factory's.
+    pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push(format!("{}={}", key.into(), value.into()));
+        self
+    }
+
+    /// The ack mode this listener runs with, over the factory's.
+    pub fn ack_mode(mut self, ack_mode: AckMode) -> Self {
+        self.ack_mode = Some(ack_mode);
+        self
+    }
+
+    /// The handler: an async fn or closure of record extractors.
+    pub fn handler<H: Handler<Args>, Args>(mut self, handler: H) -> Self {
+        self.requirements = Requirements::default();
+        H::requirements(&mut self.requirements);
+        self.invoker = Some(Invoker::Record(Arc::new(move |record, cx| handler.call(record, cx))));
+        self
+    }
+
+    /// The handler: a plain fn or closure of record extractors.
+    pub fn blocking_handler<H: BlockingHandler<Args>, Args>(mut self, handler: H) -> Self {
+        self.requirements = Requirements::default();
+        H::requirements(&mut self.requirements);
+        self.invoker = Some(Invoker::Record(Arc::new(move |record, cx| handler.call(record, cx))));
+        self
+    }
+
+    /// The handler of a batch listener: an async fn or closure of batch extractors.
+    pub fn batch_handler<H: BatchHandler<Args>, Args>(mut self, handler: H) -> Self {
+        self.requirements = Requirements::default();
+        H::requirements(&mut self.requirements);
+        self.invoker = Some(Invoker::Batch(Arc::new(move |records, cx| handler.call(records, cx))));
+        self
+    }
+
+    /// The listener id (placeholders unresolved): the `id` given, else the function's path.
+    pub fn id(&self) -> &str {
+        self.id.as_deref().unwrap_or(&self.default_id)
+    }
+
+    /// The topics named.
+    pub fn topics_named(&self) -> &[String] {
+        &self.topics
+    }
+
+    /// The topic pattern, if any.
+    pub fn pattern(&self) -> Option<&str> {
+        self.topic_pattern.as_deref()
+    }
+
+    /// The group named, if any.
+    pub fn group_named(&self) -> Option<&str> {
+        self.group.as_deref()
+    }
+
+    /// The factory named, if any.
+    pub fn factory_named(&self) -> Option<&str> {
+        self.container_factory.as_deref()
+    }
+
+    /// The listener type, once a handler is set.
+    pub fn listener_type(&self) -> Option<ListenerType> {
+        self.invoker.as_ref().map(|_| ListenerType::of(&self.requirements))
+    }
+
+    /// Whether it receives batches.
+    pub fn is_batch(&self) -> bool {
+        matches!(self.invoker, Some(Invoker::Batch(_)))
+    }
+
+    /// What its parameters need.
+    pub fn requirements(&self) -> &Requirements {
+        &self.requirements
+    }
+}

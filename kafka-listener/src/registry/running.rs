@@ -1,0 +1,67 @@
+use std::sync::Arc;
+
+use crate::container::ConcurrentContainer;
+use crate::error::{Error, Result};
+
+/// The started listeners: one [`ConcurrentContainer`] per listener.
+#[derive(Debug)]
+#[must_use = "dropping RunningListeners leaves the listeners running; call shutdown() to stop them cleanly"]
+pub struct RunningListeners {
+    pub(crate) containers: Vec<Arc<ConcurrentContainer>>,
+}
+
+impl RunningListeners {
+    /// The container of the listener with this id.
+    pub fn container(&self, id: &str) -> Option<&ConcurrentContainer> {
+        self.containers.iter().find(|c| c.id() == id).map(|c| &**c)
+    }
+
+    /// Every container.
+    pub fn containers(&self) -> impl Iterator<Item = &ConcurrentContainer> {
+        self.containers.iter().map(|c| &**c)
+    }
+
+    /// Stops every listener: each finishes the records in hand (bounded by its factory's
+    /// `shutdown_timeout`), commits what was processed, and leaves its group.
+    ///
+    /// # Errors
+    /// [`Error::ShutdownTimeout`] for the first listener that did not stop in time (the others are
+    /// still stopped).
+    pub async fn shutdown(self) -> Result<()> {
+        for container in &self.containers {
+            container.request_stop();
+        }
+        let mut first_error = None;
+        for container in &self.containers {
+            if let Err(error) = container.stop().await {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Waits for SIGINT (Ctrl-C) or SIGTERM, then [`shutdown`](Self::shutdown).
+    ///
+    /// # Errors
+    /// When the signal handler cannot be installed, or as `shutdown`.
+    pub async fn shutdown_on_signal(self) -> Result<()> {
+        wait_for_signal().await?;
+        tracing::info!("signal received; stopping the listeners");
+        self.shutdown().await
+    }
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    tokio::select! {
+        result = tokio::signal::ctrl_c() => result.map_err(Error::Signal),
+        _ = term.recv() => Ok(()),
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() -> Result<()> {
+    tokio::signal::ctrl_c().await.map_err(Error::Signal)
+}
