@@ -87,3 +87,86 @@ pub fn produce(kafka: &EmbeddedKafka, topic: &str, records: &[(i32, &str, String
     }
     kafka.flush().expect("flush");
 }
+
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kafka_listener::{Acknowledgment, ConsumerRecord};
+
+/// Records what a handler saw and holds the handler back until the test releases each offset.
+#[derive(Clone)]
+pub struct Probe {
+    pub seen: Arc<Mutex<Vec<ConsumerRecord>>>,
+    released: Arc<AtomicI64>,
+    acks: Arc<Mutex<Vec<(i64, Acknowledgment)>>>,
+}
+
+impl Probe {
+    /// Handlers return at once.
+    pub fn open() -> Self {
+        Self::with_release(i64::MAX)
+    }
+
+    /// Handlers wait until their offset is released.
+    pub fn gated() -> Self {
+        Self::with_release(0)
+    }
+
+    fn with_release(released: i64) -> Self {
+        Probe { seen: Arc::default(), released: Arc::new(AtomicI64::new(released)), acks: Arc::default() }
+    }
+
+    /// Lets handlers of offsets up to `offset` return.
+    pub fn release_through(&self, offset: i64) {
+        self.released.store(offset + 1, Ordering::SeqCst);
+    }
+
+    pub fn release_all(&self) {
+        self.released.store(i64::MAX, Ordering::SeqCst);
+    }
+
+    /// Called by a handler: records the record, then waits for its release (60 s at most).
+    pub async fn handle(&self, record: ConsumerRecord) {
+        let offset = record.offset;
+        self.seen.lock().unwrap().push(record);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while self.released.load(Ordering::SeqCst) <= offset && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    pub fn keep_ack(&self, offset: i64, ack: Acknowledgment) {
+        self.acks.lock().unwrap().push((offset, ack));
+    }
+
+    pub fn ack_of(&self, offset: i64) -> Acknowledgment {
+        self.acks.lock().unwrap().iter().find(|(o, _)| *o == offset).map(|(_, a)| a.clone()).expect("ack kept")
+    }
+
+    pub fn count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+
+    pub fn seen(&self) -> Vec<ConsumerRecord> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    /// The payloads seen, as text.
+    pub fn payloads(&self) -> Vec<String> {
+        self.seen().iter().map(|r| r.payload_str().unwrap_or_default().to_string()).collect()
+    }
+}
+
+/// `n` records `v0..v{n-1}` on partition 0 with key `k`.
+pub fn numbered(n: usize) -> Vec<(i32, &'static str, String)> {
+    (0..n).map(|i| (0, "k", format!("v{i}"))).collect()
+}
+
+/// Asserts that `condition` holds for the whole `window`.
+pub async fn assert_stays<F: Future<Output = bool>>(what: &str, window: Duration, mut condition: impl FnMut() -> F) {
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        assert!(condition().await, "no longer true: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

@@ -11,8 +11,7 @@ pub(crate) type RecordInvoker =
     Arc<dyn Fn(&Record<'_>, &ListenerContext<'_>) -> Result<(), ListenerFailure> + Send + Sync>;
 
 /// Runs a batch listener; a conversion failure comes with the failing record's index.
-pub(crate) type BatchInvoker =
-    Arc<dyn Fn(&[Record<'_>], &ListenerContext<'_>) -> BatchOutcome + Send + Sync>;
+pub(crate) type BatchInvoker = Arc<dyn Fn(&[Record<'_>], &ListenerContext<'_>) -> BatchOutcome + Send + Sync>;
 
 /// Runs a handler's future to completion on the container's thread.
 ///
