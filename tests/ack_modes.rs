@@ -19,7 +19,7 @@ fn at(offset: i64) -> BTreeMap<i32, i64> {
     [(0, offset)].into()
 }
 
-async fn start(kafka: &EmbeddedKafka, factory: ContainerFactory, endpoint: Endpoint) -> RunningListeners {
+async fn start(factory: ContainerFactory, endpoint: Endpoint) -> RunningListeners {
     ListenerRegistry::empty().with_default_factory(factory).register(endpoint).start().await.unwrap()
 }
 
@@ -37,7 +37,7 @@ async fn record_commits_after_each_record() {
     let bootstrap = kafka.bootstrap_servers();
     produce(&kafka, T, &numbered(4));
     let probe = Probe::gated();
-    let running = start(&kafka, factory(&kafka, AckMode::Record), gated_endpoint(&probe, "record")).await;
+    let running = start(factory(&kafka, AckMode::Record), gated_endpoint(&probe, "record")).await;
     for n in 0..4i64 {
         wait_until("the handler holds the next record", Duration::from_secs(20), || probe.count() == n as usize + 1)
             .await;
@@ -64,7 +64,7 @@ async fn batch_commits_after_the_records_of_a_poll() {
     produce(&kafka, T, &numbered(6));
     let probe = Probe::gated();
     let factory = factory(&kafka, AckMode::Batch).to_builder().max_poll_records(3).build().unwrap();
-    let running = start(&kafka, factory, gated_endpoint(&probe, "batch")).await;
+    let running = start(factory, gated_endpoint(&probe, "batch")).await;
 
     // The first poll is records 0..3; record 1 is in its handler, 0 is done: nothing committed.
     probe.release_through(0);
@@ -95,7 +95,7 @@ async fn count_commits_every_ack_count_records_and_the_rest_on_shutdown() {
     produce(&kafka, T, &numbered(5));
     let probe = Probe::gated();
     let factory = factory(&kafka, AckMode::Count).to_builder().ack_count(2).build().unwrap();
-    let running = start(&kafka, factory, gated_endpoint(&probe, "count")).await;
+    let running = start(factory, gated_endpoint(&probe, "count")).await;
     probe.release_through(2);
     wait_until("record 3 in its handler", Duration::from_secs(20), || probe.count() == 4).await;
     wait_committed(&bootstrap, "count", T, at(2)).await;
@@ -120,7 +120,7 @@ async fn time_commits_once_ack_time_has_elapsed() {
     let ack_time = Duration::from_secs(3);
     let factory = factory(&kafka, AckMode::Time).to_builder().ack_time(ack_time).build().unwrap();
     let started = Instant::now();
-    let running = start(&kafka, factory, gated_endpoint(&probe, "time")).await;
+    let running = start(factory, gated_endpoint(&probe, "time")).await;
     wait_until("all handled", Duration::from_secs(20), || probe.count() == 3).await;
     let handled_after = started.elapsed();
     let mut first_commit = None;
@@ -150,7 +150,7 @@ async fn count_time_commits_on_count_when_it_comes_first() {
         .ack_time(Duration::from_secs(600))
         .build()
         .unwrap();
-    let running = start(&kafka, factory, gated_endpoint(&probe, "count-time")).await;
+    let running = start(factory, gated_endpoint(&probe, "count-time")).await;
     probe.release_through(2);
     wait_until("record 3 in its handler", Duration::from_secs(20), || probe.count() == 4).await;
     wait_committed(&bootstrap, "count-time", T, at(3)).await;
@@ -184,7 +184,7 @@ async fn manual_commits_only_acknowledged_records_in_contiguous_order() {
     let bootstrap = kafka.bootstrap_servers();
     produce(&kafka, T, &numbered(5));
     let probe = Probe::open();
-    let running = start(&kafka, factory(&kafka, AckMode::Manual), acking_endpoint(&probe, "manual", 2, false)).await;
+    let running = start(factory(&kafka, AckMode::Manual), acking_endpoint(&probe, "manual", 2, false)).await;
     wait_until("all handled", Duration::from_secs(20), || probe.count() == 5).await;
     // 0, 1, 3, 4 acknowledged; 2 not: only 0..2 may be committed.
     wait_committed(&bootstrap, "manual", T, at(2)).await;
@@ -207,7 +207,7 @@ async fn manual_immediate_commits_at_acknowledge() {
     produce(&kafka, T, &numbered(2));
     let probe = Probe::gated();
     let running =
-        start(&kafka, factory(&kafka, AckMode::ManualImmediate), acking_endpoint(&probe, "immediate", -1, true)).await;
+        start(factory(&kafka, AckMode::ManualImmediate), acking_endpoint(&probe, "immediate", -1, true)).await;
     wait_until("record 0 in its handler", Duration::from_secs(20), || probe.count() == 1).await;
     // Acknowledged, and the handler has not returned: the commit is already there.
     wait_committed(&bootstrap, "immediate", T, at(1)).await;
@@ -232,7 +232,7 @@ async fn manual_acks_from_spawned_tasks_out_of_order() {
             }
         },
     );
-    let running = start(&kafka, factory(&kafka, AckMode::Manual), endpoint).await;
+    let running = start(factory(&kafka, AckMode::Manual), endpoint).await;
     wait_until("all handled", Duration::from_secs(20), || probe.count() == 6).await;
     // Acknowledge from tasks in reverse order; the commit advances only when 0 is done.
     for offset in (1..6).rev() {

@@ -27,9 +27,14 @@ pub fn embedded(topics: &[(&str, i32)]) -> EmbeddedKafka {
 }
 
 /// A factory on this cluster with the given ack mode.
+///
+/// The mock cluster waits `session.timeout.ms - 1 s` for members when a group's membership
+/// changes; a short session timeout (with heartbeats to match) keeps rebalances quick.
 pub fn factory(kafka: &EmbeddedKafka, ack_mode: AckMode) -> ContainerFactory {
     ContainerFactory::builder()
         .bootstrap_servers(kafka.bootstrap_servers())
+        .set("session.timeout.ms", "3000")
+        .set("heartbeat.interval.ms", "300")
         .ack_mode(ack_mode)
         .build()
         .expect("factory")

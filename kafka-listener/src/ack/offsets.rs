@@ -127,13 +127,15 @@ impl OffsetTracker {
     }
 
     /// The offsets to commit now (committable past committed), marked as committed. `only`
-    /// restricts them to these partitions.
+    /// restricts them to these partitions and then takes every committable offset, even one sent
+    /// before: an asynchronous commit may not have landed (a broker rejects commits while a
+    /// rebalance is in progress), and the partition is about to be given up.
     pub(crate) fn take_commits(&mut self, only: Option<&TopicPartitionList>) -> Option<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for (topic, partitions) in &mut self.topics {
             for (&partition, p) in partitions.iter_mut() {
                 let Some(next) = p.committable else { continue };
-                if p.committed.is_some_and(|c| c >= next) {
+                if only.is_none() && p.committed.is_some_and(|c| c >= next) {
                     continue;
                 }
                 if let Some(only) = only {

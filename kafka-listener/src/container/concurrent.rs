@@ -102,6 +102,21 @@ impl ConcurrentContainer {
         all
     }
 
+    /// The partitions of each of its consumers, in consumer order (an empty list for a consumer
+    /// that owns none or is stopped).
+    pub fn consumer_assignments(&self) -> Vec<Vec<(String, i32)>> {
+        lock(&self.children)
+            .iter()
+            .map(|c| {
+                c.shared
+                    .consumer()
+                    .and_then(|consumer| consumer.assignment().ok())
+                    .map(|tpl| pairs(&tpl))
+                    .unwrap_or_default()
+            })
+            .collect()
+    }
+
     /// How many records its listener has handled (or its error handler recovered) since start.
     pub fn records_handled(&self) -> u64 {
         lock(&self.children).iter().map(|c| c.shared.handled.load(Ordering::Relaxed)).sum()

@@ -49,9 +49,12 @@ impl ConsumerContext for ContainerContext {
                     self.shared.commit(consumer, true, Some(tpl));
                 }
                 let mut offsets = self.shared.offsets();
+                let mut revoked = super::shared::lock(&self.shared.revoked);
                 for element in tpl.elements() {
                     offsets.remove(element.topic(), element.partition());
+                    revoked.push((element.topic().to_string(), element.partition()));
                 }
+                drop(revoked);
                 drop(offsets);
                 self.shared.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");

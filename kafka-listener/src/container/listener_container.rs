@@ -13,7 +13,7 @@ use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
-use super::commit_policy::CommitPolicy;
+use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::ContainerContext;
 use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
 use crate::config::{AckMode, FactorySettings};
@@ -120,7 +120,6 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>) {
         // What was processed is committed before the group is left.
         shared.commit(&consumer, true, None);
     }
-    consumer.unsubscribe();
     // Dropping the last reference closes the consumer: it leaves the group (the revocation
     // callback commits again, a no-op by now).
     drop(consumer);
@@ -158,7 +157,8 @@ impl<'c> PollLoop<'_, 'c> {
         };
         while !self.stopping() {
             self.apply_container_pause();
-            let generation = self.shared.generation.load(Ordering::Acquire);
+            // Nothing is in hand: revocations so far concern no record.
+            lock(&self.shared.revoked).clear();
             let mut records = self.gather(limit);
             if records.is_empty() {
                 if self.policy.idle() {
@@ -166,16 +166,13 @@ impl<'c> PollLoop<'_, 'c> {
                 }
                 continue;
             }
-            if self.shared.generation.load(Ordering::Acquire) != generation {
-                self.drop_revoked(&mut records);
-            }
+            self.drop_revoked(&mut records);
             match self.plan.invoker.clone() {
                 Invoker::Record(invoker) => self.handle_records(&invoker, records),
                 Invoker::Batch(invoker) => self.handle_batch(&invoker, records),
             }
-            if self.policy.poll_done() {
-                self.commit();
-            }
+            let decision = self.policy.poll_done();
+            self.apply(decision);
         }
     }
 
@@ -194,6 +191,31 @@ impl<'c> PollLoop<'_, 'c> {
     fn commit(&mut self) {
         self.shared.commit(self.consumer, false, None);
         self.policy.committed();
+    }
+
+    fn apply(&mut self, decision: Commit) {
+        match decision {
+            Commit::Now => self.commit(),
+            Commit::Soon => self.schedule_commit(),
+            Commit::No => {}
+        }
+    }
+
+    /// Sends the held-back commit once the spacing has passed, from a runtime task, so that a
+    /// slow next handler does not hold it back (commits are ordered under the tracker's lock).
+    fn schedule_commit(&self) {
+        if self.shared.flush_scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = self.shared.clone();
+        self.plan.runtime.spawn(async move {
+            tokio::time::sleep(RECORD_COMMIT_SPACING).await;
+            shared.flush_scheduled.store(false, Ordering::Release);
+            // On stop, the poll thread commits synchronously itself.
+            if !shared.stop_requested.load(Ordering::Acquire) {
+                shared.commit_now();
+            }
+        });
     }
 
     fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
@@ -233,9 +255,17 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
+    /// Drops the records of partitions revoked while they were gathered (and those not owned).
     fn drop_revoked(&self, records: &mut Vec<Record<'c>>) {
+        let revoked = std::mem::take(&mut *lock(&self.shared.revoked));
+        if revoked.is_empty() {
+            return;
+        }
         let offsets = self.shared.offsets();
-        records.retain(|r| offsets.owns(r.topic(), r.partition()));
+        records.retain(|r| {
+            offsets.owns(r.topic(), r.partition())
+                && !revoked.iter().any(|(t, p)| t == r.topic() && *p == r.partition())
+        });
     }
 
     fn apply_container_pause(&mut self) {
@@ -293,7 +323,10 @@ impl<'c> PollLoop<'_, 'c> {
             let now = self.shared.generation.load(Ordering::Acquire);
             if now != generation {
                 generation = now;
-                if !self.shared.offsets().owns(record.topic(), record.partition()) {
+                // A revocation happened while handling (during a retry wait): give up the
+                // records of revoked partitions; another consumer (or this one, again) gets them.
+                skipped.extend(std::mem::take(&mut *lock(&self.shared.revoked)));
+                if skipped.iter().any(|(t, p)| t == record.topic() && *p == record.partition()) {
                     continue;
                 }
             }
@@ -317,9 +350,8 @@ impl<'c> PollLoop<'_, 'c> {
             if self.apply_requests(requests, &records[index..], &mut skipped) {
                 return;
             }
-            if self.policy.handled(1) {
-                self.commit();
-            }
+            let decision = self.policy.handled(1);
+            self.apply(decision);
         }
     }
 
@@ -479,9 +511,8 @@ impl<'c> PollLoop<'_, 'c> {
             if self.apply_requests(requests, &records[start..], &mut Vec::new()) {
                 return;
             }
-            if self.policy.handled(handled.len() as u64) {
-                self.commit();
-            }
+            let decision = self.policy.handled(handled.len() as u64);
+            self.apply(decision);
             start = end;
         }
     }

@@ -44,6 +44,12 @@ pub(crate) struct ContainerShared {
     pub(crate) stop_requested: AtomicBool,
     /// Bumped at every revocation: the poll thread then re-checks the records it holds.
     pub(crate) generation: AtomicU64,
+    /// Partitions revoked since the poll thread last looked: the records it holds of them are
+    /// dropped, even if the partition was assigned again (it is then fetched again from the
+    /// committed offset).
+    pub(crate) revoked: Mutex<Vec<(String, i32)>>,
+    /// A deferred commit (AckMode::Record) is scheduled.
+    pub(crate) flush_scheduled: AtomicBool,
     pub(crate) handled: AtomicU64,
 }
 
@@ -61,6 +67,8 @@ impl ContainerShared {
             pause_requested: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             generation: AtomicU64::new(0),
+            revoked: Mutex::new(Vec::new()),
+            flush_scheduled: AtomicBool::new(false),
             handled: AtomicU64::new(0),
         }
     }

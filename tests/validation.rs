@@ -1,0 +1,153 @@
+//! `start()` validates everything before any consumer starts and reports every problem at once;
+//! factories reject invalid settings; secrets never show.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use kafka_listener::prelude::*;
+use kafka_listener::Error;
+
+#[derive(Clone)]
+struct Missing;
+
+fn noop(id: &str, topic: &str) -> Endpoint {
+    Endpoint::new(id).topic(topic).handler(|_: String| async {})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_reports_every_problem_at_once() {
+    let kafka = embedded(&[("exists", 1)]);
+    let strict = factory(&kafka, AckMode::Batch).to_builder().missing_topics_fatal(true).build().unwrap();
+    let result = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch))
+        .with_factory("strict", strict)
+        .register(noop("dup", "exists"))
+        .register(noop("dup", "exists"))
+        .register(noop("no-factory", "exists").container_factory("nope"))
+        .register(
+            Endpoint::new("acking").topic("exists").handler(|ack: Acknowledgment| async move { ack.acknowledge() }),
+        )
+        .register(Endpoint::new("stateful").topic("exists").handler(|_: State<Missing>| async {}))
+        .register(noop("placeholder", "${KL_TEST_SURELY_UNSET_VARIABLE}"))
+        .register(noop("missing-topic", "does-not-exist").container_factory("strict"))
+        .register(Endpoint::new("no-topic").handler(|_: String| async {}))
+        .register(noop("bad-property", "exists").property("no.such.property", "1"))
+        .start()
+        .await;
+    let Err(error) = result else { panic!("start should fail") };
+    let text = error.to_string();
+    let problems = error.problems();
+    let about = |listener: &str| -> Vec<String> {
+        problems.iter().filter(|p| p.listener.as_deref() == Some(listener)).map(|p| p.message.clone()).collect()
+    };
+    assert!(about("dup")[0].contains("2 listeners have this id"), "{text}");
+    assert!(
+        about("no-factory")[0].contains("container_factory `nope`") && about("no-factory")[0].contains("`strict`"),
+        "{text}"
+    );
+    let acking = &about("acking")[0];
+    assert!(
+        acking.contains("Acknowledgment") && acking.contains("Batch") && acking.contains("AckMode::Manual"),
+        "{text}"
+    );
+    assert!(about("stateful")[0].contains("State<") && about("stateful")[0].contains("with_state"), "{text}");
+    assert!(about("placeholder")[0].contains("KL_TEST_SURELY_UNSET_VARIABLE"), "{text}");
+    assert!(about("missing-topic")[0].contains("`does-not-exist` does not exist"), "{text}");
+    assert!(about("no-topic")[0].contains("names no topic"), "{text}");
+    assert!(about("bad-property")[0].contains("no.such.property"), "{text}");
+    assert_eq!(problems.len(), 8, "{text}");
+    assert!(text.starts_with("the listeners cannot start (8 problems)"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_broker_is_reported_within_the_startup_timeout() {
+    init_tracing();
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .startup_timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let started = Instant::now();
+    let result = ListenerRegistry::empty().with_default_factory(factory).register(noop("lonely", "t")).start().await;
+    let Err(Error::Validation(problems)) = result else { panic!("start should fail") };
+    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
+    assert!(problems[0].message.contains("cannot reach the broker at `127.0.0.1:1`"), "{problems:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn placeholders_resolve_from_the_environment_or_their_default() {
+    let kafka = embedded(&[("ph-topic", 1)]);
+    produce(&kafka, "ph-topic", &numbered(1));
+    std::env::set_var("KL_TEST_GROUP", "ph-group");
+    let probe = Probe::open();
+    let p = probe.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch))
+        .register(Endpoint::new("ph").topic("${KL_TEST_UNSET_TOPIC:ph-topic}").group("${KL_TEST_GROUP}").handler(
+            move |r: ConsumerRecord| {
+                let p = p.clone();
+                async move { p.handle(r).await }
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "ph-group", "ph-topic", [(0, 1)].into()).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(probe.count(), 1);
+}
+
+#[test]
+fn factory_build_rejects_invalid_settings_naming_them() {
+    let base = || ContainerFactory::builder().bootstrap_servers("localhost:9092");
+    let setting = |r: kafka_listener::Result<ContainerFactory>| match r {
+        Err(Error::Config { setting, reason }) => (setting, reason),
+        other => panic!("expected a config error, got {other:?}"),
+    };
+    assert_eq!(setting(ContainerFactory::builder().build()).0, "bootstrap_servers");
+    assert_eq!(setting(base().concurrency(0).build()).0, "concurrency");
+    assert_eq!(setting(base().ack_mode(AckMode::Count).ack_count(0).build()).0, "ack_count");
+    assert_eq!(setting(base().ack_mode(AckMode::Time).ack_time(Duration::ZERO).build()).0, "ack_time");
+    assert_eq!(setting(base().max_poll_records(0).build()).0, "max_poll_records");
+    let (key, reason) = setting(base().set("enable.auto.commit", "true").build());
+    assert_eq!(key, "enable.auto.commit");
+    assert!(reason.contains("container owns commits"), "{reason}");
+    let (key, reason) = setting(base().set("fetch.wait.max.mss", "5").build());
+    assert_eq!(key, "fetch.wait.max.mss");
+    assert!(reason.contains("No such configuration property"), "{reason}");
+    let (key, _) = setting(base().set("session.timeout.ms", "soon").build());
+    assert_eq!(key, "session.timeout.ms");
+    // Ack mode Count with a count is fine, and to_builder derives.
+    let f = base().ack_mode(AckMode::Count).ack_count(10).build().unwrap();
+    assert_eq!(f.to_builder().ack_mode(AckMode::Manual).build().unwrap().ack_mode(), AckMode::Manual);
+}
+
+#[test]
+fn secrets_never_show() {
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers("localhost:9092")
+        .set("security.protocol", "sasl_plaintext")
+        .set("sasl.mechanisms", "PLAIN")
+        .set("sasl.username", "svc")
+        .set("sasl.password", "hunter2-secret")
+        .build()
+        .unwrap();
+    let debug = format!("{factory:?} {:?}", factory.to_builder());
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("<redacted>") && debug.contains("svc"), "{debug}");
+    assert_eq!(factory.property("sasl.password"), None);
+    let admin = kafka_listener::support::Admin::new("localhost:9092").set("sasl.password", "hunter2-secret");
+    assert!(!format!("{admin:?}").contains("hunter2"));
+    // A rejected secret value is not echoed in the error.
+    let error = ContainerFactory::builder()
+        .bootstrap_servers("localhost:9092")
+        .set("ssl.key.password", "hunter2-secret")
+        .set("sasl.oauthbearer.client.secret", "hunter2-secret")
+        .build()
+        .err()
+        .map(|e| format!("{e} {e:?}"))
+        .unwrap_or_default();
+    assert!(!error.contains("hunter2"), "{error}");
+}
