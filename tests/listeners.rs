@@ -11,7 +11,7 @@ use bytes::Bytes;
 use common::*;
 use kafka_listener::extract::{ConversionError, ListenerContext, RecordPart};
 use kafka_listener::prelude::*;
-use kafka_listener::{FailedRecord, ListenerFailure};
+use kafka_listener::FailedRecord;
 use serde::Deserialize;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
