@@ -116,50 +116,49 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         ReturnType::Type(_, ty) => ty.span(),
     };
 
-    let (invoke, requirements) = if args.batch {
-        let converts = params
-            .iter()
-            .zip(&vars)
-            .map(|(ty, var)| quote_spanned!(ty.span()=> let #var = #private::convert_batch::<#ty>(__records, __cx)?;));
-        let outcome = quote_spanned!(result_span=> #private::batch_outcome(#call));
-        let reqs = params
-            .iter()
-            .map(|ty| quote_spanned!(ty.span()=> <#ty as #private::FromBatch>::requirements(__requirements);));
+    // Record and batch listeners differ only in these names.
+    let (param_fn, conversion, outcome_fn, input, input_ty, failure, variant) = if args.batch {
         (
-            quote! {
-                fn __invoke(
-                    __records: &[#private::Record<'_>],
-                    __cx: &#private::ListenerContext<'_>,
-                ) -> ::core::result::Result<(), (::core::option::Option<usize>, #private::ListenerFailure)> {
-                    #(#converts)*
-                    #outcome
-                }
-                #private::AnnotatedInvoke::Batch(__invoke)
-            },
-            quote!(#(#reqs)*),
+            quote!(batch_param),
+            quote!(batch_conversion),
+            quote!(batch_outcome),
+            quote!(__records),
+            quote!(&[#private::Record<'_>]),
+            quote!((::core::option::Option<usize>, #private::ListenerFailure)),
+            quote!(Batch),
         )
     } else {
-        let converts = params
-            .iter()
-            .zip(&vars)
-            .map(|(ty, var)| quote_spanned!(ty.span()=> let #var = #private::convert::<#ty>(__record, __cx)?;));
-        let outcome = quote_spanned!(result_span=> #private::outcome(#call));
-        let reqs = params
-            .iter()
-            .map(|ty| quote_spanned!(ty.span()=> <#ty as #private::FromRecord>::requirements(__requirements);));
         (
-            quote! {
-                fn __invoke(
-                    __record: &#private::Record<'_>,
-                    __cx: &#private::ListenerContext<'_>,
-                ) -> ::core::result::Result<(), #private::ListenerFailure> {
-                    #(#converts)*
-                    #outcome
-                }
-                #private::AnnotatedInvoke::Record(__invoke)
-            },
-            quote!(#(#reqs)*),
+            quote!(record_param),
+            quote!(conversion),
+            quote!(outcome),
+            quote!(__record),
+            quote!(&#private::Record<'_>),
+            quote!(#private::ListenerFailure),
+            quote!(Record),
         )
+    };
+    // Each parameter type is named once, spanned on itself, so that a type that is not an
+    // extractor gives one error there.
+    let param = |ty: &Type| quote_spanned!(ty.span()=> #private::#param_fn::<#ty>());
+    let converts = params.iter().zip(&vars).map(|(ty, var)| {
+        let param = param(ty);
+        quote!(let #var = (#param.convert)(#input, __cx).map_err(#private::#conversion)?;)
+    });
+    let requirements = params.iter().map(|ty| {
+        let param = param(ty);
+        quote!((#param.requirements)(__requirements);)
+    });
+    let requirements = quote!(#(#requirements)*);
+    // The result is named with the return type's span: an unsupported return type is reported there.
+    let result = quote_spanned!(result_span=> __result);
+    let invoke = quote! {
+        fn __invoke(#input: #input_ty, __cx: &#private::ListenerContext<'_>) -> ::core::result::Result<(), #failure> {
+            #(#converts)*
+            let #result = #call;
+            #private::#outcome_fn(#result)
+        }
+        #private::AnnotatedInvoke::#variant(__invoke)
     };
 
     let id = opt(&args.id);

@@ -93,19 +93,47 @@ pub mod __private {
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
     pub use inventory;
 
-    /// Converts a record into one argument.
-    #[inline]
-    pub fn convert<T: FromRecord>(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<T, ListenerFailure> {
-        T::from_record(record, cx).map_err(ListenerFailure::Conversion)
+    /// How one parameter of a record listener is built and what it needs. The macro names each
+    /// parameter type once through this, so that a type that is no extractor gives one error.
+    pub struct RecordParam<T> {
+        /// Builds the argument.
+        pub convert: fn(&Record<'_>, &ListenerContext<'_>) -> Result<T, crate::extract::ConversionError>,
+        /// Declares what it needs.
+        pub requirements: fn(&mut Requirements),
     }
 
-    /// Converts a batch into one argument.
+    /// The [`RecordParam`] of `T`.
     #[inline]
-    pub fn convert_batch<T: FromBatch>(
-        records: &[Record<'_>],
-        cx: &ListenerContext<'_>,
-    ) -> Result<T, (Option<usize>, ListenerFailure)> {
-        T::from_batch(records, cx).map_err(|(i, e)| (Some(i), ListenerFailure::Conversion(e)))
+    pub fn record_param<T: FromRecord>() -> RecordParam<T> {
+        RecordParam { convert: T::from_record, requirements: T::requirements }
+    }
+
+    /// How one parameter of a batch listener is built and what it needs.
+    pub struct BatchParam<T> {
+        /// Builds the argument.
+        pub convert: fn(&[Record<'_>], &ListenerContext<'_>) -> Result<T, (usize, crate::extract::ConversionError)>,
+        /// Declares what it needs.
+        pub requirements: fn(&mut Requirements),
+    }
+
+    /// The [`BatchParam`] of `T`.
+    #[inline]
+    pub fn batch_param<T: FromBatch>() -> BatchParam<T> {
+        BatchParam { convert: T::from_batch, requirements: T::requirements }
+    }
+
+    /// A record conversion failure as a listener failure.
+    #[inline]
+    pub fn conversion(error: crate::extract::ConversionError) -> ListenerFailure {
+        ListenerFailure::Conversion(error)
+    }
+
+    /// A batch conversion failure as a listener failure at its index.
+    #[inline]
+    pub fn batch_conversion(
+        (index, error): (usize, crate::extract::ConversionError),
+    ) -> (Option<usize>, ListenerFailure) {
+        (Some(index), ListenerFailure::Conversion(error))
     }
 
     /// A record handler's return value as an outcome.

@@ -1,0 +1,7 @@
+#![allow(unused)]
+use kafka_listener::prelude::*;
+
+#[kafka_listener(topic = "orders")]
+async fn on_order(payload: &str) {}
+
+fn main() {}
