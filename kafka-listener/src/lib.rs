@@ -111,7 +111,7 @@ pub mod __private {
     /// How one parameter of a batch listener is built and what it needs.
     pub struct BatchParam<T> {
         /// Builds the argument.
-        pub convert: fn(&[Record<'_>], &ListenerContext<'_>) -> Result<T, (usize, crate::extract::ConversionError)>,
+        pub convert: fn(&[Record<'_>], &ListenerContext<'_>) -> crate::extract::BatchConversion<T>,
         /// Declares what it needs.
         pub requirements: fn(&mut Requirements),
     }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::config::AckMode;
 use crate::container::ContainerShared;
-use crate::extract::{ConversionError, FromBatch, FromRecord, ListenerContext, Record, Requirements};
+use crate::extract::{BatchConversion, ConversionError, FromBatch, FromRecord, ListenerContext, Record, Requirements};
 
 /// Acknowledges the record (or batch) a listener was given, with `AckMode::Manual` or
 /// `AckMode::ManualImmediate` (Spring's `Acknowledgment`).
@@ -86,7 +86,7 @@ impl FromRecord for Acknowledgment {
 }
 
 impl FromBatch for Acknowledgment {
-    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> Result<Self, (usize, ConversionError)> {
+    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self> {
         let targets: Vec<_> = {
             let mut offsets = cx.container.offsets();
             records.iter().map(|r| (offsets.intern(r.topic()), r.partition(), r.offset())).collect()

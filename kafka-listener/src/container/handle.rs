@@ -6,7 +6,7 @@ use rdkafka::TopicPartitionList;
 
 use super::shared::{lock, ContainerShared};
 use crate::error::{Error, Result};
-use crate::extract::{ConversionError, FromBatch, FromRecord, ListenerContext, Record, Requirements};
+use crate::extract::{BatchConversion, ConversionError, FromBatch, FromRecord, ListenerContext, Record, Requirements};
 
 /// A handle on the consumer of the container that invokes the listener (Spring's
 /// consumer-aware listeners): pause, resume, seek, inspect the assignment, commit.
@@ -116,7 +116,7 @@ impl FromRecord for ConsumerHandle {
 }
 
 impl FromBatch for ConsumerHandle {
-    fn from_batch(_records: &[Record<'_>], cx: &ListenerContext<'_>) -> Result<Self, (usize, ConversionError)> {
+    fn from_batch(_records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self> {
         Ok(ConsumerHandle::new(cx.container.clone()))
     }
 

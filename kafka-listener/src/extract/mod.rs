@@ -21,6 +21,9 @@ pub use record::{ConsumerRecord, Headers, Record};
 pub use state::State;
 pub(crate) use state::StateMap;
 
+/// A batch argument, or the index of the record that could not be converted and why.
+pub type BatchConversion<T> = Result<T, (usize, ConversionError)>;
+
 /// Builds one handler argument from a record.
 ///
 /// ```
@@ -62,7 +65,7 @@ pub trait FromRecord: Sized {
 )]
 pub trait FromBatch: Sized {
     /// Converts the batch; on failure, says which record (its index in `records`) could not be converted.
-    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> Result<Self, (usize, ConversionError)>;
+    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self>;
 
     /// What the parameter needs from its container, checked by `ListenerRegistry::start`.
     fn requirements(requirements: &mut Requirements) {
@@ -71,7 +74,7 @@ pub trait FromBatch: Sized {
 }
 
 impl<T: FromRecord> FromBatch for Vec<T> {
-    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> Result<Self, (usize, ConversionError)> {
+    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self> {
         records.iter().enumerate().map(|(i, record)| T::from_record(record, cx).map_err(|e| (i, e))).collect()
     }
 

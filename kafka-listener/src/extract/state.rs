@@ -3,7 +3,9 @@ use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
-use super::{ConversionError, FromBatch, FromRecord, ListenerContext, Record, RecordPart, Requirements};
+use super::{
+    BatchConversion, ConversionError, FromBatch, FromRecord, ListenerContext, Record, RecordPart, Requirements,
+};
 
 /// Application state given to the registry with `ListenerRegistry::with_state`, as in axum.
 ///
@@ -41,7 +43,7 @@ impl<S: Clone + Send + Sync + 'static> FromRecord for State<S> {
 }
 
 impl<S: Clone + Send + Sync + 'static> FromBatch for State<S> {
-    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> Result<Self, (usize, ConversionError)> {
+    fn from_batch(records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self> {
         match (Self::extract(cx), records.first()) {
             (Some(state), _) => Ok(state),
             (None, Some(first)) => Err((0, missing::<S>(first))),
