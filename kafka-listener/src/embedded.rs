@@ -58,16 +58,29 @@ impl EmbeddedKafka {
             .ok_or_else(|| Error::config("test.mock.num.brokers", "librdkafka did not create a mock cluster"))?;
         let bootstrap_servers = cluster.bootstrap_servers();
         drop(cluster);
+        let kafka = EmbeddedKafka { producer, bootstrap_servers };
+        kafka.set_initial_rebalance_delay(Duration::ZERO);
+        Ok(kafka)
+    }
+
+    /// How long a new consumer group waits for more members before its first assignment
+    /// (the broker's `group.initial.rebalance.delay.ms`; 0 after `start`). A listener with
+    /// concurrency above 1 gets all its consumers into the first assignment with a few hundred
+    /// milliseconds, instead of a second rebalance (which the mock cluster lets wait
+    /// `session.timeout.ms - 1 s`).
+    pub fn set_initial_rebalance_delay(&self, delay: Duration) {
         // SAFETY: the client was created with `test.mock.num.brokers`, so it owns a mock cluster
         // that lives as long as the client; the mock API is thread-safe (it sends an operation to
         // the cluster's own thread and waits for it).
         unsafe {
-            let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(producer.client().native_ptr());
+            let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(self.producer.client().native_ptr());
             if !cluster.is_null() {
-                rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(cluster, 0);
+                rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(
+                    cluster,
+                    i32::try_from(delay.as_millis()).unwrap_or(i32::MAX),
+                );
             }
         }
-        Ok(EmbeddedKafka { producer, bootstrap_servers })
     }
 
     /// The brokers' addresses, for `bootstrap_servers`.

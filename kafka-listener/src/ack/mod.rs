@@ -4,4 +4,4 @@ mod acknowledgment;
 mod offsets;
 
 pub use acknowledgment::Acknowledgment;
-pub(crate) use offsets::OffsetTracker;
+pub(crate) use offsets::{OffsetTracker, Selection};

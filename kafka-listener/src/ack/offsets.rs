@@ -14,6 +14,8 @@ struct PartitionOffsets {
     committable: Option<i64>,
     /// The offset last sent in a commit.
     committed: Option<i64>,
+    /// The last commit sent is not known to have landed (asynchronous, or failed).
+    unconfirmed: bool,
 }
 
 impl PartitionOffsets {
@@ -30,6 +32,20 @@ impl PartitionOffsets {
             self.advance(offset + 1);
         }
     }
+}
+
+/// Which offsets a commit carries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Selection<'a> {
+    /// Those that advanced since the last commit.
+    Advanced,
+    /// Every committable offset, even one sent before: an asynchronous commit may not have landed
+    /// (a broker rejects commits while a rebalance is in progress) and this one will be confirmed.
+    All,
+    /// Every committable offset of these partitions (about to be revoked), as with `All`.
+    Partitions(&'a TopicPartitionList),
+    /// The offsets sent before and not known to have landed, sent again as they were.
+    Unconfirmed,
 }
 
 /// The offsets of every partition a container owns.
@@ -126,42 +142,46 @@ impl OffsetTracker {
         }
     }
 
-    /// The offsets to commit now (committable past committed), marked as committed. `only`
-    /// restricts them to these partitions and then takes every committable offset, even one sent
-    /// before: an asynchronous commit may not have landed (a broker rejects commits while a
-    /// rebalance is in progress), and the partition is about to be given up.
-    pub(crate) fn take_commits(&mut self, only: Option<&TopicPartitionList>) -> Option<TopicPartitionList> {
+    /// The offsets to commit, marked as sent (and unconfirmed); `None` when there is nothing to send.
+    pub(crate) fn take_commits(&mut self, selection: Selection<'_>) -> Option<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
         for (topic, partitions) in &mut self.topics {
             for (&partition, p) in partitions.iter_mut() {
-                let Some(next) = p.committable else { continue };
-                if only.is_none() && p.committed.is_some_and(|c| c >= next) {
-                    continue;
-                }
-                if let Some(only) = only {
-                    if only.find_partition(topic, partition).is_none() {
-                        continue;
+                let offset = match selection {
+                    Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
+                    Selection::All => p.committable,
+                    Selection::Partitions(only) => {
+                        p.committable.filter(|_| only.find_partition(topic, partition).is_some())
                     }
-                }
-                if tpl.add_partition_offset(topic, partition, Offset::Offset(next)).is_ok() {
-                    p.committed = Some(next);
+                    Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
+                };
+                if let Some(offset) = offset {
+                    if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_ok() {
+                        p.committed = Some(offset);
+                        p.unconfirmed = true;
+                    }
                 }
             }
         }
         (tpl.count() > 0).then_some(tpl)
     }
 
-    /// A commit failed: its offsets are to be committed again.
-    pub(crate) fn commit_failed(&mut self, tpl: &TopicPartitionList) {
+    /// A synchronous commit of these offsets succeeded.
+    pub(crate) fn confirmed(&mut self, tpl: &TopicPartitionList) {
         for element in tpl.elements() {
             if let (Some(p), Offset::Offset(offset)) =
                 (self.topics.get_mut(element.topic()).and_then(|p| p.get_mut(&element.partition())), element.offset())
             {
                 if p.committed == Some(offset) {
-                    p.committed = None;
+                    p.unconfirmed = false;
                 }
             }
         }
+    }
+
+    /// Whether a commit sent is not known to have landed.
+    pub(crate) fn has_unconfirmed(&self) -> bool {
+        self.topics.values().flat_map(HashMap::values).any(|p| p.unconfirmed)
     }
 
     /// The next offset to commit for a partition, if any record of it is done.
@@ -194,14 +214,20 @@ mod tests {
     }
 
     #[test]
-    fn commits_are_taken_once_and_retaken_after_failure() {
+    fn commits_are_taken_once_and_resent_until_confirmed() {
         let mut t = OffsetTracker::default();
         t.complete("t", 1, 4, false);
-        let tpl = t.take_commits(None).unwrap_or_default();
+        let tpl = t.take_commits(Selection::Advanced).unwrap_or_default();
         assert_eq!(tpl.find_partition("t", 1).map(|e| e.offset()), Some(Offset::Offset(5)));
-        assert!(t.take_commits(None).is_none());
-        t.commit_failed(&tpl);
-        assert!(t.take_commits(None).is_some());
+        assert!(t.take_commits(Selection::Advanced).is_none());
+        t.complete("t", 1, 5, false);
+        // Confirming re-sends what was sent, not what became committable since.
+        let again = t.take_commits(Selection::Unconfirmed).unwrap_or_default();
+        assert_eq!(again.find_partition("t", 1).map(|e| e.offset()), Some(Offset::Offset(5)));
+        t.confirmed(&again);
+        assert!(!t.has_unconfirmed());
+        assert!(t.take_commits(Selection::Unconfirmed).is_none());
+        assert!(t.take_commits(Selection::Advanced).is_some());
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use rdkafka::consumer::Consumer;
 
 use super::handle::pairs;
-use super::listener_container::{ContainerPlan, ListenerContainer};
+use super::listener_container::{ContainerPlan, ListenerContainer, Siblings};
 use super::shared::lock;
 use crate::error::{Error, Result};
 
@@ -16,6 +16,7 @@ pub struct ConcurrentContainer {
     plan: Arc<ContainerPlan>,
     concurrency: usize,
     children: Mutex<Vec<ListenerContainer>>,
+    siblings: Mutex<Arc<Siblings>>,
 }
 
 impl fmt::Debug for ConcurrentContainer {
@@ -30,7 +31,12 @@ impl fmt::Debug for ConcurrentContainer {
 
 impl ConcurrentContainer {
     pub(crate) fn new(plan: ContainerPlan, concurrency: usize) -> Self {
-        ConcurrentContainer { plan: Arc::new(plan), concurrency, children: Mutex::new(Vec::new()) }
+        ConcurrentContainer {
+            plan: Arc::new(plan),
+            concurrency,
+            children: Mutex::new(Vec::new()),
+            siblings: Mutex::new(Arc::new(Siblings::new(concurrency))),
+        }
     }
 
     /// The listener id.
@@ -53,8 +59,10 @@ impl ConcurrentContainer {
             return Ok(());
         }
         children.clear();
+        let siblings = Arc::new(Siblings::new(self.concurrency));
+        *lock(&self.siblings) = siblings.clone();
         for index in 0..self.concurrency {
-            let child = ListenerContainer::spawn(self.plan.clone(), index).map_err(|e| {
+            let child = ListenerContainer::spawn(self.plan.clone(), index, siblings.clone()).map_err(|e| {
                 Error::config(
                     "concurrency",
                     format!("cannot start a container thread for listener `{}`: {e}", self.id()),
@@ -123,6 +131,7 @@ impl ConcurrentContainer {
     }
 
     pub(crate) fn request_stop(&self) {
+        lock(&self.siblings).stopping.store(true, Ordering::Release);
         lock(&self.children).iter().for_each(ListenerContainer::request_stop);
     }
 

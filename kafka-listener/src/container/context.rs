@@ -9,6 +9,7 @@ use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::TopicPartitionList;
 
 use super::shared::{describe, ContainerShared};
+use crate::ack::Selection;
 
 /// The rdkafka context of a container's consumer: logs through `tracing`, commits processed
 /// offsets before partitions are revoked, and learns of finished commits.
@@ -45,8 +46,9 @@ impl ConsumerContext for ContainerContext {
                 // was processed before the partitions go to another consumer.
                 if consumer.assignment_lost() {
                     tracing::warn!(listener, partitions = %describe(tpl), "assignment lost; processed offsets cannot be committed");
-                } else {
-                    self.shared.commit(consumer, true, Some(tpl));
+                } else if let Err(error) = self.shared.commit(consumer, true, Selection::Partitions(tpl)) {
+                    tracing::warn!(listener, partitions = %describe(tpl), %error,
+                        "could not commit before the partitions were revoked; their new owner resumes from the last commit");
                 }
                 let mut offsets = self.shared.offsets();
                 let mut revoked = super::shared::lock(&self.shared.revoked);
@@ -81,9 +83,10 @@ impl ConsumerContext for ContainerContext {
     }
 
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
+        // librdkafka reports the container's own commits only when they are synchronous (and
+        // then to the caller); this serves any other commit it reports.
         if let Err(error) = result {
-            tracing::warn!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error, "commit failed; it will be retried");
-            self.shared.commit_failed(offsets);
+            tracing::warn!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error, "commit failed");
         }
     }
 }

@@ -81,8 +81,9 @@ impl ConsumerHandle {
         let consumer = self.container.consumer().ok_or_else(|| {
             Error::config("consumer", format!("the container of listener `{}` is stopped", self.container.listener_id))
         })?;
-        self.container.commit(&consumer, true, None);
-        Ok(())
+        self.container
+            .commit(&consumer, true, crate::ack::Selection::All)
+            .map_err(|e| Error::kafka(format!("committing (listener `{}`)", self.container.listener_id), e))
     }
 
     /// The listener id of the container.

@@ -16,6 +16,7 @@ use tokio::sync::watch;
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::ContainerContext;
 use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
+use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
 use crate::error_handler::{ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
@@ -55,9 +56,13 @@ pub(crate) struct ListenerContainer {
 /// The longest a single poll blocks, so that stop and pause requests are served promptly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often an idle container confirms asynchronous commits.
+const CONFIRM_INTERVAL: Duration = Duration::from_millis(500);
+/// The least time the final commit is tried for.
+const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(3);
 
 impl ListenerContainer {
-    pub(crate) fn spawn(plan: Arc<ContainerPlan>, index: usize) -> std::io::Result<Self> {
+    pub(crate) fn spawn(plan: Arc<ContainerPlan>, index: usize, siblings: Arc<Siblings>) -> std::io::Result<Self> {
         let shared =
             Arc::new(ContainerShared::new(plan.listener_id.clone(), plan.ack_mode, plan.settings.sync_commits));
         let (done_tx, done) = watch::channel(());
@@ -66,7 +71,9 @@ impl ListenerContainer {
             move || {
                 // Dropped when the thread ends, however it ends: that is the "stopped" signal.
                 let _done = done_tx;
-                run(&plan, index, thread_shared);
+                // Counts as arrived however the thread ends.
+                let arrival = Arrival(&siblings);
+                run(&plan, index, thread_shared, &arrival);
             },
         )?;
         Ok(ListenerContainer { shared, done, _thread: thread })
@@ -87,7 +94,46 @@ impl ListenerContainer {
     }
 }
 
-fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>) {
+/// The consumers of one `ConcurrentContainer` stopping together: each commits, then waits for
+/// the others before leaving the group, so that no commit meets a rebalance caused by a
+/// sibling's departure (a broker rejects commits while a rebalance is in progress).
+#[derive(Debug, Default)]
+pub(crate) struct Siblings {
+    total: usize,
+    arrived: std::sync::atomic::AtomicUsize,
+    /// The whole container is stopping (not one consumer alone).
+    pub(crate) stopping: std::sync::atomic::AtomicBool,
+}
+
+impl Siblings {
+    pub(crate) fn new(total: usize) -> Self {
+        Siblings { total, ..Siblings::default() }
+    }
+
+    fn all_arrived(&self) -> bool {
+        self.arrived.load(Ordering::Acquire) >= self.total
+    }
+}
+
+struct Arrival<'a>(&'a Siblings);
+
+impl Arrival<'_> {
+    fn arrive(&self) {
+        self.0.arrived.fetch_add(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Arrival<'_> {
+    fn drop(&mut self) {
+        // A consumer that ended early (or panicked) must not hold its siblings back; arriving
+        // twice only makes the count reach the total sooner, after this one has left.
+        if !self.0.all_arrived() {
+            self.arrive();
+        }
+    }
+}
+
+fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival: &Arrival<'_>) {
     let _runtime = plan.runtime.enter();
     let listener = &*plan.listener_id;
     let mut config = plan.client_config.clone();
@@ -114,11 +160,15 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>) {
             policy: CommitPolicy::new(plan.ack_mode, &plan.settings),
             paused_applied: false,
             stop_deadline: None,
+            last_confirm: Instant::now(),
             last_poll_error: None,
         };
         poll_loop.run();
-        // What was processed is committed before the group is left.
-        shared.commit(&consumer, true, None);
+        poll_loop.finish();
+        arrival.arrive();
+        if arrival.0.stopping.load(Ordering::Acquire) {
+            poll_loop.wait_for(arrival.0);
+        }
     }
     // Dropping the last reference closes the consumer: it leaves the group (the revocation
     // callback commits again, a no-op by now).
@@ -143,6 +193,7 @@ struct PollLoop<'p, 'c> {
     policy: CommitPolicy,
     paused_applied: bool,
     stop_deadline: Option<Instant>,
+    last_confirm: Instant,
     last_poll_error: Option<(String, Instant)>,
 }
 
@@ -161,9 +212,7 @@ impl<'c> PollLoop<'_, 'c> {
             lock(&self.shared.revoked).clear();
             let mut records = self.gather(limit);
             if records.is_empty() {
-                if self.policy.idle() {
-                    self.commit();
-                }
+                self.idle();
                 continue;
             }
             self.drop_revoked(&mut records);
@@ -189,8 +238,54 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn commit(&mut self) {
-        self.shared.commit(self.consumer, false, None);
+        self.shared.commit_logged(self.consumer, false, Selection::Advanced);
         self.policy.committed();
+    }
+
+    /// Nothing was polled: commit what is due, and confirm asynchronous commits with a
+    /// synchronous one (they may have been rejected during a rebalance).
+    fn idle(&mut self) {
+        if self.policy.idle() {
+            self.commit();
+        }
+        if self.last_confirm.elapsed() >= CONFIRM_INTERVAL && self.shared.offsets().has_unconfirmed() {
+            self.last_confirm = Instant::now();
+            if let Err(error) = self.shared.commit(self.consumer, true, Selection::Unconfirmed) {
+                tracing::debug!(listener = &*self.plan.listener_id, %error, "commit not confirmed yet; trying again");
+            }
+        }
+    }
+
+    /// Waits (serving the consumer, handling nothing) until every sibling has committed, or the
+    /// shutdown deadline.
+    fn wait_for(&mut self, siblings: &Siblings) {
+        let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
+        while !siblings.all_arrived() && Instant::now() < deadline {
+            let _ = self.consumer.poll(Duration::from_millis(10));
+        }
+    }
+
+    /// Commits what was processed before the consumer leaves its group. A commit rejected while a
+    /// rebalance is in progress is tried again, serving the rebalance meanwhile, until the
+    /// shutdown deadline (at least `FINAL_COMMIT_GRACE`).
+    fn finish(&mut self) {
+        let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
+        loop {
+            match self.shared.commit(self.consumer, true, Selection::All) {
+                Ok(()) => return,
+                Err(error) if Instant::now() >= deadline => {
+                    tracing::warn!(listener = &*self.plan.listener_id, %error,
+                        "could not commit before stopping; records after the last commit will be delivered again");
+                    return;
+                }
+                Err(error) => {
+                    tracing::debug!(listener = &*self.plan.listener_id, %error, "final commit rejected; trying again");
+                    // Records fetched now are neither handled nor committed: the group's next
+                    // consumer gets them.
+                    let _ = self.consumer.poll(POLL_SLICE);
+                }
+            }
+        }
     }
 
     fn apply(&mut self, decision: Commit) {

@@ -8,7 +8,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::ContainerContext;
-use crate::ack::OffsetTracker;
+use crate::ack::{OffsetTracker, Selection};
 use crate::config::AckMode;
 
 pub(crate) type KafkaConsumer = BaseConsumer<ContainerContext>;
@@ -90,36 +90,43 @@ impl ContainerShared {
         self.poll_thread.get() == Some(&std::thread::current().id())
     }
 
-    /// Commits what is committable (restricted to `only`). The commit call is made under the
-    /// tracker's lock so that commits from several threads reach the broker in offset order.
+    /// Commits the selected offsets. The commit call is made under the tracker's lock so that
+    /// commits from several threads reach the broker in offset order.
     ///
-    /// librdkafka reports nothing back for an asynchronous commit made this way; a failed one is
-    /// superseded by the next commit, and commits on revocation and shutdown are synchronous.
-    pub(crate) fn commit(&self, consumer: &KafkaConsumer, sync: bool, only: Option<&TopicPartitionList>) {
+    /// librdkafka reports nothing back for an asynchronous commit made this way, so it leaves the
+    /// offsets *unconfirmed*: the poll loop confirms them with a synchronous commit when idle (a
+    /// broker rejects commits while a rebalance is in progress). A failed synchronous commit
+    /// returns its error and the offsets are sent again by the next commit.
+    pub(crate) fn commit(
+        &self,
+        consumer: &KafkaConsumer,
+        sync: bool,
+        selection: Selection<'_>,
+    ) -> Result<(), rdkafka::error::KafkaError> {
         let mut offsets = self.offsets();
-        let Some(tpl) = offsets.take_commits(only) else { return };
+        let Some(tpl) = offsets.take_commits(selection) else { return Ok(()) };
         let asynchronous = !(sync || self.sync_commits);
         let mode = if asynchronous { CommitMode::Async } else { CommitMode::Sync };
-        match consumer.commit(&tpl, mode) {
-            Ok(()) => {
-                tracing::trace!(listener = %self.listener_id, offsets = %describe(&tpl), asynchronous, "commit sent")
-            }
-            Err(error) => {
-                tracing::warn!(listener = %self.listener_id, offsets = %describe(&tpl), %error, "commit failed; it will be retried");
-                offsets.commit_failed(&tpl);
-            }
+        let result = consumer.commit(&tpl, mode);
+        if result.is_ok() && !asynchronous {
+            offsets.confirmed(&tpl);
+        }
+        tracing::trace!(listener = %self.listener_id, offsets = %describe(&tpl), asynchronous, ok = result.is_ok(), "commit");
+        result
+    }
+
+    /// [`commit`](Self::commit), logging a failure.
+    pub(crate) fn commit_logged(&self, consumer: &KafkaConsumer, sync: bool, selection: Selection<'_>) {
+        if let Err(error) = self.commit(consumer, sync, selection) {
+            tracing::warn!(listener = %self.listener_id, %error, "commit failed; it will be sent again");
         }
     }
 
     /// A commit from an acknowledgment (`ManualImmediate`), from any thread.
     pub(crate) fn commit_now(&self) {
         if let Some(consumer) = self.consumer() {
-            self.commit(&consumer, false, None);
+            self.commit_logged(&consumer, false, Selection::Advanced);
         }
-    }
-
-    pub(crate) fn commit_failed(&self, tpl: &TopicPartitionList) {
-        self.offsets().commit_failed(tpl);
     }
 
     pub(crate) fn request_nack(&self, sleep: Duration) {
