@@ -1,0 +1,74 @@
+//! Manual acknowledgment from spawned tasks, out of order.
+//!
+//! Delivery: at least once. The handler hands each payment to a task that acknowledges it when
+//! its (simulated) work is done, in whatever order the tasks finish. With `AckMode::Manual` the
+//! container commits a partition's offset only up to the first record not yet acknowledged, so
+//! a crash never skips unfinished work: the committed offsets below advance in steps, each time
+//! the oldest outstanding payment is acknowledged.
+//!
+//! `cargo run --example manual_ack` (on `KAFKA_BOOTSTRAP_SERVERS`, or an embedded broker).
+
+use std::time::{Duration, Instant};
+
+use kafka_listener::prelude::*;
+use kafka_listener::support::Admin;
+use kafka_listener_suite::{produce_all, Broker};
+
+const TOPIC: &str = "payments";
+const GROUP: &str = "manual-ack-demo";
+const PAYMENTS: usize = 20;
+
+#[kafka_listener(id = "payments", topic = "payments", group = "manual-ack-demo", container_factory = "manual")]
+async fn on_payment(meta: Meta, payment: String, ack: Acknowledgment) {
+    // In each group of four payments the last finishes first: acknowledgments arrive out of
+    // order, and the commit advances by four once the group's first payment is acknowledged.
+    let (group, place) = (meta.offset / 4, meta.offset % 4);
+    let work = Duration::from_millis((200 * group + 40 * (3 - place)) as u64);
+    tokio::spawn(async move {
+        tokio::time::sleep(work).await;
+        println!("  acknowledged {payment} (offset {})", meta.offset);
+        ack.acknowledge();
+    });
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    let broker = Broker::from_env()?;
+    println!("using the {}", broker.describe());
+    broker.create_topic(TOPIC, 1).await?;
+    let payments = (0..PAYMENTS).map(|i| (TOPIC, format!("account-{}", i % 3), format!("payment-{i}")));
+    produce_all(&broker.producer(&[])?, payments)?;
+
+    let factory = ContainerFactory::builder().bootstrap_servers(broker.bootstrap_servers()).build()?;
+    let manual = factory.to_builder().ack_mode(AckMode::Manual).build()?;
+    let running = ListenerRegistry::from_annotations()
+        .with_default_factory(factory)
+        .with_factory("manual", manual)
+        .start()
+        .await?;
+
+    let admin = Admin::new(broker.bootstrap_servers());
+    let end = {
+        let admin = admin.clone();
+        tokio::task::spawn_blocking(move || admin.end_offsets(TOPIC)).await??
+    };
+    let started = Instant::now();
+    let mut last = None;
+    loop {
+        let admin = admin.clone();
+        let committed = tokio::task::spawn_blocking(move || admin.committed_offsets(GROUP, TOPIC)).await??;
+        if last.as_ref() != Some(&committed) {
+            println!("committed offsets: {committed:?}");
+            last = Some(committed.clone());
+        }
+        if committed == end {
+            break;
+        }
+        anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "not all payments committed within a minute");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    running.shutdown().await?;
+    println!("all {PAYMENTS} payments acknowledged and committed");
+    Ok(())
+}
