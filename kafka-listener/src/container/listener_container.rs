@@ -199,13 +199,7 @@ struct PollLoop<'p, 'c> {
 
 impl<'c> PollLoop<'_, 'c> {
     fn run(&mut self) {
-        // With AckMode::Record each poll hands over one record, so that every record is followed
-        // by its commit while commit results are still served by the next poll.
-        let limit = if self.plan.ack_mode == AckMode::Record && matches!(self.plan.invoker, Invoker::Record(_)) {
-            1
-        } else {
-            self.plan.settings.max_poll_records
-        };
+        let limit = self.plan.settings.max_poll_records;
         while !self.stopping() {
             self.apply_container_pause();
             // Nothing is in hand: revocations so far concern no record.
