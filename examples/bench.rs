@@ -115,7 +115,10 @@ fn parent(records: u64) -> anyhow::Result<()> {
     let raw_first = results.iter().find(|r| r.0 == "raw-poll-loop").map(|r| r.2).unwrap_or(f64::NAN);
     println!();
     println!("{} records, {PARTITIONS} partitions, embedded broker", records);
-    println!("{:<22} {:>12} {:>10} {:>24} {:>12}", "consumer", "records/s", "vs raw", "first record (vs loop)", "peak RSS");
+    println!(
+        "{:<22} {:>12} {:>10} {:>24} {:>12}",
+        "consumer", "records/s", "vs raw", "first record (vs loop)", "peak RSS"
+    );
     for (name, rps, first_ms, rss_kb) in &results {
         println!(
             "{name:<22} {rps:>12.0} {:>10.2} {:>10.0} ms ({:.2}x) {:>8.1} MiB",
@@ -196,7 +199,8 @@ fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
                         let timeout = if pending > 0 { Duration::ZERO } else { Duration::from_millis(100) };
                         match queue.poll(timeout) {
                             Some(Ok(message)) => {
-                                let Ok(metric) = serde_json::from_slice::<Metric>(message.payload().unwrap_or_default())
+                                let Ok(metric) =
+                                    serde_json::from_slice::<Metric>(message.payload().unwrap_or_default())
                                 else {
                                     continue;
                                 };
@@ -224,7 +228,14 @@ fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
             for t in threads {
                 let _ = t.join();
             }
-            report(scenario, records, started, first.get().copied().unwrap_or(started), last, sum.load(Ordering::Relaxed));
+            report(
+                scenario,
+                records,
+                started,
+                first.get().copied().unwrap_or(started),
+                last,
+                sum.load(Ordering::Relaxed),
+            );
         }
         framework => {
             let (mode, concurrency) = match framework {
