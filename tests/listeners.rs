@@ -360,3 +360,61 @@ async fn nack_redelivers_the_record_and_the_rest_of_the_poll_after_the_sleep() {
     let waited = seen[2].1 - seen[1].1;
     assert!(waited >= Duration::from_millis(500), "redelivered after {waited:?}");
 }
+
+// --- a topic pattern subscribes to every matching topic --------------------------------------------
+
+static PATTERN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+#[kafka_listener(id = "pattern", topic_pattern = "metrics-.*", group = "pattern", client_id_prefix = "pattern-client")]
+async fn pattern(meta: Meta) {
+    PATTERN.lock().unwrap().push(meta.topic);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topic_pattern_subscribes_to_every_matching_topic() {
+    let kafka = embedded(&[("metrics-cpu", 1), ("metrics-disk", 1), ("other", 1)]);
+    for topic in ["metrics-cpu", "metrics-disk", "other"] {
+        kafka.produce(topic, None, b"1").unwrap();
+    }
+    kafka.flush().unwrap();
+    let running = run_only(&kafka, "pattern", factory(&kafka, AckMode::Batch)).await;
+    wait_until("both metrics topics", Duration::from_secs(20), || PATTERN.lock().unwrap().len() == 2).await;
+    assert_stays("the other topic is not consumed", Duration::from_millis(300), || {
+        let n = PATTERN.lock().unwrap().len();
+        async move { n == 2 }
+    })
+    .await;
+    running.shutdown().await.unwrap();
+    let mut topics = PATTERN.lock().unwrap().clone();
+    topics.sort();
+    assert_eq!(topics, ["metrics-cpu", "metrics-disk"]);
+}
+
+// --- headers -------------------------------------------------------------------------------------
+
+static HEADERS: Mutex<Vec<(Headers, ConsumerRecord)>> = Mutex::new(Vec::new());
+
+#[kafka_listener(id = "headers", topic = "headers", group = "headers")]
+async fn headers(headers: Headers, record: ConsumerRecord) {
+    HEADERS.lock().unwrap().push((headers, record));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_in_order_with_repeated_names() {
+    let kafka = embedded(&[("headers", 1)]);
+    kafka
+        .produce_with_headers("headers", None, b"x", &[("trace", b"t-1"), ("tenant", b"acme"), ("trace", b"t-2")])
+        .unwrap();
+    kafka.flush().unwrap();
+    let running = run_only(&kafka, "headers", factory(&kafka, AckMode::Batch)).await;
+    wait_until("1 record", Duration::from_secs(20), || HEADERS.lock().unwrap().len() == 1).await;
+    running.shutdown().await.unwrap();
+    let (headers, record) = HEADERS.lock().unwrap()[0].clone();
+    assert_eq!(headers.len(), 3);
+    assert_eq!(headers.get_str("trace"), Some("t-2"), "the last header of a name wins");
+    assert_eq!(headers.get("tenant"), Some(&b"acme"[..]));
+    assert_eq!(headers.get("missing"), None);
+    let names: Vec<_> = headers.iter().map(|(name, _)| name.to_string()).collect();
+    assert_eq!(names, ["trace", "tenant", "trace"]);
+    assert_eq!(record.headers, headers);
+}

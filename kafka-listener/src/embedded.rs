@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::error::{Error, Result};
@@ -118,9 +119,41 @@ impl EmbeddedKafka {
         self.send(topic, Some(partition), key, payload)
     }
 
+    /// Sends a record with headers (name, value). Queued: call [`flush`](Self::flush) to wait.
+    ///
+    /// # Errors
+    /// When the record cannot be queued.
+    pub fn produce_with_headers(
+        &self,
+        topic: &str,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: &[(&str, &[u8])],
+    ) -> Result<()> {
+        let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+        for (name, value) in headers {
+            owned = owned.insert(Header { key: name, value: Some(*value) });
+        }
+        self.send_with(topic, None, key, payload, Some(owned))
+    }
+
     fn send(&self, topic: &str, partition: Option<i32>, key: Option<&[u8]>, payload: &[u8]) -> Result<()> {
+        self.send_with(topic, partition, key, payload, None)
+    }
+
+    fn send_with(
+        &self,
+        topic: &str,
+        partition: Option<i32>,
+        key: Option<&[u8]>,
+        payload: &[u8],
+        headers: Option<OwnedHeaders>,
+    ) -> Result<()> {
         loop {
             let mut record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic).payload(payload);
+            if let Some(headers) = &headers {
+                record = record.headers(headers.clone());
+            }
             if let Some(key) = key {
                 record = record.key(key);
             }
