@@ -44,12 +44,8 @@ async fn record_commits_after_each_record() {
         // Record n is in its handler: exactly the records before it are committed.
         let expected = if n == 0 { none() } else { at(n) };
         wait_committed(&bootstrap, "record", T, expected.clone()).await;
-        assert_stays("nothing committed past the record in its handler", Duration::from_millis(200), || {
-            let expected = expected.clone();
-            let bootstrap = bootstrap.clone();
-            async move { committed(&bootstrap, "record", T).await == expected }
-        })
-        .await;
+        let what = "nothing committed past the record in its handler";
+        assert_committed_stays(what, &bootstrap, "record", T, expected, Duration::from_millis(200)).await;
         probe.release_through(n);
     }
     wait_committed(&bootstrap, "record", T, at(4)).await;
@@ -69,19 +65,27 @@ async fn batch_commits_after_the_records_of_a_poll() {
     // The first poll is records 0..3; record 1 is in its handler, 0 is done: nothing committed.
     probe.release_through(0);
     wait_until("record 1 in its handler", Duration::from_secs(20), || probe.count() == 2).await;
-    assert_stays("no commit before the poll is done", Duration::from_millis(300), || {
-        let bootstrap = bootstrap.clone();
-        async move { committed(&bootstrap, "batch", T).await.is_empty() }
-    })
+    assert_committed_stays(
+        "no commit before the poll is done",
+        &bootstrap,
+        "batch",
+        T,
+        none(),
+        Duration::from_millis(300),
+    )
     .await;
     // Records 0..=3 done, 4 in its handler: the first poll (0..3) is committed, record 3 is not.
     probe.release_through(3);
     wait_until("record 4 in its handler", Duration::from_secs(20), || probe.count() == 5).await;
     wait_committed(&bootstrap, "batch", T, at(3)).await;
-    assert_stays("the second poll is not committed before it is done", Duration::from_millis(300), || {
-        let bootstrap = bootstrap.clone();
-        async move { committed(&bootstrap, "batch", T).await == at(3) }
-    })
+    assert_committed_stays(
+        "the second poll is not committed before it is done",
+        &bootstrap,
+        "batch",
+        T,
+        at(3),
+        Duration::from_millis(300),
+    )
     .await;
     probe.release_all();
     wait_committed(&bootstrap, "batch", T, at(6)).await;
@@ -102,10 +106,14 @@ async fn count_commits_every_ack_count_records_and_the_rest_on_shutdown() {
     probe.release_all();
     wait_until("all handled", Duration::from_secs(20), || probe.count() == 5).await;
     wait_committed(&bootstrap, "count", T, at(4)).await;
-    assert_stays("the fifth record alone does not reach the count", Duration::from_millis(300), || {
-        let bootstrap = bootstrap.clone();
-        async move { committed(&bootstrap, "count", T).await == at(4) }
-    })
+    assert_committed_stays(
+        "the fifth record alone does not reach the count",
+        &bootstrap,
+        "count",
+        T,
+        at(4),
+        Duration::from_millis(300),
+    )
     .await;
     running.shutdown().await.unwrap();
     assert_eq!(committed(&bootstrap, "count", T).await, at(5), "shutdown commits what was processed");
@@ -188,10 +196,14 @@ async fn manual_commits_only_acknowledged_records_in_contiguous_order() {
     wait_until("all handled", Duration::from_secs(20), || probe.count() == 5).await;
     // 0, 1, 3, 4 acknowledged; 2 not: only 0..2 may be committed.
     wait_committed(&bootstrap, "manual", T, at(2)).await;
-    assert_stays("an unacknowledged record holds back the commit", Duration::from_millis(400), || {
-        let bootstrap = bootstrap.clone();
-        async move { committed(&bootstrap, "manual", T).await == at(2) }
-    })
+    assert_committed_stays(
+        "an unacknowledged record holds back the commit",
+        &bootstrap,
+        "manual",
+        T,
+        at(2),
+        Duration::from_millis(400),
+    )
     .await;
     // Acknowledged late, from another task: the contiguous prefix now runs to the end.
     let ack = probe.ack_of(2);
@@ -239,10 +251,14 @@ async fn manual_acks_from_spawned_tasks_out_of_order() {
         let ack = probe.ack_of(offset);
         tokio::spawn(async move { ack.acknowledge() }).await.unwrap();
     }
-    assert_stays("nothing committed while record 0 is unacknowledged", Duration::from_millis(400), || {
-        let bootstrap = bootstrap.clone();
-        async move { committed(&bootstrap, "spawned", T).await.is_empty() }
-    })
+    assert_committed_stays(
+        "nothing committed while record 0 is unacknowledged",
+        &bootstrap,
+        "spawned",
+        T,
+        none(),
+        Duration::from_millis(400),
+    )
     .await;
     let ack = probe.ack_of(0);
     tokio::spawn(async move { ack.acknowledge() }).await.unwrap();

@@ -175,3 +175,20 @@ pub async fn assert_stays<F: Future<Output = bool>>(what: &str, window: Duration
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Asserts that the committed offsets of `group` on `topic` stay `expected` for `window`.
+pub async fn assert_committed_stays(
+    what: &str,
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    expected: BTreeMap<i32, i64>,
+    window: Duration,
+) {
+    let until = Instant::now() + window;
+    while Instant::now() < until {
+        let now = committed(bootstrap, group, topic).await;
+        assert_eq!(now, expected, "no longer true: {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
