@@ -206,8 +206,8 @@ async fn container_pause_resume_stop_and_start() {
     wait_until("partition assigned", Duration::from_secs(20), || container.assignment().len() == 1).await;
 
     container.pause();
-    assert!(container.is_paused());
-    tokio::time::sleep(Duration::from_millis(300)).await; // let the poll loop apply the pause
+    assert!(container.is_pause_requested());
+    wait_until("the consumer paused", Duration::from_secs(10), || container.is_paused()).await;
     produce(&kafka, "ctl", &numbered(3));
     assert_stays("nothing handled while paused", Duration::from_millis(500), || {
         let n = log.lock().unwrap().len();
@@ -216,6 +216,7 @@ async fn container_pause_resume_stop_and_start() {
     .await;
     assert_eq!(container.assignment().len(), 1, "a paused consumer keeps its partitions");
     container.resume();
+    assert!(!container.is_pause_requested());
     wait_until("3 records after resume", Duration::from_secs(20), || log.lock().unwrap().len() == 3).await;
 
     container.stop().await.unwrap();

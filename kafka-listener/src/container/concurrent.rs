@@ -93,9 +93,16 @@ impl ConcurrentContainer {
         }
     }
 
-    /// Whether a pause was requested.
-    pub fn is_paused(&self) -> bool {
+    /// Whether a pause was requested (and not resumed since).
+    pub fn is_pause_requested(&self) -> bool {
         lock(&self.children).iter().any(|c| c.shared.pause_requested.load(Ordering::Acquire))
+    }
+
+    /// Whether every running consumer has paused its partitions (Spring's `isContainerPaused`).
+    pub fn is_paused(&self) -> bool {
+        let children = lock(&self.children);
+        let running: Vec<_> = children.iter().filter(|c| c.is_running()).collect();
+        !running.is_empty() && running.iter().all(|c| c.shared.paused.load(Ordering::Acquire))
     }
 
     /// The partitions its consumers own now, as (topic, partition), sorted.

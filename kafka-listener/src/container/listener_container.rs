@@ -158,7 +158,6 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             shared: &shared,
             consumer: &consumer,
             policy: CommitPolicy::new(plan.ack_mode, &plan.settings),
-            paused_applied: false,
             stop_deadline: None,
             last_confirm: Instant::now(),
             last_poll_error: None,
@@ -191,7 +190,6 @@ struct PollLoop<'p, 'c> {
     shared: &'p Arc<ContainerShared>,
     consumer: &'c KafkaConsumer,
     policy: CommitPolicy,
-    paused_applied: bool,
     stop_deadline: Option<Instant>,
     last_confirm: Instant,
     last_poll_error: Option<(String, Instant)>,
@@ -359,7 +357,7 @@ impl<'c> PollLoop<'_, 'c> {
 
     fn apply_container_pause(&mut self) {
         let wanted = self.shared.pause_requested.load(Ordering::Acquire);
-        if wanted == self.paused_applied {
+        if wanted == self.shared.paused.load(Ordering::Acquire) {
             return;
         }
         let result = match self.consumer.assignment() {
@@ -369,7 +367,7 @@ impl<'c> PollLoop<'_, 'c> {
         };
         match result {
             Ok(()) => {
-                self.paused_applied = wanted;
+                self.shared.paused.store(wanted, Ordering::Release);
                 tracing::info!(
                     listener = &*self.plan.listener_id,
                     paused = wanted,

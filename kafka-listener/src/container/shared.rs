@@ -39,8 +39,10 @@ pub(crate) struct ContainerShared {
     pub(crate) requests: Mutex<HandlerRequests>,
     /// Partitions paused through a `ConsumerHandle`: waits for retries must not resume them.
     pub(crate) paused_by_handler: Mutex<HashSet<(String, i32)>>,
-    /// The container is paused (`ConcurrentContainer::pause`).
+    /// A pause of the container was requested (`ConcurrentContainer::pause`).
     pub(crate) pause_requested: AtomicBool,
+    /// The poll loop has paused its consumer's partitions.
+    pub(crate) paused: AtomicBool,
     pub(crate) stop_requested: AtomicBool,
     /// Bumped at every revocation: the poll thread then re-checks the records it holds.
     pub(crate) generation: AtomicU64,
@@ -65,6 +67,7 @@ impl ContainerShared {
             requests: Mutex::new(HandlerRequests::default()),
             paused_by_handler: Mutex::new(HashSet::new()),
             pause_requested: AtomicBool::new(false),
+            paused: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             generation: AtomicU64::new(0),
             revoked: Mutex::new(Vec::new()),
