@@ -39,8 +39,8 @@ impl PartitionOffsets {
 pub(crate) enum Selection<'a> {
     /// Those that advanced since the last commit.
     Advanced,
-    /// Every committable offset, even one sent before: an asynchronous commit may not have landed
-    /// (a broker rejects commits while a rebalance is in progress) and this one will be confirmed.
+    /// Every committable offset not known to have landed, even one sent before: an asynchronous
+    /// commit may have been rejected (a broker rejects commits while a rebalance is in progress).
     All,
     /// Every committable offset of these partitions (about to be revoked), as with `All`.
     Partitions(&'a TopicPartitionList),

@@ -72,7 +72,7 @@ impl ListenerContainer {
                 // Dropped when the thread ends, however it ends: that is the "stopped" signal.
                 let _done = done_tx;
                 // Counts as arrived however the thread ends.
-                let arrival = Arrival(&siblings);
+                let arrival = Arrival { siblings: &siblings, arrived: std::cell::Cell::new(false) };
                 run(&plan, index, thread_shared, &arrival);
             },
         )?;
@@ -115,21 +115,24 @@ impl Siblings {
     }
 }
 
-struct Arrival<'a>(&'a Siblings);
+/// One consumer's arrival among its siblings, counted once.
+struct Arrival<'a> {
+    siblings: &'a Siblings,
+    arrived: std::cell::Cell<bool>,
+}
 
 impl Arrival<'_> {
     fn arrive(&self) {
-        self.0.arrived.fetch_add(1, Ordering::AcqRel);
+        if !self.arrived.replace(true) {
+            self.siblings.arrived.fetch_add(1, Ordering::AcqRel);
+        }
     }
 }
 
 impl Drop for Arrival<'_> {
+    /// A consumer that ended early (or panicked) must not hold its siblings back.
     fn drop(&mut self) {
-        // A consumer that ended early (or panicked) must not hold its siblings back; arriving
-        // twice only makes the count reach the total sooner, after this one has left.
-        if !self.0.all_arrived() {
-            self.arrive();
-        }
+        self.arrive();
     }
 }
 
@@ -165,8 +168,8 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         poll_loop.run();
         poll_loop.finish();
         arrival.arrive();
-        if arrival.0.stopping.load(Ordering::Acquire) {
-            poll_loop.wait_for(arrival.0);
+        if arrival.siblings.stopping.load(Ordering::Acquire) {
+            poll_loop.wait_for(arrival.siblings);
         }
     }
     // Dropping the last reference closes the consumer: it leaves the group (the revocation
