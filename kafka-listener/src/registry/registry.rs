@@ -116,7 +116,9 @@ impl ListenerRegistry {
     /// # Errors
     /// [`Error::Validation`] listing every problem.
     pub async fn start(self) -> Result<RunningListeners> {
-        let runtime = tokio::runtime::Handle::current();
+        let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
+            Error::config("runtime", "ListenerRegistry::start must run on a tokio runtime (e.g. in #[tokio::main])")
+        })?;
         let mut problems = Vec::new();
 
         let mut resolved: Vec<Resolved> = Vec::new();
