@@ -418,3 +418,32 @@ async fn headers_in_order_with_repeated_names() {
     assert_eq!(names, ["trace", "tenant", "trace"]);
     assert_eq!(record.headers, headers);
 }
+
+// --- an annotated function stays an ordinary function ----------------------------------------------
+
+#[kafka_listener(id = "callable", topic = "callable", group = "callable")]
+async fn callable(text: String) -> Result<(), ListenerError> {
+    if text.is_empty() {
+        return Err(ListenerError::msg("empty"));
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn annotated_functions_can_still_be_called() {
+    assert!(callable("x".into()).await.is_ok());
+    assert_eq!(callable(String::new()).await.unwrap_err().to_string(), "empty");
+    let endpoints = ListenerRegistry::from_annotations();
+    let endpoint = endpoints.endpoints().iter().find(|e| e.id() == "callable").expect("registered by the macro");
+    assert_eq!(endpoint.topics_named(), ["callable"]);
+    assert_eq!(endpoint.group_named(), Some("callable"));
+    assert_eq!(endpoint.listener_type(), Some(ListenerType::Simple));
+    assert!(!endpoint.is_batch());
+    let batch = endpoints.endpoints().iter().find(|e| e.id() == "batch").unwrap();
+    assert!(batch.is_batch());
+    assert_eq!(batch.listener_type(), Some(ListenerType::Acknowledging));
+    let watch = endpoints.endpoints().iter().find(|e| e.id() == "watch").unwrap();
+    assert_eq!(watch.listener_type(), Some(ListenerType::ConsumerAware));
+    let both = endpoints.endpoints().iter().find(|e| e.id() == "ack-aware").unwrap();
+    assert_eq!(both.listener_type(), Some(ListenerType::AcknowledgingConsumerAware));
+}
