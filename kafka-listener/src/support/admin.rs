@@ -53,8 +53,11 @@ impl Admin {
     /// # Errors
     /// When the topic does not exist or the broker cannot be reached.
     pub fn partitions(&self, topic: &str) -> Result<Vec<i32>> {
-        let metadata = self
-            .consumer(None)?
+        self.partitions_with(&self.consumer(None)?, topic)
+    }
+
+    fn partitions_with(&self, consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
+        let metadata = consumer
             .fetch_metadata(Some(topic), self.timeout)
             .map_err(|e| Error::kafka(format!("reading metadata of `{topic}`"), e))?;
         let t = metadata
@@ -71,13 +74,12 @@ impl Admin {
     /// # Errors
     /// When the broker cannot be reached.
     pub fn committed_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
-        let partitions = self.partitions(topic)?;
+        let consumer = self.consumer(Some(group))?;
         let mut tpl = TopicPartitionList::new();
-        for p in partitions {
+        for p in self.partitions_with(&consumer, topic)? {
             tpl.add_partition(topic, p);
         }
-        let committed = self
-            .consumer(Some(group))?
+        let committed = consumer
             .committed_offsets(tpl, self.timeout)
             .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
         Ok(committed
@@ -96,7 +98,7 @@ impl Admin {
     /// When the broker cannot be reached.
     pub fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
         let consumer = self.consumer(None)?;
-        self.partitions(topic)?
+        self.partitions_with(&consumer, topic)?
             .into_iter()
             .map(|p| {
                 consumer
