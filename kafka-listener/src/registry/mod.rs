@@ -5,7 +5,9 @@ mod endpoint;
 mod placeholder;
 #[allow(clippy::module_inception)]
 mod registry;
+mod resolve;
 mod running;
+mod validate;
 
 pub use endpoint::{Endpoint, ListenerType};
 pub use registry::ListenerRegistry;

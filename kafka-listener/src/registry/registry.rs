@@ -1,17 +1,14 @@
-use std::collections::hash_map::Entry;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
-
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::metadata::Metadata;
 
 use super::annotation::annotated;
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
+use super::resolve::{resolve_endpoint, Resolved};
 use super::running::RunningListeners;
-use crate::config::{validate_property, ContainerFactory};
-use crate::container::{ConcurrentContainer, ContainerPlan, Invoker};
+use super::validate::{check_cluster, duplicate_ids, Bound};
+use crate::config::ContainerFactory;
+use crate::container::ConcurrentContainer;
 use crate::error::{Error, Problem, Result};
 use crate::extract::StateMap;
 
@@ -35,20 +32,6 @@ impl std::fmt::Debug for ListenerRegistry {
             .field("only", &self.only)
             .finish_non_exhaustive()
     }
-}
-
-/// An endpoint with its placeholders resolved and its settings checked.
-struct Resolved {
-    endpoint: Endpoint,
-    id: String,
-    topics: Vec<String>,
-    pattern: Option<String>,
-    group: Option<String>,
-    factory_name: Option<String>,
-    concurrency: Option<usize>,
-    auto_startup: bool,
-    client_id_prefix: Option<String>,
-    properties: Vec<(String, String)>,
 }
 
 impl ListenerRegistry {
@@ -121,23 +104,34 @@ impl ListenerRegistry {
         })?;
         let mut problems = Vec::new();
 
-        let mut resolved: Vec<Resolved> = Vec::new();
-        for endpoint in &self.endpoints {
-            let raw_id = endpoint.id().to_string();
-            if let Some(only) = &self.only {
-                let id = resolve(&raw_id).unwrap_or_else(|_| raw_id.clone());
-                if !only.contains(&id) {
-                    continue;
-                }
-            }
-            match resolve_endpoint(endpoint) {
-                Ok(r) => resolved.push(r),
-                Err(mut found) => problems.append(&mut found),
-            }
+        let resolved = self.resolve_selected(&mut problems);
+        duplicate_ids(&resolved, &mut problems);
+        let bound = self.bind(resolved, &mut problems);
+        check_cluster(&bound, &mut problems).await;
+        if !problems.is_empty() {
+            return Err(Error::Validation(problems));
         }
+
+        let states = Arc::new(self.states);
+        let mut containers = Vec::new();
+        for Bound { resolved, factory, .. } in bound {
+            let Some((plan, concurrency)) = resolved.plan(&factory, &states, &runtime) else { continue };
+            let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
+            if resolved.auto_startup {
+                container.start()?;
+            }
+            containers.push(container);
+        }
+        Ok(RunningListeners { containers })
+    }
+
+    /// Resolves the listeners `only` selects (all without it).
+    fn resolve_selected(&self, problems: &mut Vec<Problem>) -> Vec<Resolved> {
+        // The id with its placeholders resolved where they can be (else as written).
+        let id_of = |e: &Endpoint| resolve(e.id()).unwrap_or_else(|_| e.id().to_string());
         if let Some(only) = &self.only {
             for id in only {
-                if !self.endpoints.iter().any(|e| resolve(e.id()).unwrap_or_else(|_| e.id().to_string()) == *id) {
+                if !self.endpoints.iter().any(|e| id_of(e) == *id) {
                     problems.push(Problem {
                         listener: None,
                         message: format!("only(): no listener has id `{id}`; the ids are: {}", self.known_ids()),
@@ -145,26 +139,23 @@ impl ListenerRegistry {
                 }
             }
         }
-
-        let mut seen: HashMap<&str, usize> = HashMap::new();
-        for r in &resolved {
-            *seen.entry(r.id.as_str()).or_default() += 1;
+        let mut resolved = Vec::new();
+        for endpoint in &self.endpoints {
+            if self.only.as_ref().is_some_and(|only| !only.contains(&id_of(endpoint))) {
+                continue;
+            }
+            match resolve_endpoint(endpoint) {
+                Ok(r) => resolved.push(r),
+                Err(mut found) => problems.append(&mut found),
+            }
         }
-        let mut duplicates: Vec<_> = seen.into_iter().filter(|(_, n)| *n > 1).collect();
-        duplicates.sort();
-        for (id, count) in duplicates {
-            let sources: Vec<_> =
-                resolved.iter().filter(|r| r.id == id).filter_map(|r| r.endpoint.source.clone()).collect();
-            problems.push(Problem {
-                listener: Some(id.to_string()),
-                message: format!(
-                    "{count} listeners have this id{}; give each a unique `id = \"...\"`",
-                    if sources.is_empty() { String::new() } else { format!(" ({})", sources.join(", ")) }
-                ),
-            });
-        }
+        resolved
+    }
 
-        let mut planned: Vec<(Resolved, ContainerFactory, String)> = Vec::new();
+    /// Binds each listener to its factory, and checks what depends on the factory: the ack mode
+    /// of acknowledging listeners, and the state the listeners take.
+    fn bind(&self, resolved: Vec<Resolved>, problems: &mut Vec<Problem>) -> Vec<Bound> {
+        let mut bound = Vec::new();
         for r in resolved {
             let (factory, factory_label) = match &r.factory_name {
                 Some(name) => match self.factories.get(name) {
@@ -208,96 +199,9 @@ impl ListenerRegistry {
                     });
                 }
             }
-            planned.push((r, factory, factory_label));
+            bound.push(Bound { resolved: r, factory, label: factory_label });
         }
-
-        // The broker and the topics, once per factory.
-        let mut metadata: HashMap<usize, std::result::Result<Arc<Metadata>, String>> = HashMap::new();
-        for (r, factory, factory_label) in &planned {
-            let key = Arc::as_ptr(&factory.settings) as usize;
-            if let Entry::Vacant(slot) = metadata.entry(key) {
-                let found = fetch_metadata(factory.clone()).await;
-                if let Err(message) = &found {
-                    problems.push(Problem { listener: None, message: format!("{message} (used by {factory_label})") });
-                }
-                slot.insert(found);
-            }
-            let Some(Ok(metadata)) = metadata.get(&key) else { continue };
-            let mut partitions = 0usize;
-            for topic in &r.topics {
-                match metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) {
-                    Some(t) => partitions += t.partitions().len(),
-                    None if factory.settings.missing_topics_fatal => problems.push(Problem {
-                        listener: Some(r.id.clone()),
-                        message: format!(
-                            "topic `{topic}` does not exist and {factory_label} sets missing_topics_fatal; create the topic, or unset missing_topics_fatal to wait for it"
-                        ),
-                    }),
-                    None => tracing::warn!(listener = %r.id, topic, "topic does not exist (yet); the listener waits for it"),
-                }
-            }
-            let concurrency = r.concurrency.unwrap_or(factory.concurrency());
-            if r.pattern.is_none() && partitions > 0 && concurrency > partitions {
-                tracing::warn!(listener = %r.id, concurrency, partitions,
-                    "concurrency is above the partition count: {} consumer(s) will stay idle", concurrency - partitions);
-            }
-        }
-
-        if !problems.is_empty() {
-            return Err(Error::Validation(problems));
-        }
-
-        let states = Arc::new(self.states);
-        let mut containers = Vec::new();
-        for (r, factory, _) in planned {
-            let settings = factory.settings.clone();
-            let ack_mode = r.endpoint.ack_mode.unwrap_or(settings.ack_mode);
-            let concurrency = r.concurrency.unwrap_or(settings.concurrency);
-            let group = r
-                .group
-                .clone()
-                .or_else(|| settings.properties.get("group.id").map(str::to_string))
-                .unwrap_or_else(|| r.id.clone());
-            let mut client_config = settings.properties.to_client_config();
-            for (key, value) in &r.properties {
-                client_config.set(key, value);
-            }
-            client_config
-                .set("group.id", &group)
-                .set("enable.auto.commit", "false")
-                .set("enable.auto.offset.store", "false")
-                .set("enable.partition.eof", "false");
-            let client_id = r
-                .client_id_prefix
-                .clone()
-                .or_else(|| settings.properties.get("client.id").map(str::to_string))
-                .unwrap_or_else(|| r.id.clone());
-            let subscription = match &r.pattern {
-                Some(pattern) if pattern.starts_with('^') => vec![pattern.clone()],
-                Some(pattern) => vec![format!("^{pattern}")],
-                None => r.topics.clone(),
-            };
-            let Some(invoker) = r.endpoint.invoker.clone() else { continue };
-            tracing::info!(listener = %r.id, topics = ?subscription, group, ?ack_mode, concurrency, batch = matches!(invoker, Invoker::Batch(_)), "listener registered");
-            let plan = ContainerPlan {
-                listener_id: Arc::from(r.id.as_str()),
-                subscription,
-                client_config,
-                client_id,
-                settings,
-                ack_mode,
-                invoker,
-                acknowledging: r.endpoint.requirements.acknowledging,
-                states: states.clone(),
-                runtime: runtime.clone(),
-            };
-            let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
-            if r.auto_startup {
-                container.start()?;
-            }
-            containers.push(container);
-        }
-        Ok(RunningListeners { containers })
+        bound
     }
 
     fn known_ids(&self) -> String {
@@ -322,125 +226,5 @@ impl ListenerRegistry {
 impl Default for ListenerRegistry {
     fn default() -> Self {
         Self::from_annotations()
-    }
-}
-
-fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Vec<Problem>> {
-    let raw_id = e.id().to_string();
-    let mut problems = Vec::new();
-    let mut field = |name: &str, value: &str, id: &str| -> Option<String> {
-        match resolve(value) {
-            Ok(v) => Some(v),
-            Err(var) => {
-                problems.push(Problem {
-                    listener: Some(id.to_string()),
-                    message: format!("`{name} = \"{value}\"`: environment variable `{var}` is not set and has no default; set it, or write ${{{var}:default}}"),
-                });
-                None
-            }
-        }
-    };
-    let id = field("id", &raw_id, &raw_id).unwrap_or_else(|| raw_id.clone());
-    let topics: Vec<String> = e.topics.iter().filter_map(|t| field("topics", t, &id)).collect();
-    let pattern = e.topic_pattern.as_deref().and_then(|p| field("topic_pattern", p, &id));
-    let group = e.group.as_deref().and_then(|g| field("group", g, &id));
-    let factory_name = e.container_factory.as_deref().and_then(|f| field("container_factory", f, &id));
-    let concurrency_text = e.concurrency.as_deref().and_then(|c| field("concurrency", c, &id));
-    let auto_startup_text = e.auto_startup.as_deref().and_then(|a| field("auto_startup", a, &id));
-    let client_id_prefix = e.client_id_prefix.as_deref().and_then(|c| field("client_id_prefix", c, &id));
-    let property_texts: Vec<String> = e.properties.iter().filter_map(|p| field("properties", p, &id)).collect();
-
-    let mut problem = |message: String| problems.push(Problem { listener: Some(id.clone()), message });
-    if e.invoker.is_none() {
-        problem("has no handler; call .handler(...), .blocking_handler(...) or .batch_handler(...)".into());
-    }
-    if e.topics.is_empty() && e.topic_pattern.is_none() {
-        problem("names no topic; give `topic`, `topics` or `topic_pattern`".into());
-    }
-    if !e.topics.is_empty() && e.topic_pattern.is_some() {
-        problem("gives both topics and a topic_pattern; give one of them".into());
-    }
-    if topics.iter().any(|t| t.trim().is_empty()) {
-        problem("has an empty topic name".into());
-    }
-    let concurrency = match concurrency_text.as_deref().map(str::parse::<usize>) {
-        None => None,
-        Some(Ok(0)) | Some(Err(_)) => {
-            problem(format!(
-                "concurrency `{}` is not a number of at least 1",
-                concurrency_text.as_deref().unwrap_or_default()
-            ));
-            None
-        }
-        Some(Ok(n)) => Some(n),
-    };
-    let auto_startup = match auto_startup_text.as_deref().map(str::trim) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            problem(format!("auto_startup `{other}` is neither true nor false"));
-            true
-        }
-    };
-    let mut properties = Vec::new();
-    for text in &property_texts {
-        match text.split_once('=') {
-            Some((key, value)) => {
-                let (key, value) = (key.trim(), value.trim());
-                if let Err(error) =
-                    crate::config::check_owned_property(key, value).and_then(|()| validate_property(key, value))
-                {
-                    problem(format!("properties: {error}"));
-                } else {
-                    properties.push((key.to_string(), value.to_string()));
-                }
-            }
-            None => problem(format!(
-                "properties: `{}` is not `key=value`",
-                if crate::config::is_secret(text) { "<redacted>" } else { text }
-            )),
-        }
-    }
-    if let Some(mode) = e.ack_mode {
-        if e.requirements.acknowledging && !mode.is_manual() {
-            problem(format!("takes an Acknowledgment but declares ack_mode {mode}; use manual or manual_immediate"));
-        }
-    }
-    if problems.is_empty() {
-        Ok(Resolved {
-            endpoint: e.clone(),
-            id,
-            topics,
-            pattern,
-            group,
-            factory_name,
-            concurrency,
-            auto_startup,
-            client_id_prefix,
-            properties,
-        })
-    } else {
-        Err(problems)
-    }
-}
-
-/// The cluster's metadata through a short-lived consumer, or why the broker cannot be reached.
-async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Metadata>, String> {
-    let settings = factory.settings.clone();
-    let bootstrap = settings.properties.get("bootstrap.servers").unwrap_or_default().to_string();
-    let timeout: Duration = settings.startup_timeout;
-    let task = tokio::task::spawn_blocking(move || {
-        let mut config = settings.properties.to_client_config();
-        // No group: this consumer only reads metadata.
-        config.remove("group.id");
-        let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
-        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| e.to_string())
-    });
-    match task.await {
-        Ok(Ok(metadata)) => Ok(metadata),
-        Ok(Err(error)) => Err(format!(
-            "cannot reach the broker at `{bootstrap}` within {timeout:?}: {error}; check bootstrap_servers and that the broker is running"
-        )),
-        Err(join) => Err(format!("checking the broker at `{bootstrap}` failed: {join}")),
     }
 }

@@ -1,0 +1,176 @@
+//! An endpoint's settings with their placeholders resolved and checked, and the plan of its
+//! containers.
+
+use std::sync::Arc;
+
+use super::endpoint::Endpoint;
+use super::placeholder::resolve;
+use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
+use crate::container::{ContainerPlan, Invoker};
+use crate::error::Problem;
+use crate::extract::StateMap;
+
+/// An endpoint with its placeholders resolved and its settings checked.
+pub(crate) struct Resolved {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) id: String,
+    pub(crate) topics: Vec<String>,
+    pub(crate) pattern: Option<String>,
+    pub(crate) group: Option<String>,
+    pub(crate) factory_name: Option<String>,
+    pub(crate) concurrency: Option<usize>,
+    pub(crate) auto_startup: bool,
+    pub(crate) client_id_prefix: Option<String>,
+    pub(crate) properties: Vec<(String, String)>,
+}
+
+impl Resolved {
+    /// The plan of this listener's containers on `factory`, and its concurrency.
+    pub(crate) fn plan(
+        &self,
+        factory: &ContainerFactory,
+        states: &Arc<StateMap>,
+        runtime: &tokio::runtime::Handle,
+    ) -> Option<(ContainerPlan, usize)> {
+        let settings = factory.settings.clone();
+        let ack_mode = self.endpoint.ack_mode.unwrap_or(settings.ack_mode);
+        let concurrency = self.concurrency.unwrap_or(settings.concurrency);
+        let group = self
+            .group
+            .clone()
+            .or_else(|| settings.properties.get("group.id").map(str::to_string))
+            .unwrap_or_else(|| self.id.clone());
+        let mut client_config = settings.properties.to_client_config();
+        for (key, value) in &self.properties {
+            client_config.set(key, value);
+        }
+        client_config
+            .set("group.id", &group)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("enable.partition.eof", "false");
+        let client_id = self
+            .client_id_prefix
+            .clone()
+            .or_else(|| settings.properties.get("client.id").map(str::to_string))
+            .unwrap_or_else(|| self.id.clone());
+        let subscription = match &self.pattern {
+            Some(pattern) if pattern.starts_with('^') => vec![pattern.clone()],
+            Some(pattern) => vec![format!("^{pattern}")],
+            None => self.topics.clone(),
+        };
+        let invoker = self.endpoint.invoker.clone()?;
+        tracing::info!(listener = %self.id, topics = ?subscription, group, ?ack_mode, concurrency, batch = matches!(invoker, Invoker::Batch(_)), "listener registered");
+        let plan = ContainerPlan {
+            listener_id: Arc::from(self.id.as_str()),
+            subscription,
+            client_config,
+            client_id,
+            settings,
+            ack_mode,
+            invoker,
+            acknowledging: self.endpoint.requirements.acknowledging,
+            states: states.clone(),
+            runtime: runtime.clone(),
+        };
+        Some((plan, concurrency))
+    }
+}
+
+/// Resolves the placeholders of an endpoint's settings and checks them.
+pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Vec<Problem>> {
+    let raw_id = e.id().to_string();
+    let mut problems = Vec::new();
+    let mut field = |name: &str, value: &str, id: &str| -> Option<String> {
+        match resolve(value) {
+            Ok(v) => Some(v),
+            Err(var) => {
+                problems.push(Problem {
+                    listener: Some(id.to_string()),
+                    message: format!("`{name} = \"{value}\"`: environment variable `{var}` is not set and has no default; set it, or write ${{{var}:default}}"),
+                });
+                None
+            }
+        }
+    };
+    let id = field("id", &raw_id, &raw_id).unwrap_or_else(|| raw_id.clone());
+    let topics: Vec<String> = e.topics.iter().filter_map(|t| field("topics", t, &id)).collect();
+    let pattern = e.topic_pattern.as_deref().and_then(|p| field("topic_pattern", p, &id));
+    let group = e.group.as_deref().and_then(|g| field("group", g, &id));
+    let factory_name = e.container_factory.as_deref().and_then(|f| field("container_factory", f, &id));
+    let concurrency_text = e.concurrency.as_deref().and_then(|c| field("concurrency", c, &id));
+    let auto_startup_text = e.auto_startup.as_deref().and_then(|a| field("auto_startup", a, &id));
+    let client_id_prefix = e.client_id_prefix.as_deref().and_then(|c| field("client_id_prefix", c, &id));
+    let property_texts: Vec<String> = e.properties.iter().filter_map(|p| field("properties", p, &id)).collect();
+
+    let mut problem = |message: String| problems.push(Problem { listener: Some(id.clone()), message });
+    if e.invoker.is_none() {
+        problem("has no handler; call .handler(...), .blocking_handler(...) or .batch_handler(...)".into());
+    }
+    if e.topics.is_empty() && e.topic_pattern.is_none() {
+        problem("names no topic; give `topic`, `topics` or `topic_pattern`".into());
+    }
+    if !e.topics.is_empty() && e.topic_pattern.is_some() {
+        problem("gives both topics and a topic_pattern; give one of them".into());
+    }
+    if topics.iter().any(|t| t.trim().is_empty()) {
+        problem("has an empty topic name".into());
+    }
+    let concurrency = match concurrency_text.as_deref().map(str::parse::<usize>) {
+        None => None,
+        Some(Ok(0)) | Some(Err(_)) => {
+            problem(format!(
+                "concurrency `{}` is not a number of at least 1",
+                concurrency_text.as_deref().unwrap_or_default()
+            ));
+            None
+        }
+        Some(Ok(n)) => Some(n),
+    };
+    let auto_startup = match auto_startup_text.as_deref().map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            problem(format!("auto_startup `{other}` is neither true nor false"));
+            true
+        }
+    };
+    let mut properties = Vec::new();
+    for text in &property_texts {
+        match text.split_once('=') {
+            Some((key, value)) => {
+                let (key, value) = (key.trim(), value.trim());
+                if let Err(error) = check_owned_property(key, value).and_then(|()| validate_property(key, value)) {
+                    problem(format!("properties: {error}"));
+                } else {
+                    properties.push((key.to_string(), value.to_string()));
+                }
+            }
+            None => problem(format!(
+                "properties: `{}` is not `key=value`",
+                if is_secret(text) { "<redacted>" } else { text }
+            )),
+        }
+    }
+    if let Some(mode) = e.ack_mode {
+        if e.requirements.acknowledging && !mode.is_manual() {
+            problem(format!("takes an Acknowledgment but declares ack_mode {mode}; use manual or manual_immediate"));
+        }
+    }
+    if problems.is_empty() {
+        Ok(Resolved {
+            endpoint: e.clone(),
+            id,
+            topics,
+            pattern,
+            group,
+            factory_name,
+            concurrency,
+            auto_startup,
+            client_id_prefix,
+            properties,
+        })
+    } else {
+        Err(problems)
+    }
+}

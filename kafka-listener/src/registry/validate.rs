@@ -1,0 +1,98 @@
+//! Checks across listeners and against the cluster, made by `ListenerRegistry::start` before any
+//! consumer starts.
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::metadata::Metadata;
+
+use super::resolve::Resolved;
+use crate::config::ContainerFactory;
+use crate::error::Problem;
+
+/// A listener bound to its factory (`label` names the factory in messages).
+pub(crate) struct Bound {
+    pub(crate) resolved: Resolved,
+    pub(crate) factory: ContainerFactory,
+    pub(crate) label: String,
+}
+
+/// Listeners that share an id.
+pub(crate) fn duplicate_ids(resolved: &[Resolved], problems: &mut Vec<Problem>) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for r in resolved {
+        *seen.entry(r.id.as_str()).or_default() += 1;
+    }
+    let mut duplicates: Vec<_> = seen.into_iter().filter(|(_, n)| *n > 1).collect();
+    duplicates.sort();
+    for (id, count) in duplicates {
+        let sources: Vec<_> =
+            resolved.iter().filter(|r| r.id == id).filter_map(|r| r.endpoint.source.clone()).collect();
+        problems.push(Problem {
+            listener: Some(id.to_string()),
+            message: format!(
+                "{count} listeners have this id{}; give each a unique `id = \"...\"`",
+                if sources.is_empty() { String::new() } else { format!(" ({})", sources.join(", ")) }
+            ),
+        });
+    }
+}
+
+/// Reaches each factory's cluster once, checks the listeners' topics there (a missing topic is a
+/// problem with `missing_topics_fatal`, else a warning) and warns of idle consumers.
+pub(crate) async fn check_cluster(bound: &[Bound], problems: &mut Vec<Problem>) {
+    let mut metadata: HashMap<usize, std::result::Result<Arc<Metadata>, String>> = HashMap::new();
+    for Bound { resolved: r, factory, label: factory_label } in bound {
+        let key = Arc::as_ptr(&factory.settings) as usize;
+        if let Entry::Vacant(slot) = metadata.entry(key) {
+            let found = fetch_metadata(factory.clone()).await;
+            if let Err(message) = &found {
+                problems.push(Problem { listener: None, message: format!("{message} (used by {factory_label})") });
+            }
+            slot.insert(found);
+        }
+        let Some(Ok(metadata)) = metadata.get(&key) else { continue };
+        let mut partitions = 0usize;
+        for topic in &r.topics {
+            match metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) {
+                Some(t) => partitions += t.partitions().len(),
+                None if factory.settings.missing_topics_fatal => problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!(
+                        "topic `{topic}` does not exist and {factory_label} sets missing_topics_fatal; create the topic, or unset missing_topics_fatal to wait for it"
+                    ),
+                }),
+                None => tracing::warn!(listener = %r.id, topic, "topic does not exist (yet); the listener waits for it"),
+            }
+        }
+        let concurrency = r.concurrency.unwrap_or(factory.concurrency());
+        if r.pattern.is_none() && partitions > 0 && concurrency > partitions {
+            tracing::warn!(listener = %r.id, concurrency, partitions,
+                "concurrency is above the partition count: {} consumer(s) will stay idle", concurrency - partitions);
+        }
+    }
+}
+
+/// The cluster's metadata through a short-lived consumer, or why the broker cannot be reached.
+async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Metadata>, String> {
+    let settings = factory.settings.clone();
+    let bootstrap = settings.properties.get("bootstrap.servers").unwrap_or_default().to_string();
+    let timeout: Duration = settings.startup_timeout;
+    let task = tokio::task::spawn_blocking(move || {
+        let mut config = settings.properties.to_client_config();
+        // No group: this consumer only reads metadata.
+        config.remove("group.id");
+        let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
+        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| e.to_string())
+    });
+    match task.await {
+        Ok(Ok(metadata)) => Ok(metadata),
+        Ok(Err(error)) => Err(format!(
+            "cannot reach the broker at `{bootstrap}` within {timeout:?}: {error}; check bootstrap_servers and that the broker is running"
+        )),
+        Err(join) => Err(format!("checking the broker at `{bootstrap}` failed: {join}")),
+    }
+}
