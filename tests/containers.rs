@@ -138,16 +138,32 @@ async fn shutdown_timeout_leaves_the_stuck_record_uncommitted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_joins_and_takes_over_partitions() {
+    second_instance_joins("range,roundrobin", Duration::from_micros(500)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_joins_with_cooperative_rebalancing() {
+    // Cooperative rebalancing keeps the first instance working while the group rebalances: it
+    // needs more work left for the second instance to take some.
+    second_instance_joins("cooperative-sticky", Duration::from_millis(2)).await;
+}
+
+async fn second_instance_joins(assignment_strategy: &str, per_record: Duration) {
     let kafka = embedded(&[("shared", 4)]);
     let bootstrap = kafka.bootstrap_servers();
     let records: Vec<_> = (0..2000).map(|i| (i % 4, "k", format!("v{i}"))).collect();
     produce(&kafka, "shared", &records);
     let log: Log = Arc::default();
-    let factory = factory(&kafka, AckMode::Batch).to_builder().max_poll_records(50).build().unwrap();
+    let factory = factory(&kafka, AckMode::Batch)
+        .to_builder()
+        .max_poll_records(50)
+        .set("partition.assignment.strategy", assignment_strategy)
+        .build()
+        .unwrap();
     let start = |id: &str| {
         ListenerRegistry::empty()
             .with_default_factory(factory.clone())
-            .register(logging(id, "shared", "shared", &log, Duration::from_micros(500)))
+            .register(logging(id, "shared", "shared", &log, per_record))
             .start()
     };
     let first = start("first").await.unwrap();
