@@ -24,11 +24,7 @@ async fn start(factory: ContainerFactory, endpoint: Endpoint) -> RunningListener
 }
 
 fn gated_endpoint(probe: &Probe, group: &str) -> Endpoint {
-    let probe = probe.clone();
-    Endpoint::new(group).topic(T).group(group).handler(move |record: ConsumerRecord| {
-        let probe = probe.clone();
-        async move { probe.handle(record).await }
-    })
+    probe.endpoint(group, T, group)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

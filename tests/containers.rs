@@ -115,15 +115,11 @@ async fn shutdown_timeout_leaves_the_stuck_record_uncommitted() {
     let bootstrap = kafka.bootstrap_servers();
     produce(&kafka, "stuck", &numbered(3));
     let probe = Probe::gated();
-    let p = probe.clone();
     let factory =
         factory(&kafka, AckMode::Record).to_builder().shutdown_timeout(Duration::from_millis(500)).build().unwrap();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
-        .register(Endpoint::new("stuck").topic("stuck").group("stuck").handler(move |r: ConsumerRecord| {
-            let p = p.clone();
-            async move { p.handle(r).await }
-        }))
+        .register(probe.endpoint("stuck", "stuck", "stuck"))
         .start()
         .await
         .unwrap();

@@ -51,7 +51,6 @@ async fn sigterm_shuts_the_listeners_down_and_commits() {
 /// count), say so once the signal handler is installed, and wait for the signal.
 async fn child(bootstrap: &str) {
     let probe = Probe::open();
-    let p = probe.clone();
     let factory = ContainerFactory::builder()
         .bootstrap_servers(bootstrap)
         .ack_mode(AckMode::Count)
@@ -60,10 +59,7 @@ async fn child(bootstrap: &str) {
         .unwrap();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
-        .register(Endpoint::new("signal").topic("signal").group("signal").handler(move |r: ConsumerRecord| {
-            let p = p.clone();
-            async move { p.handle(r).await }
-        }))
+        .register(probe.endpoint("signal", "signal", "signal"))
         .start()
         .await
         .unwrap();

@@ -82,15 +82,9 @@ async fn placeholders_resolve_from_the_environment_or_their_default() {
     produce(&kafka, "ph-topic", &numbered(1));
     std::env::set_var("KL_TEST_GROUP", "ph-group");
     let probe = Probe::open();
-    let p = probe.clone();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(Endpoint::new("ph").topic("${KL_TEST_UNSET_TOPIC:ph-topic}").group("${KL_TEST_GROUP}").handler(
-            move |r: ConsumerRecord| {
-                let p = p.clone();
-                async move { p.handle(r).await }
-            },
-        ))
+        .register(probe.endpoint("ph", "${KL_TEST_UNSET_TOPIC:ph-topic}", "${KL_TEST_GROUP}"))
         .start()
         .await
         .unwrap();

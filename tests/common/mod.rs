@@ -140,6 +140,15 @@ impl Probe {
         }
     }
 
+    /// A listener `id` on `topic` in `group` whose handler is [`handle`](Self::handle).
+    pub fn endpoint(&self, id: &str, topic: &str, group: &str) -> kafka_listener::Endpoint {
+        let probe = self.clone();
+        kafka_listener::Endpoint::new(id).topic(topic).group(group).handler(move |record: ConsumerRecord| {
+            let probe = probe.clone();
+            async move { probe.handle(record).await }
+        })
+    }
+
     pub fn keep_ack(&self, offset: i64, ack: Acknowledgment) {
         self.acks.lock().unwrap().push((offset, ack));
     }
