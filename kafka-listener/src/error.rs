@@ -42,6 +42,42 @@ pub enum Error {
     /// No listener with this id is registered.
     #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()`")]
     UnknownListener(String),
+    /// A record was sent to a topic the broker does not have (and does not create).
+    #[error("topic `{topic}` does not exist; create it (or enable auto-creation on the broker)")]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+    },
+    /// A record is larger than the broker or the producer accepts.
+    #[error("a record of {bytes} bytes to `{topic}` is too large; raise message.max.bytes (producer and broker) or send less")]
+    MessageTooLarge {
+        /// The topic.
+        topic: String,
+        /// The key and value size.
+        bytes: usize,
+    },
+    /// A record was not delivered within the send timeout.
+    #[error("a record to `{topic}` was not delivered within {timeout:?}; is the broker reachable?")]
+    SendTimeout {
+        /// The topic.
+        topic: String,
+        /// The template's send timeout.
+        timeout: std::time::Duration,
+    },
+    /// A record's key or value could not be serialized.
+    #[error("cannot serialize the {part} of a record to `{topic}`: {source}")]
+    Serialization {
+        /// The topic.
+        topic: String,
+        /// `key` or `value`.
+        part: &'static str,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// `send_default` on a template built without `default_topic`.
+    #[error("send_default needs a default topic: call .default_topic(\"...\") on the template builder")]
+    NoDefaultTopic,
     /// Waiting for a signal failed.
     #[error("could not install the signal handler: {0}")]
     Signal(#[source] std::io::Error),

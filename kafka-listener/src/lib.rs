@@ -58,6 +58,7 @@ mod error;
 pub mod error_handler;
 pub mod extract;
 pub mod handler;
+pub mod producer;
 pub mod registry;
 pub mod support;
 
@@ -71,10 +72,17 @@ pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, Failed
 pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, Record, State};
 pub use handler::{ListenerError, ListenerFailure};
 pub use kafka_listener_macros::kafka_listener;
+pub use producer::{
+    DefaultPartitioner, KafkaTemplate, Partitioner, RecordMetadata, RoundRobinPartitioner, UniformStickyPartitioner,
+};
 pub use registry::{Endpoint, ListenerRegistry, ListenerType, RunningListeners};
 
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
+    pub use crate::producer::{
+        DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, RoundRobinPartitioner,
+        UniformStickyPartitioner,
+    };
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
     pub use crate::{

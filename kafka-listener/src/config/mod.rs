@@ -7,4 +7,4 @@ mod properties;
 pub use ack_mode::AckMode;
 pub(crate) use factory::{check_owned_property, FactorySettings};
 pub use factory::{ContainerFactory, ContainerFactoryBuilder};
-pub(crate) use properties::{is_secret, validate_property, Properties};
+pub(crate) use properties::{is_secret, redacted_error, validate_property, Properties};

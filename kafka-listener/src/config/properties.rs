@@ -79,3 +79,11 @@ fn redact(key: &str, message: &str) -> String {
         message.to_string()
     }
 }
+
+/// `message` with the value of every secret property replaced (librdkafka's messages may quote them).
+pub(crate) fn redacted_error(properties: &Properties, message: &str) -> String {
+    properties
+        .iter()
+        .filter(|(key, value)| is_secret(key) && !value.is_empty())
+        .fold(message.to_string(), |text, (_, value)| text.replace(value, "<redacted>"))
+}

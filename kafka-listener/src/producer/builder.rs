@@ -1,0 +1,200 @@
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+
+use super::template::{KafkaTemplate, ProducerListener, TemplateInner};
+use super::Partitioner;
+use crate::config::{validate_property, Properties};
+use crate::error::{Error, Result};
+
+/// How many acknowledgments the broker gathers before answering a send (`acks`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Acks {
+    /// No answer awaited (`acks=0`).
+    None,
+    /// The partition leader wrote it (`acks=1`).
+    Leader,
+    /// Every in-sync replica wrote it (`acks=all`, the default; needed by idempotence).
+    All,
+}
+
+/// The compression of record batches (`compression.type`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    /// None (the default).
+    None,
+    /// gzip.
+    Gzip,
+    /// snappy.
+    Snappy,
+    /// lz4.
+    Lz4,
+    /// zstd.
+    Zstd,
+}
+
+/// Configures a [`KafkaTemplate`] (Spring's producer factory and template in one builder).
+#[must_use]
+pub struct KafkaTemplateBuilder {
+    properties: Properties,
+    default_topic: Option<String>,
+    partitioner: Option<Arc<dyn Partitioner>>,
+    listener: Option<Arc<dyn ProducerListener>>,
+    send_timeout: Duration,
+    close_timeout: Duration,
+}
+
+impl fmt::Debug for KafkaTemplateBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTemplateBuilder")
+            .field("properties", &self.properties)
+            .field("default_topic", &self.default_topic)
+            .field("partitioner", &self.partitioner.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for KafkaTemplateBuilder {
+    fn default() -> Self {
+        let mut properties = Properties::default();
+        properties.set("enable.idempotence", "true");
+        KafkaTemplateBuilder {
+            properties,
+            default_topic: None,
+            partitioner: None,
+            listener: None,
+            send_timeout: Duration::from_secs(30),
+            close_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl KafkaTemplateBuilder {
+    /// The brokers to bootstrap from.
+    pub fn bootstrap_servers(self, servers: impl Into<String>) -> Self {
+        self.set("bootstrap.servers", servers)
+    }
+
+    /// The client id.
+    pub fn client_id(self, client_id: impl Into<String>) -> Self {
+        self.set("client.id", client_id)
+    }
+
+    /// The acknowledgments a send waits for.
+    pub fn acks(self, acks: Acks) -> Self {
+        let value = match acks {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        };
+        self.set("acks", value)
+    }
+
+    /// Idempotent sends: no duplicates or reordering on retries (default on).
+    pub fn enable_idempotence(self, enabled: bool) -> Self {
+        self.set("enable.idempotence", enabled.to_string())
+    }
+
+    /// The compression of batches.
+    pub fn compression(self, compression: Compression) -> Self {
+        let value = match compression {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        };
+        self.set("compression.type", value)
+    }
+
+    /// How long records wait to fill a batch (`linger.ms`).
+    pub fn linger(self, linger: Duration) -> Self {
+        self.set("linger.ms", linger.as_millis().to_string())
+    }
+
+    /// The largest batch, in bytes (`batch.size`).
+    pub fn batch_size(self, bytes: usize) -> Self {
+        self.set("batch.size", bytes.to_string())
+    }
+
+    /// How often a failed send is retried (`retries`).
+    pub fn retries(self, retries: u32) -> Self {
+        self.set("retries", retries.to_string())
+    }
+
+    /// Any librdkafka property. Checked by `build()`.
+    pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.set(key, value);
+        self
+    }
+
+    /// The topic of `send_default`.
+    pub fn default_topic(mut self, topic: impl Into<String>) -> Self {
+        self.default_topic = Some(topic.into());
+        self
+    }
+
+    /// The partitioner of records that name no partition (default: librdkafka's, which for keyed
+    /// records is not the Java client's; use `DefaultPartitioner` for Java-compatible keys).
+    pub fn partitioner(mut self, partitioner: impl Partitioner) -> Self {
+        self.partitioner = Some(Arc::new(partitioner));
+        self
+    }
+
+    /// Told of every send's outcome (fire-and-forget sends are observed here).
+    pub fn producer_listener(mut self, listener: impl ProducerListener) -> Self {
+        self.listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// How long a send may wait for room in the producer's queue and for delivery
+    /// (`message.timeout.ms` is set to it too).
+    pub fn send_timeout(mut self, timeout: Duration) -> Self {
+        self.send_timeout = timeout;
+        self
+    }
+
+    /// How long closing waits for queued records to be delivered.
+    pub fn close_timeout(mut self, timeout: Duration) -> Self {
+        self.close_timeout = timeout;
+        self
+    }
+
+    /// Checks every setting and creates the producer.
+    ///
+    /// # Errors
+    /// [`Error::Config`] naming an invalid setting, or the client's error creating the producer.
+    pub fn build(mut self) -> Result<KafkaTemplate> {
+        if self.properties.get("bootstrap.servers").is_none_or(|v| v.trim().is_empty()) {
+            return Err(Error::config("bootstrap_servers", "not set; call .bootstrap_servers(\"host:9092\")"));
+        }
+        if self.send_timeout.is_zero() {
+            return Err(Error::config("send_timeout", "must be above zero"));
+        }
+        if self.properties.get("message.timeout.ms").is_none() {
+            self.properties.set("message.timeout.ms", self.send_timeout.as_millis().to_string());
+        }
+        for (key, value) in self.properties.iter() {
+            validate_property(key, value)?;
+        }
+        let config: ClientConfig = self.properties.to_client_config();
+        let producer = config.create().map_err(|e| {
+            // librdkafka checks combinations at creation (e.g. idempotence with acks=1).
+            Error::config("producer", crate::config::redacted_error(&self.properties, &e.to_string()))
+        })?;
+        Ok(KafkaTemplate {
+            inner: Arc::new(TemplateInner {
+                producer,
+                properties: self.properties,
+                default_topic: self.default_topic,
+                partitioner: self.partitioner,
+                listener: self.listener,
+                send_timeout: self.send_timeout,
+                close_timeout: self.close_timeout,
+                partition_counts: Default::default(),
+            }),
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! Producing: `KafkaTemplate` (Spring's KafkaTemplate) and Java-compatible partitioners.
+
+mod builder;
+mod partitioner;
+mod payload;
+mod template;
+
+pub use builder::{Acks, Compression, KafkaTemplateBuilder};
+pub use partitioner::{
+    java_partition, murmur2, DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner,
+};
+pub use payload::Payload;
+pub use template::{KafkaTemplate, ProducerListener, RecordMetadata, SendRecord};

@@ -1,0 +1,307 @@
+use std::collections::HashMap;
+use std::fmt;
+use std::future::{Future, IntoFuture};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::util::Timeout;
+
+use super::{KafkaTemplateBuilder, Partitioner, Payload};
+use crate::config::Properties;
+use crate::error::{Error, Result};
+
+/// Where the broker stored a record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordMetadata {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+}
+
+impl RecordMetadata {
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The partition.
+    pub fn partition(&self) -> i32 {
+        self.partition
+    }
+
+    /// The offset.
+    pub fn offset(&self) -> i64 {
+        self.offset
+    }
+
+    /// The record's timestamp (ms since the epoch), if the broker reported one.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp
+    }
+}
+
+/// Told of every send's outcome (Spring's `ProducerListener`); serves fire-and-forget sends.
+pub trait ProducerListener: Send + Sync + 'static {
+    /// A record was stored.
+    fn on_success(&self, metadata: &RecordMetadata) {
+        let _ = metadata;
+    }
+
+    /// A record could not be sent to `topic`.
+    fn on_error(&self, topic: &str, error: &Error) {
+        let _ = (topic, error);
+    }
+}
+
+/// Sends records (Spring's `KafkaTemplate`). Cheap to clone: clones share one producer.
+///
+/// ```no_run
+/// use kafka_listener::prelude::*;
+///
+/// # async fn run() -> kafka_listener::Result<()> {
+/// #[derive(serde::Serialize)]
+/// struct Order { id: u64 }
+///
+/// let template = KafkaTemplate::builder()
+///     .bootstrap_servers("localhost:9092")
+///     .partitioner(DefaultPartitioner)
+///     .build()?;
+/// let stored = template.send("orders", Json(&Order { id: 7 })).key("customer-1").await?;
+/// println!("{}-{}@{}", stored.topic(), stored.partition(), stored.offset());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct KafkaTemplate {
+    pub(crate) inner: Arc<TemplateInner>,
+}
+
+pub(crate) struct TemplateInner {
+    pub(crate) producer: FutureProducer,
+    pub(crate) properties: Properties,
+    pub(crate) default_topic: Option<String>,
+    pub(crate) partitioner: Option<Arc<dyn Partitioner>>,
+    pub(crate) listener: Option<Arc<dyn ProducerListener>>,
+    pub(crate) send_timeout: Duration,
+    pub(crate) close_timeout: Duration,
+    /// Partition counts by topic, for the partitioner; refreshed when a send fails for metadata.
+    pub(crate) partition_counts: Mutex<HashMap<String, i32>>,
+}
+
+impl fmt::Debug for KafkaTemplate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaTemplate")
+            .field("properties", &self.inner.properties)
+            .field("default_topic", &self.inner.default_topic)
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A record being sent: add a key, partition, headers or timestamp, then `.await` it.
+#[must_use = "a record is sent when awaited"]
+pub struct SendRecord<'t, P> {
+    template: &'t KafkaTemplate,
+    topic: Option<String>,
+    payload: P,
+    key: Option<std::result::Result<Option<Vec<u8>>, BoxError>>,
+    partition: Option<i32>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+    timestamp: Option<i64>,
+}
+
+impl<P> SendRecord<'_, P> {
+    /// The key (any [`Payload`]: `&str`, `String`, `Json(&key)`, bytes).
+    pub fn key(mut self, key: impl Payload) -> Self {
+        self.key = Some(key.to_bytes().map(|k| k.map(|k| k.into_owned())));
+        self
+    }
+
+    /// The partition, over any partitioner.
+    pub fn partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+
+    /// A header (names may repeat).
+    pub fn header(mut self, name: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push((name.into(), Some(value.as_ref().to_vec())));
+        self
+    }
+
+    /// The record's timestamp, in ms since the epoch (default: now).
+    pub fn timestamp(mut self, ms: i64) -> Self {
+        self.timestamp = Some(ms);
+        self
+    }
+}
+
+impl<'t, P: Payload + Send + 't> IntoFuture for SendRecord<'t, P> {
+    type Output = Result<RecordMetadata>;
+    type IntoFuture = Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send + 't>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(async move {
+            let template = self.template;
+            let topic = self.topic.clone().unwrap_or_default();
+            let result = self.deliver().await;
+            if let Some(listener) = &template.inner.listener {
+                match &result {
+                    Ok(metadata) => listener.on_success(metadata),
+                    Err(error) => listener.on_error(&topic, error),
+                }
+            }
+            result
+        })
+    }
+}
+
+impl<P: Payload> SendRecord<'_, P> {
+    async fn deliver(self) -> Result<RecordMetadata> {
+        let inner = &self.template.inner;
+        let topic = self.topic.ok_or(Error::NoDefaultTopic)?;
+        let serialization = |part: &'static str, topic: &str| {
+            let topic = topic.to_string();
+            move |source: BoxError| Error::Serialization { topic, part, source }
+        };
+        let value = self.payload.to_bytes().map_err(serialization("value", &topic))?;
+        let key = self.key.transpose().map_err(serialization("key", &topic))?.flatten();
+        let partition = match (self.partition, &inner.partitioner) {
+            (Some(partition), _) => Some(partition),
+            (None, Some(partitioner)) => {
+                let count = self.template.partition_count(&topic).await?;
+                Some(partitioner.partition(&topic, key.as_deref(), value.as_deref(), count))
+            }
+            (None, None) => None,
+        };
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
+        if let Some(value) = value.as_deref() {
+            record = record.payload(value);
+        }
+        if let Some(key) = key.as_deref() {
+            record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        if let Some(timestamp) = self.timestamp {
+            record = record.timestamp(timestamp);
+        }
+        if !self.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
+            for (name, value) in &self.headers {
+                headers = headers.insert(Header { key: name, value: value.as_deref() });
+            }
+            record = record.headers(headers);
+        }
+        let size = value.as_deref().map_or(0, <[u8]>::len) + key.as_deref().map_or(0, <[u8]>::len);
+        match inner.producer.send(record, Timeout::After(inner.send_timeout)).await {
+            Ok(delivery) => Ok(RecordMetadata {
+                topic,
+                partition: delivery.partition,
+                offset: delivery.offset,
+                timestamp: delivery.timestamp.to_millis(),
+            }),
+            Err((error, _)) => Err(self.template.send_error(&topic, size, error)),
+        }
+    }
+}
+
+impl KafkaTemplate {
+    /// A builder: `bootstrap_servers`, `acks`, `compression`, `partitioner`, ...
+    pub fn builder() -> KafkaTemplateBuilder {
+        KafkaTemplateBuilder::default()
+    }
+
+    /// Sends `payload` to `topic`; add `.key(..)`, `.partition(..)`, `.header(..)`, `.timestamp(..)`
+    /// and await the broker's [`RecordMetadata`].
+    pub fn send<P: Payload>(&self, topic: &str, payload: P) -> SendRecord<'_, P> {
+        self.record(Some(topic.to_string()), payload)
+    }
+
+    /// Sends to the builder's `default_topic` (an error when there is none).
+    pub fn send_default<P: Payload>(&self, payload: P) -> SendRecord<'_, P> {
+        self.record(self.inner.default_topic.clone(), payload)
+    }
+
+    fn record<P>(&self, topic: Option<String>, payload: P) -> SendRecord<'_, P> {
+        SendRecord { template: self, topic, payload, key: None, partition: None, headers: Vec::new(), timestamp: None }
+    }
+
+    /// Waits until every queued record is delivered (bounded by the close timeout).
+    ///
+    /// # Errors
+    /// When records are still queued after the timeout.
+    pub async fn flush(&self) -> Result<()> {
+        let (producer, timeout) = (self.inner.producer.clone(), self.inner.close_timeout);
+        tokio::task::spawn_blocking(move || producer.flush(timeout))
+            .await
+            .map_err(|e| Error::config("producer", format!("flush failed: {e}")))?
+            .map_err(|e| Error::kafka(format!("flushing within {timeout:?}"), e))
+    }
+
+    /// Delivers what is queued (bounded by the close timeout) before the template is dropped.
+    ///
+    /// # Errors
+    /// As [`flush`](Self::flush).
+    pub async fn close(self) -> Result<()> {
+        self.flush().await
+    }
+
+    /// The partition count of `topic`, from the cache or the broker's metadata.
+    async fn partition_count(&self, topic: &str) -> Result<i32> {
+        if let Some(&count) = self.counts().get(topic) {
+            return Ok(count);
+        }
+        let (producer, name, timeout) = (self.inner.producer.clone(), topic.to_string(), self.inner.send_timeout);
+        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), timeout))
+            .await
+            .map_err(|e| Error::config("producer", format!("reading metadata failed: {e}")))?
+            .map_err(|e| Error::kafka(format!("reading the metadata of `{topic}`"), e))?;
+        let count = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().len() as i32)
+            .ok_or_else(|| Error::UnknownTopic { topic: topic.to_string() })?;
+        self.counts().insert(topic.to_string(), count);
+        Ok(count)
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
+        self.inner.partition_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn send_error(&self, topic: &str, size: usize, error: KafkaError) -> Error {
+        let code = error.rdkafka_error_code();
+        if matches!(
+            code,
+            Some(
+                RDKafkaErrorCode::UnknownPartition
+                    | RDKafkaErrorCode::UnknownTopicOrPartition
+                    | RDKafkaErrorCode::LeaderNotAvailable
+                    | RDKafkaErrorCode::NotLeaderForPartition
+            )
+        ) {
+            // The partition count may have changed: read it again next time.
+            self.counts().remove(topic);
+        }
+        match code {
+            Some(RDKafkaErrorCode::UnknownTopicOrPartition | RDKafkaErrorCode::UnknownTopic) => {
+                Error::UnknownTopic { topic: topic.to_string() }
+            }
+            Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::InvalidMessageSize) => {
+                Error::MessageTooLarge { topic: topic.to_string(), bytes: size }
+            }
+            Some(
+                RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull | RDKafkaErrorCode::RequestTimedOut,
+            ) => Error::SendTimeout { topic: topic.to_string(), timeout: self.inner.send_timeout },
+            _ => Error::kafka(format!("sending to `{topic}`"), error),
+        }
+    }
+}

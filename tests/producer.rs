@@ -1,0 +1,239 @@
+//! KafkaTemplate and the partitioners: Java-compatible keys (checked against kafka-python),
+//! records landing where each strategy says (read back by a listener), and typed errors.
+
+mod common;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use kafka_listener::prelude::*;
+use kafka_listener::producer::java_partition;
+use kafka_listener::Error;
+
+/// (key, partition for 3, 7 and 12 partitions), from tests/data/murmur2_partitions.tsv.
+fn java_table() -> Vec<(Vec<u8>, [i32; 3])> {
+    let text = include_str!("data/murmur2_partitions.tsv");
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let hex = fields[0];
+            let key = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+            (key, [fields[1].parse().unwrap(), fields[2].parse().unwrap(), fields[3].parse().unwrap()])
+        })
+        .collect()
+}
+
+#[test]
+fn default_partitioner_matches_the_java_client_for_every_key_in_the_table() {
+    let table = java_table();
+    assert!(table.len() >= 50);
+    assert!(table.iter().any(|(k, _)| k.is_empty()) && table.iter().any(|(k, _)| k.len() > 200));
+    for (key, expected) in &table {
+        for (count, want) in [3, 7, 12].into_iter().zip(expected) {
+            assert_eq!(java_partition(key, count), *want, "key {key:?}, {count} partitions");
+            assert_eq!(DefaultPartitioner.partition("t", Some(key), None, count), *want);
+        }
+    }
+}
+
+type Landed = Arc<Mutex<Vec<ConsumerRecord>>>;
+
+/// Starts a listener that keeps every record of `topic`.
+async fn collect(kafka: &EmbeddedKafka, topic: &str) -> (RunningListeners, Landed) {
+    let landed: Landed = Arc::default();
+    let sink = landed.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(kafka, AckMode::Batch))
+        .register(Endpoint::new(topic).topic(topic).group(topic).handler(move |record: ConsumerRecord| {
+            sink.lock().unwrap().push(record);
+            std::future::ready(())
+        }))
+        .start()
+        .await
+        .unwrap();
+    (running, landed)
+}
+
+fn template(kafka: &EmbeddedKafka, partitioner: impl Partitioner) -> KafkaTemplate {
+    KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).partitioner(partitioner).build().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyed_records_land_where_the_java_client_puts_them() {
+    let kafka = embedded(&[("keyed", 7)]);
+    let template = template(&kafka, DefaultPartitioner);
+    let table = java_table();
+    let mut stored = HashMap::new();
+    for (key, _) in &table {
+        let metadata = template.send("keyed", "v").key(key.clone()).await.unwrap();
+        assert_eq!(metadata.topic(), "keyed");
+        stored.insert(key.clone(), (metadata.partition(), metadata.offset()));
+    }
+    let (running, landed) = collect(&kafka, "keyed").await;
+    wait_until("every record read back", Duration::from_secs(20), || landed.lock().unwrap().len() == table.len()).await;
+    running.shutdown().await.unwrap();
+    for record in landed.lock().unwrap().iter() {
+        let key = record.key.as_deref().unwrap_or_default().to_vec();
+        let expected = table.iter().find(|(k, _)| *k == key).unwrap().1[1];
+        assert_eq!(record.partition, expected, "key {key:?}");
+        assert_eq!(stored[&key], (record.partition, record.offset), "the metadata says where it is");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn round_robin_sticky_custom_and_explicit_partitions() {
+    let kafka = embedded(&[("rr", 7), ("sticky", 7), ("vip", 4)]);
+    let rr = template(&kafka, RoundRobinPartitioner);
+    for i in 0..14 {
+        rr.send("rr", format!("r{i}")).key("same-key").await.unwrap();
+    }
+    let sticky = template(&kafka, UniformStickyPartitioner);
+    let mut sticky_partitions = Vec::new();
+    for i in 0..10 {
+        sticky_partitions.push(sticky.send("sticky", format!("s{i}")).key(format!("k{i}")).await.unwrap().partition());
+    }
+
+    /// VIP customers on partition 0; everyone else spread over the others by the Java hash.
+    struct Vip;
+    impl Partitioner for Vip {
+        fn partition(&self, _topic: &str, key: Option<&[u8]>, _value: Option<&[u8]>, count: i32) -> i32 {
+            match key {
+                Some(k) if k.starts_with(b"vip-") => 0,
+                Some(k) => 1 + java_partition(k, count - 1),
+                None => 1,
+            }
+        }
+    }
+    let vip = template(&kafka, Vip);
+    for key in ["vip-1", "vip-2", "alice", "bob", "carol", "dave"] {
+        vip.send("vip", key).key(key).await.unwrap();
+    }
+    let explicit = vip.send("vip", "explicit").key("vip-3").partition(3).await.unwrap();
+    assert_eq!(explicit.partition(), 3, "an explicit partition wins over the partitioner");
+
+    let (running, landed) = collect(&kafka, "rr").await;
+    wait_until("14 round-robin records", Duration::from_secs(20), || landed.lock().unwrap().len() == 14).await;
+    running.shutdown().await.unwrap();
+    let mut per_partition: BTreeMap<i32, usize> = BTreeMap::new();
+    for record in landed.lock().unwrap().iter() {
+        *per_partition.entry(record.partition).or_default() += 1;
+    }
+    assert_eq!(per_partition, (0..7).map(|p| (p, 2)).collect(), "round robin ignores the key");
+    assert!(sticky_partitions.windows(2).all(|w| w[0] == w[1]), "small records stick: {sticky_partitions:?}");
+
+    let (running, landed) = collect(&kafka, "vip").await;
+    wait_until("7 vip records", Duration::from_secs(20), || landed.lock().unwrap().len() == 7).await;
+    running.shutdown().await.unwrap();
+    for record in landed.lock().unwrap().iter() {
+        let key = record.key_str().unwrap();
+        let expected = match (record.payload_str(), key) {
+            (Some("explicit"), _) => 3,
+            (_, k) if k.starts_with("vip-") => 0,
+            (_, k) => 1 + java_partition(k.as_bytes(), 3),
+        };
+        assert_eq!(record.partition, expected, "{key}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn headers_timestamp_json_and_the_default_topic() {
+    #[derive(serde::Serialize)]
+    struct Order {
+        id: u64,
+    }
+    let kafka = embedded(&[("orders", 1)]);
+    let template =
+        KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).default_topic("orders").build().unwrap();
+    let clone = template.clone();
+    let sent = clone
+        .send_default(Json(&Order { id: 7 }))
+        .key("c-1")
+        .header("trace", "t-1")
+        .header("trace", "t-2")
+        .timestamp(1_700_000_000_000)
+        .await
+        .unwrap();
+    assert_eq!((sent.topic(), sent.partition(), sent.offset()), ("orders", 0, 0));
+    template.send("orders", Option::<&str>::None).key("c-1").await.unwrap();
+    template.flush().await.unwrap();
+    let (running, landed) = collect(&kafka, "orders").await;
+    wait_until("2 records", Duration::from_secs(20), || landed.lock().unwrap().len() == 2).await;
+    running.shutdown().await.unwrap();
+    let records = landed.lock().unwrap().clone();
+    assert_eq!(records[0].payload_str(), Some(r#"{"id":7}"#));
+    assert_eq!(records[0].key_str(), Some("c-1"));
+    assert_eq!(records[0].timestamp, Some(1_700_000_000_000));
+    assert_eq!(records[0].headers.iter().map(|(_, v)| v.unwrap()).collect::<Vec<_>>(), [b"t-1", b"t-2"]);
+    assert_eq!(records[1].payload, None, "None is a tombstone");
+    template.close().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_errors_are_typed() {
+    struct Unserializable;
+    impl Payload for Unserializable {
+        fn to_bytes(&self) -> Result<Option<std::borrow::Cow<'_, [u8]>>, Box<dyn std::error::Error + Send + Sync>> {
+            Err("no schema for this value".into())
+        }
+    }
+    let kafka = embedded(&[("errors", 1)]);
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .set("message.max.bytes", "2000")
+        .build()
+        .unwrap();
+    let error = template.send("errors", Unserializable).await.unwrap_err();
+    assert!(matches!(&error, Error::Serialization { part: "value", .. }), "{error}");
+    assert!(error.to_string().contains("no schema for this value"));
+    let error = template.send("errors", vec![0u8; 5000]).await.unwrap_err();
+    assert!(matches!(&error, Error::MessageTooLarge { bytes: 5000, .. }), "{error:?}");
+    let error = template.send_default("x").await.unwrap_err();
+    assert!(matches!(error, Error::NoDefaultTopic), "{error}");
+
+    let nowhere = KafkaTemplate::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .send_timeout(Duration::from_millis(1500))
+        .build()
+        .unwrap();
+    let error = nowhere.send("errors", "x").await.unwrap_err();
+    assert!(matches!(&error, Error::SendTimeout { .. }), "{error:?}");
+
+    let error = KafkaTemplate::builder().bootstrap_servers("x:1").set("no.such.thing", "1").build().unwrap_err();
+    assert!(error.to_string().contains("no.such.thing"), "{error}");
+    let error = KafkaTemplate::builder().build().unwrap_err();
+    assert!(error.to_string().contains("bootstrap_servers"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_producer_listener_hears_every_outcome() {
+    #[derive(Default, Clone)]
+    struct Outcomes(Arc<Mutex<Vec<String>>>);
+    impl kafka_listener::producer::ProducerListener for Outcomes {
+        fn on_success(&self, metadata: &RecordMetadata) {
+            self.0.lock().unwrap().push(format!(
+                "ok {}-{}@{}",
+                metadata.topic(),
+                metadata.partition(),
+                metadata.offset()
+            ));
+        }
+        fn on_error(&self, topic: &str, error: &Error) {
+            self.0.lock().unwrap().push(format!("error {topic}: {error}"));
+        }
+    }
+    let kafka = embedded(&[("heard", 1)]);
+    let outcomes = Outcomes::default();
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .producer_listener(outcomes.clone())
+        .build()
+        .unwrap();
+    template.send("heard", "a").await.unwrap();
+    let _ = template.send("heard", vec![0u8; 2_000_000]).await;
+    let heard = outcomes.0.lock().unwrap().clone();
+    assert_eq!(heard[0], "ok heard-0@0");
+    assert!(heard[1].starts_with("error heard: a record of 2000000 bytes"), "{heard:?}");
+}
