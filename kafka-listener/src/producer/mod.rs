@@ -10,4 +10,4 @@ pub use partitioner::{
     java_partition, murmur2, DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner,
 };
 pub use payload::Payload;
-pub use template::{KafkaTemplate, ProducerListener, RecordMetadata, SendRecord};
+pub use template::{KafkaTemplate, NoKey, ProducerListener, RecordMetadata, SendRecord};

@@ -9,6 +9,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::util::Timeout;
+use tokio::sync::OnceCell;
 
 use super::{KafkaTemplateBuilder, Partitioner, Payload};
 use crate::config::Properties;
@@ -89,7 +90,7 @@ pub(crate) struct TemplateInner {
     pub(crate) send_timeout: Duration,
     pub(crate) close_timeout: Duration,
     /// Partition counts by topic, for the partitioner; refreshed when a send fails for metadata.
-    pub(crate) partition_counts: Mutex<HashMap<String, i32>>,
+    pub(crate) partition_counts: Mutex<HashMap<String, Arc<OnceCell<i32>>>>,
 }
 
 impl fmt::Debug for KafkaTemplate {
@@ -103,23 +104,40 @@ impl fmt::Debug for KafkaTemplate {
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// No key (the default of [`SendRecord`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKey;
+
+impl Payload for NoKey {
+    fn to_bytes(&self) -> std::result::Result<Option<std::borrow::Cow<'_, [u8]>>, BoxError> {
+        Ok(None)
+    }
+}
+
 /// A record being sent: add a key, partition, headers or timestamp, then `.await` it.
 #[must_use = "a record is sent when awaited"]
-pub struct SendRecord<'t, P> {
+pub struct SendRecord<'t, P, K = NoKey> {
     template: &'t KafkaTemplate,
-    topic: Option<String>,
+    topic: Option<&'t str>,
     payload: P,
-    key: Option<std::result::Result<Option<Vec<u8>>, BoxError>>,
+    key: K,
     partition: Option<i32>,
     headers: Vec<(String, Option<Vec<u8>>)>,
     timestamp: Option<i64>,
 }
 
-impl<P> SendRecord<'_, P> {
+impl<'t, P, K> SendRecord<'t, P, K> {
     /// The key (any [`Payload`]: `&str`, `String`, `Json(&key)`, bytes).
-    pub fn key(mut self, key: impl Payload) -> Self {
-        self.key = Some(key.to_bytes().map(|k| k.map(|k| k.into_owned())));
-        self
+    pub fn key<K2: Payload>(self, key: K2) -> SendRecord<'t, P, K2> {
+        SendRecord {
+            template: self.template,
+            topic: self.topic,
+            payload: self.payload,
+            key,
+            partition: self.partition,
+            headers: self.headers,
+            timestamp: self.timestamp,
+        }
     }
 
     /// The partition, over any partitioner.
@@ -141,19 +159,18 @@ impl<P> SendRecord<'_, P> {
     }
 }
 
-impl<'t, P: Payload + Send + 't> IntoFuture for SendRecord<'t, P> {
+impl<'t, P: Payload + Send + 't, K: Payload + Send + 't> IntoFuture for SendRecord<'t, P, K> {
     type Output = Result<RecordMetadata>;
     type IntoFuture = Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send + 't>>;
 
     fn into_future(self) -> Self::IntoFuture {
         Box::pin(async move {
-            let template = self.template;
-            let topic = self.topic.clone().unwrap_or_default();
+            let (template, topic) = (self.template, self.topic);
             let result = self.deliver().await;
             if let Some(listener) = &template.inner.listener {
                 match &result {
                     Ok(metadata) => listener.on_success(metadata),
-                    Err(error) => listener.on_error(&topic, error),
+                    Err(error) => listener.on_error(topic.unwrap_or_default(), error),
                 }
             }
             result
@@ -161,25 +178,25 @@ impl<'t, P: Payload + Send + 't> IntoFuture for SendRecord<'t, P> {
     }
 }
 
-impl<P: Payload> SendRecord<'_, P> {
+fn serialization(topic: &str, part: &'static str, source: BoxError) -> Error {
+    Error::Serialization { topic: topic.to_string(), part, source }
+}
+
+impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
     async fn deliver(self) -> Result<RecordMetadata> {
         let inner = &self.template.inner;
         let topic = self.topic.ok_or(Error::NoDefaultTopic)?;
-        let serialization = |part: &'static str, topic: &str| {
-            let topic = topic.to_string();
-            move |source: BoxError| Error::Serialization { topic, part, source }
-        };
-        let value = self.payload.to_bytes().map_err(serialization("value", &topic))?;
-        let key = self.key.transpose().map_err(serialization("key", &topic))?.flatten();
+        let value = self.payload.to_bytes().map_err(|e| serialization(topic, "value", e))?;
+        let key = self.key.to_bytes().map_err(|e| serialization(topic, "key", e))?;
         let partition = match (self.partition, &inner.partitioner) {
             (Some(partition), _) => Some(partition),
             (None, Some(partitioner)) => {
-                let count = self.template.partition_count(&topic).await?;
-                Some(partitioner.partition(&topic, key.as_deref(), value.as_deref(), count))
+                let count = self.template.partition_count(topic).await?;
+                Some(partitioner.partition(topic, key.as_deref(), value.as_deref(), count))
             }
             (None, None) => None,
         };
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&topic);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
         if let Some(value) = value.as_deref() {
             record = record.payload(value);
         }
@@ -202,12 +219,12 @@ impl<P: Payload> SendRecord<'_, P> {
         let size = value.as_deref().map_or(0, <[u8]>::len) + key.as_deref().map_or(0, <[u8]>::len);
         match inner.producer.send(record, Timeout::After(inner.send_timeout)).await {
             Ok(delivery) => Ok(RecordMetadata {
-                topic,
+                topic: topic.to_string(),
                 partition: delivery.partition,
                 offset: delivery.offset,
                 timestamp: delivery.timestamp.to_millis(),
             }),
-            Err((error, _)) => Err(self.template.send_error(&topic, size, error)),
+            Err((error, _)) => Err(self.template.send_error(topic, size, error)),
         }
     }
 }
@@ -220,17 +237,17 @@ impl KafkaTemplate {
 
     /// Sends `payload` to `topic`; add `.key(..)`, `.partition(..)`, `.header(..)`, `.timestamp(..)`
     /// and await the broker's [`RecordMetadata`].
-    pub fn send<P: Payload>(&self, topic: &str, payload: P) -> SendRecord<'_, P> {
-        self.record(Some(topic.to_string()), payload)
+    pub fn send<'t, P: Payload>(&'t self, topic: &'t str, payload: P) -> SendRecord<'t, P> {
+        self.record(Some(topic), payload)
     }
 
     /// Sends to the builder's `default_topic` (an error when there is none).
     pub fn send_default<P: Payload>(&self, payload: P) -> SendRecord<'_, P> {
-        self.record(self.inner.default_topic.clone(), payload)
+        self.record(self.inner.default_topic.as_deref(), payload)
     }
 
-    fn record<P>(&self, topic: Option<String>, payload: P) -> SendRecord<'_, P> {
-        SendRecord { template: self, topic, payload, key: None, partition: None, headers: Vec::new(), timestamp: None }
+    fn record<'t, P>(&'t self, topic: Option<&'t str>, payload: P) -> SendRecord<'t, P> {
+        SendRecord { template: self, topic, payload, key: NoKey, partition: None, headers: Vec::new(), timestamp: None }
     }
 
     /// Waits until every queued record is delivered (bounded by the close timeout).
@@ -253,27 +270,37 @@ impl KafkaTemplate {
         self.flush().await
     }
 
-    /// The partition count of `topic`, from the cache or the broker's metadata.
+    /// The partition count of `topic`, from the cache or the broker's metadata (read once for all
+    /// the sends waiting on it).
     async fn partition_count(&self, topic: &str) -> Result<i32> {
-        if let Some(&count) = self.counts().get(topic) {
-            return Ok(count);
-        }
-        let (producer, name, timeout) = (self.inner.producer.clone(), topic.to_string(), self.inner.send_timeout);
-        let metadata = tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), timeout))
-            .await
-            .map_err(|e| Error::config("producer", format!("reading metadata failed: {e}")))?
-            .map_err(|e| Error::kafka(format!("reading the metadata of `{topic}`"), e))?;
-        let count = metadata
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| t.partitions().len() as i32)
-            .ok_or_else(|| Error::UnknownTopic { topic: topic.to_string() })?;
-        self.counts().insert(topic.to_string(), count);
-        Ok(count)
+        let cell = {
+            let mut counts = self.counts();
+            match counts.get(topic) {
+                Some(cell) => cell.clone(),
+                None => counts.entry(topic.to_string()).or_default().clone(),
+            }
+        };
+        let count = cell
+            .get_or_try_init(|| async {
+                let (producer, name, timeout) =
+                    (self.inner.producer.clone(), topic.to_string(), self.inner.send_timeout);
+                let metadata =
+                    tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), timeout))
+                        .await
+                        .map_err(|e| Error::config("producer", format!("reading metadata failed: {e}")))?
+                        .map_err(|e| Error::kafka(format!("reading the metadata of `{topic}`"), e))?;
+                metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+                    .map(|t| t.partitions().len() as i32)
+                    .ok_or_else(|| Error::UnknownTopic { topic: topic.to_string() })
+            })
+            .await?;
+        Ok(*count)
     }
 
-    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, i32>> {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<i32>>>> {
         self.inner.partition_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
