@@ -19,6 +19,7 @@ pub(crate) const KEYS: &[&str] = &[
     "client_id_prefix",
     "properties",
     "ack_mode",
+    "reply_to",
 ];
 
 /// The ack modes `ack_mode = "..."` accepts, with their `AckMode` variants.
@@ -44,6 +45,7 @@ pub(crate) struct ListenerArgs {
     pub(crate) batch: bool,
     pub(crate) client_id_prefix: Option<LitStr>,
     pub(crate) properties: Vec<LitStr>,
+    pub(crate) reply_to: Option<LitStr>,
     /// The `AckMode` variant name and the span of the value.
     pub(crate) ack_mode: Option<(&'static str, Span)>,
 }
@@ -133,6 +135,7 @@ impl ListenerArgs {
                 "client_id_prefix" => {
                     set_once(&mut args.client_id_prefix, string(&key, value, errors), &key, span, errors)
                 }
+                "reply_to" => set_once(&mut args.reply_to, string(&key, value, errors), &key, span, errors),
                 "properties" => {
                     for property in strings(&key, value, errors) {
                         if !property.value().contains('=') {

@@ -117,24 +117,24 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     };
 
     // Record and batch listeners differ only in these names.
-    let (param_fn, conversion, outcome_fn, input, input_ty, failure, variant) = if args.batch {
+    let (param_fn, conversion, outcome_fn, input, input_ty, outcome, variant) = if args.batch {
         (
             quote!(batch_param),
             quote!(batch_conversion),
-            quote!(batch_outcome),
+            quote!(batch),
             quote!(__records),
             quote!(&[#private::Record<'_>]),
-            quote!((::core::option::Option<usize>, #private::ListenerFailure)),
+            quote!(#private::BatchOutcome),
             quote!(Batch),
         )
     } else {
         (
             quote!(record_param),
             quote!(conversion),
-            quote!(outcome),
+            quote!(record),
             quote!(__record),
             quote!(&#private::Record<'_>),
-            quote!(#private::ListenerFailure),
+            quote!(#private::RecordOutcome),
             quote!(Record),
         )
     };
@@ -149,14 +149,19 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         let param = param(ty);
         quote!((#param.requirements)(__requirements);)
     });
-    let requirements = quote!(#(#requirements)*);
+    // The return type, named once (spanned on itself): how it becomes an outcome, whether it replies.
+    let output = match &function.sig.output {
+        ReturnType::Default => quote!(#private::output::<()>()),
+        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=> #private::output::<#ty>()),
+    };
+    let requirements = quote!(#(#requirements)* __requirements.replies = #output.replies;);
     // The result is named with the return type's span: an unsupported return type is reported there.
     let result = quote_spanned!(result_span=> __result);
     let invoke = quote! {
-        fn __invoke(#input: #input_ty, __cx: &#private::ListenerContext<'_>) -> ::core::result::Result<(), #failure> {
+        fn __invoke(#input: #input_ty, __cx: &#private::ListenerContext<'_>) -> #outcome {
             #(#converts)*
             let #result = #call;
-            #private::#outcome_fn(#result)
+            (#output.#outcome_fn)(#result)
         }
         #private::AnnotatedInvoke::#variant(__invoke)
     };
@@ -169,6 +174,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let concurrency = opt(&args.concurrency);
     let auto_startup = opt(&args.auto_startup);
     let client_id_prefix = opt(&args.client_id_prefix);
+    let reply_to = opt(&args.reply_to);
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
@@ -202,6 +208,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                     client_id_prefix: #client_id_prefix,
                     properties: &[#(#properties),*],
                     ack_mode: #ack_mode,
+                    reply_to: #reply_to,
                     invoke: { #invoke },
                     requirements: __requirements,
                     file: ::core::file!(),

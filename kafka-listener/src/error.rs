@@ -78,6 +78,21 @@ pub enum Error {
     /// `send_default` on a template built without `default_topic`.
     #[error("send_default needs a default topic: call .default_topic(\"...\") on the template builder")]
     NoDefaultTopic,
+    /// A listener returned a reply, but neither its `reply_to` nor the request's `kafka_replyTopic`
+    /// header says where to send it.
+    #[error("listener `{listener}` returned a reply but has no destination: set reply_to = \"topic\", or send requests with a kafka_replyTopic header")]
+    NoReplyDestination {
+        /// The listener id.
+        listener: String,
+    },
+    /// No reply came for a request within the timeout.
+    #[error("no reply to the request sent to `{topic}` within {timeout:?}")]
+    ReplyTimeout {
+        /// The request topic.
+        topic: String,
+        /// The timeout.
+        timeout: std::time::Duration,
+    },
     /// Waiting for a signal failed.
     #[error("could not install the signal handler: {0}")]
     Signal(#[source] std::io::Error),

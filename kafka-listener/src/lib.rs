@@ -73,15 +73,16 @@ pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Met
 pub use handler::{ListenerError, ListenerFailure};
 pub use kafka_listener_macros::kafka_listener;
 pub use producer::{
-    DefaultPartitioner, KafkaTemplate, Partitioner, RecordMetadata, RoundRobinPartitioner, UniformStickyPartitioner,
+    DefaultPartitioner, KafkaTemplate, Partitioner, RecordMetadata, ReplyingTemplate, RoundRobinPartitioner,
+    UniformStickyPartitioner,
 };
 pub use registry::{Endpoint, ListenerRegistry, ListenerType, RunningListeners};
 
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
     pub use crate::producer::{
-        DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, RoundRobinPartitioner,
-        UniformStickyPartitioner,
+        DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, ReplyingTemplate,
+        RoundRobinPartitioner, UniformStickyPartitioner,
     };
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
@@ -97,7 +98,7 @@ pub mod prelude {
 pub mod __private {
     pub use crate::config::AckMode;
     pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
-    pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure};
+    pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
     pub use inventory;
 
@@ -144,15 +145,24 @@ pub mod __private {
         (Some(index), ListenerFailure::Conversion(error))
     }
 
-    /// A record handler's return value as an outcome.
-    #[inline]
-    pub fn outcome<R: IntoListenerResult>(result: R) -> Result<(), ListenerFailure> {
-        result.into_listener_result().map_err(ListenerFailure::Handler)
+    /// How a handler's return type becomes an outcome, and whether it replies. The macro names the
+    /// return type once through this, so that an unsupported one gives one error.
+    pub struct Output<R> {
+        /// A record handler's outcome.
+        pub record: fn(R) -> RecordOutcome,
+        /// A batch handler's outcome.
+        pub batch: fn(R) -> BatchOutcome,
+        /// Whether `R` is a reply.
+        pub replies: bool,
     }
 
-    /// A batch handler's return value as an outcome.
+    /// The [`Output`] of `R`.
     #[inline]
-    pub fn batch_outcome<R: IntoListenerResult>(result: R) -> BatchOutcome {
-        result.into_listener_result().map_err(|e| (None, ListenerFailure::Handler(e)))
+    pub fn output<R: IntoListenerResult>() -> Output<R> {
+        Output {
+            record: |result| result.into_listener_result().map_err(ListenerFailure::Handler),
+            batch: |result| result.into_listener_result().map_err(|e| (None, ListenerFailure::Handler(e))),
+            replies: R::REPLIES,
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! One consumer and its poll loop, on a thread of its own.
 
+use std::future::IntoFuture;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -18,9 +19,11 @@ use super::context::ContainerContext;
 use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
 use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
+use crate::error::Error;
 use crate::error_handler::{ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
-use crate::handler::{BatchInvoker, ListenerFailure, RecordInvoker};
+use crate::handler::{drive, BatchInvoker, HandlerOutput, ListenerFailure, RecordInvoker};
+use crate::producer::{headers, KafkaTemplate};
 
 /// How a listener's records are handed to it.
 #[derive(Clone)]
@@ -42,6 +45,14 @@ pub(crate) struct ContainerPlan {
     pub(crate) acknowledging: bool,
     pub(crate) states: Arc<StateMap>,
     pub(crate) runtime: tokio::runtime::Handle,
+    /// Where replies go, for listeners that return a value.
+    pub(crate) reply: Option<ReplyPlan>,
+}
+
+/// The template replies are published with, and the listener's `reply_to`.
+pub(crate) struct ReplyPlan {
+    pub(crate) template: KafkaTemplate,
+    pub(crate) topic: Option<String>,
 }
 
 /// One rdkafka consumer in the listener's group with its own poll loop (Spring's
@@ -457,6 +468,7 @@ impl<'c> PollLoop<'_, 'c> {
                 catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
                     .unwrap_or_else(|panic| Err(panic_failure(panic)))
             };
+            let result = result.and_then(|output| self.publish(record, output));
             let Err(failure) = result else { return Outcome::Handled };
             let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
@@ -607,6 +619,37 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
+    /// Publishes a handler's reply (Spring's `@SendTo`): to the listener's `reply_to`, else to the
+    /// request's `kafka_replyTopic` (and `kafka_replyPartition`), with the request's
+    /// `kafka_correlationId`; awaited before the request counts as handled.
+    fn publish(&self, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
+        let HandlerOutput::Reply(value) = output else { return Ok(()) };
+        let no_destination =
+            || ListenerFailure::Reply(Error::NoReplyDestination { listener: self.plan.listener_id.to_string() });
+        let Some(reply) = &self.plan.reply else { return Err(no_destination()) };
+        let header_topic = request.header(headers::REPLY_TOPIC).flatten().and_then(|t| std::str::from_utf8(t).ok());
+        let (topic, partition) = match (&reply.topic, header_topic) {
+            (Some(topic), _) => (topic.as_str(), None),
+            (None, Some(topic)) => {
+                let partition = request
+                    .header(headers::REPLY_PARTITION)
+                    .flatten()
+                    .and_then(|p| <[u8; 4]>::try_from(p).ok())
+                    .map(i32::from_be_bytes);
+                (topic, partition)
+            }
+            (None, None) => return Err(no_destination()),
+        };
+        let mut send = reply.template.send(topic, value);
+        if let Some(correlation) = request.header(headers::CORRELATION_ID).flatten() {
+            send = send.header(headers::CORRELATION_ID, correlation);
+        }
+        if let Some(partition) = partition {
+            send = send.partition(partition);
+        }
+        drive(send.into_future()).map(|_| ()).map_err(ListenerFailure::Reply)
+    }
+
     /// Invokes the listener on the longest convertible run of records from `start`. A record that
     /// cannot be converted goes alone to the error handler. Returns the end of what was dealt with.
     fn invoke_batch(&mut self, invoker: &BatchInvoker, records: &[Record<'_>], start: usize) -> (usize, Outcome) {
@@ -619,6 +662,10 @@ impl<'c> PollLoop<'_, 'c> {
                 catch_unwind(AssertUnwindSafe(|| invoker(slice, &cx)))
                     .unwrap_or_else(|panic| Err((None, panic_failure(panic))))
             };
+            let result = result.and_then(|output| match records.get(start) {
+                Some(first) => self.publish(first, output).map_err(|failure| (None, failure)),
+                None => Ok(()),
+            });
             let failure = match result {
                 Ok(()) => return (end, Outcome::Handled),
                 Err((Some(0), failure @ ListenerFailure::Conversion(_))) => {

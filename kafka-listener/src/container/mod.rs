@@ -9,5 +9,5 @@ mod shared;
 
 pub use concurrent::ConcurrentContainer;
 pub use handle::ConsumerHandle;
-pub(crate) use listener_container::{ContainerPlan, Invoker};
+pub(crate) use listener_container::{ContainerPlan, Invoker, ReplyPlan};
 pub(crate) use shared::ContainerShared;

@@ -32,6 +32,8 @@ pub struct Requirements {
     pub acknowledging: bool,
     /// A parameter uses the consumer (pause, resume, seek).
     pub consumer_aware: bool,
+    /// The handler returns a value to publish as a reply.
+    pub replies: bool,
     /// Application state types the parameters read: (type id, type name).
     pub states: Vec<(TypeId, &'static str)>,
 }

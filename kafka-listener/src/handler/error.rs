@@ -2,6 +2,7 @@ use std::error::Error as StdError;
 use std::fmt;
 
 use crate::extract::ConversionError;
+use crate::producer::Payload;
 
 /// The error a handler returns: any `std::error::Error`, converted with `?`, or a message.
 ///
@@ -14,6 +15,10 @@ impl ListenerError {
     /// An error with just a message.
     pub fn msg(message: impl fmt::Display) -> Self {
         ListenerError { inner: message.to_string().into() }
+    }
+
+    fn from_boxed(error: Box<dyn StdError + Send + Sync + 'static>) -> Self {
+        ListenerError { inner: error }
     }
 
     /// The underlying error.
@@ -45,31 +50,70 @@ impl fmt::Debug for ListenerError {
     }
 }
 
-/// What a handler may return: `()` or `Result<(), E>` where `E` converts into [`ListenerError`].
+/// What a handler produced: nothing, or a reply to publish (listeners that return a value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HandlerOutput {
+    /// Nothing to publish.
+    Done,
+    /// The serialized reply value (`None`: a null value).
+    Reply(Option<Vec<u8>>),
+}
+
+/// What a handler may return: `()` or `Result<(), E>` where `E` converts into [`ListenerError`];
+/// or, for a replying listener, a value to publish (`Json(..)`, `String`, bytes, any
+/// [`Payload`](crate::producer::Payload)) or `Result` of one.
 #[diagnostic::on_unimplemented(
     message = "a kafka listener cannot return `{Self}`",
-    note = "return () or Result<(), E> where E: std::error::Error + Send + Sync + 'static (or ListenerError)"
+    note = "return () or Result<(), E> where E: std::error::Error + Send + Sync + 'static (or ListenerError)",
+    note = "a listener that replies returns a Payload (Json<T>, String, Vec<u8>, ...) or Result<Payload, E>"
 )]
 pub trait IntoListenerResult {
+    /// Whether the handler returns a value to publish as a reply.
+    const REPLIES: bool;
+
     /// The outcome of the invocation.
-    fn into_listener_result(self) -> Result<(), ListenerError>;
+    fn into_listener_result(self) -> Result<HandlerOutput, ListenerError>;
 }
 
 impl IntoListenerResult for () {
-    fn into_listener_result(self) -> Result<(), ListenerError> {
-        Ok(())
+    const REPLIES: bool = false;
+
+    fn into_listener_result(self) -> Result<HandlerOutput, ListenerError> {
+        Ok(HandlerOutput::Done)
     }
 }
 
 impl<E: Into<ListenerError>> IntoListenerResult for Result<(), E> {
-    fn into_listener_result(self) -> Result<(), ListenerError> {
-        self.map_err(Into::into)
+    const REPLIES: bool = false;
+
+    fn into_listener_result(self) -> Result<HandlerOutput, ListenerError> {
+        self.map(|()| HandlerOutput::Done).map_err(Into::into)
     }
 }
 
+impl<T: Payload> IntoListenerResult for T {
+    const REPLIES: bool = true;
+
+    fn into_listener_result(self) -> Result<HandlerOutput, ListenerError> {
+        let bytes = self.to_bytes().map_err(ListenerError::from_boxed)?;
+        Ok(HandlerOutput::Reply(bytes.map(|b| b.into_owned())))
+    }
+}
+
+impl<T: Payload, E: Into<ListenerError>> IntoListenerResult for Result<T, E> {
+    const REPLIES: bool = true;
+
+    fn into_listener_result(self) -> Result<HandlerOutput, ListenerError> {
+        self.map_err(Into::into)?.into_listener_result()
+    }
+}
+
+/// The outcome of a record invocation.
+pub type RecordOutcome = Result<HandlerOutput, ListenerFailure>;
+
 /// The outcome of a batch invocation: on failure, the index of the record that could not be
 /// converted (if that was the failure) and the failure.
-pub type BatchOutcome = Result<(), (Option<usize>, ListenerFailure)>;
+pub type BatchOutcome = Result<HandlerOutput, (Option<usize>, ListenerFailure)>;
 
 /// Why a record (or batch) was not handled: the error handler's input.
 #[derive(Debug)]
@@ -81,12 +125,17 @@ pub enum ListenerFailure {
     Handler(ListenerError),
     /// The handler panicked; the message of the panic.
     Panic(String),
+    /// The handler's reply could not be published.
+    Reply(crate::Error),
 }
 
 impl ListenerFailure {
     /// Whether trying again could succeed (handler errors and panics; not conversion failures).
     pub fn is_retryable(&self) -> bool {
-        !matches!(self, ListenerFailure::Conversion(_))
+        !matches!(
+            self,
+            ListenerFailure::Conversion(_) | ListenerFailure::Reply(crate::Error::NoReplyDestination { .. })
+        )
     }
 }
 
@@ -96,6 +145,7 @@ impl fmt::Display for ListenerFailure {
             ListenerFailure::Conversion(e) => write!(f, "conversion failed: {e}"),
             ListenerFailure::Handler(e) => write!(f, "handler failed: {e}"),
             ListenerFailure::Panic(message) => write!(f, "handler panicked: {message}"),
+            ListenerFailure::Reply(e) => write!(f, "the reply could not be published: {e}"),
         }
     }
 }
@@ -106,6 +156,7 @@ impl StdError for ListenerFailure {
             ListenerFailure::Conversion(e) => Some(e),
             ListenerFailure::Handler(e) => Some(e.as_error()),
             ListenerFailure::Panic(_) => None,
+            ListenerFailure::Reply(e) => Some(e),
         }
     }
 }

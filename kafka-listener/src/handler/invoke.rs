@@ -3,12 +3,11 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::{BatchOutcome, ListenerFailure};
+use super::{BatchOutcome, RecordOutcome};
 use crate::extract::{ListenerContext, Record};
 
 /// Runs a record listener: conversion, handler, outcome.
-pub(crate) type RecordInvoker =
-    Arc<dyn Fn(&Record<'_>, &ListenerContext<'_>) -> Result<(), ListenerFailure> + Send + Sync>;
+pub(crate) type RecordInvoker = Arc<dyn Fn(&Record<'_>, &ListenerContext<'_>) -> RecordOutcome + Send + Sync>;
 
 /// Runs a batch listener; a conversion failure comes with the failing record's index.
 pub(crate) type BatchInvoker = Arc<dyn Fn(&[Record<'_>], &ListenerContext<'_>) -> BatchOutcome + Send + Sync>;

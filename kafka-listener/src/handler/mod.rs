@@ -8,7 +8,7 @@
 mod error;
 mod invoke;
 
-pub use error::{BatchOutcome, IntoListenerResult, ListenerError, ListenerFailure};
+pub use error::{BatchOutcome, HandlerOutput, IntoListenerResult, ListenerError, ListenerFailure, RecordOutcome};
 #[doc(hidden)]
 pub use invoke::drive;
 pub(crate) use invoke::{BatchInvoker, RecordInvoker};
@@ -25,7 +25,7 @@ use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirement
 )]
 pub trait Handler<Args>: Send + Sync + 'static {
     /// Converts the record into the arguments and runs the handler to completion.
-    fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<(), ListenerFailure>;
+    fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome;
     /// What the parameters need from the container.
     fn requirements(requirements: &mut Requirements);
 }
@@ -37,7 +37,7 @@ pub trait Handler<Args>: Send + Sync + 'static {
 )]
 pub trait BlockingHandler<Args>: Send + Sync + 'static {
     /// Converts the record into the arguments and calls the handler.
-    fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<(), ListenerFailure>;
+    fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome;
     /// What the parameters need from the container.
     fn requirements(requirements: &mut Requirements);
 }
@@ -65,13 +65,14 @@ macro_rules! impl_handlers {
             R: IntoListenerResult,
             $($ty: FromRecord,)*
         {
-            fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<(), ListenerFailure> {
+            fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome {
                 $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
                 drive(self($($ty),*)).into_listener_result().map_err(ListenerFailure::Handler)
             }
 
             fn requirements(requirements: &mut Requirements) {
                 $($ty::requirements(requirements);)*
+                requirements.replies = R::REPLIES;
             }
         }
 
@@ -82,13 +83,14 @@ macro_rules! impl_handlers {
             R: IntoListenerResult,
             $($ty: FromRecord,)*
         {
-            fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<(), ListenerFailure> {
+            fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome {
                 $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
                 self($($ty),*).into_listener_result().map_err(ListenerFailure::Handler)
             }
 
             fn requirements(requirements: &mut Requirements) {
                 $($ty::requirements(requirements);)*
+                requirements.replies = R::REPLIES;
             }
         }
 
@@ -107,6 +109,7 @@ macro_rules! impl_handlers {
 
             fn requirements(requirements: &mut Requirements) {
                 $($ty::requirements(requirements);)*
+                requirements.replies = R::REPLIES;
             }
         }
     };

@@ -61,6 +61,7 @@ pub struct Endpoint {
     pub(crate) client_id_prefix: Option<String>,
     pub(crate) properties: Vec<String>,
     pub(crate) ack_mode: Option<AckMode>,
+    pub(crate) reply_to: Option<String>,
     pub(crate) invoker: Option<Invoker>,
     pub(crate) requirements: Requirements,
     pub(crate) source: Option<String>,
@@ -96,6 +97,7 @@ impl Endpoint {
             client_id_prefix: None,
             properties: Vec::new(),
             ack_mode: None,
+            reply_to: None,
             invoker: None,
             requirements: Requirements::default(),
             source: None,
@@ -121,6 +123,7 @@ impl Endpoint {
             client_id_prefix: a.client_id_prefix.map(str::to_string),
             properties: a.properties.iter().map(|p| p.to_string()).collect(),
             ack_mode: a.ack_mode,
+            reply_to: a.reply_to.map(str::to_string),
             invoker: Some(invoker),
             requirements,
             source: Some(format!("{} ({}:{})", a.function, a.file, a.line)),
@@ -184,6 +187,12 @@ impl Endpoint {
     /// The ack mode this listener runs with, over the factory's.
     pub fn ack_mode(mut self, ack_mode: AckMode) -> Self {
         self.ack_mode = Some(ack_mode);
+        self
+    }
+
+    /// Where the handler's return values are published (else the request's `kafka_replyTopic`).
+    pub fn reply_to(mut self, topic: impl Into<String>) -> Self {
+        self.reply_to = Some(topic.into());
         self
     }
 

@@ -11,6 +11,7 @@ use crate::config::ContainerFactory;
 use crate::container::ConcurrentContainer;
 use crate::error::{Error, Problem, Result};
 use crate::extract::StateMap;
+use crate::producer::KafkaTemplate;
 
 /// All listeners of a program, their factories and state; [`start`](Self::start) validates them
 /// together and starts their containers (Spring's `KafkaListenerEndpointRegistry`).
@@ -21,6 +22,7 @@ pub struct ListenerRegistry {
     factories: BTreeMap<String, ContainerFactory>,
     states: StateMap,
     only: Option<Vec<String>>,
+    template: Option<KafkaTemplate>,
 }
 
 impl std::fmt::Debug for ListenerRegistry {
@@ -51,6 +53,7 @@ impl ListenerRegistry {
             factories: BTreeMap::new(),
             states: StateMap::default(),
             only: None,
+            template: None,
         }
     }
 
@@ -69,6 +72,12 @@ impl ListenerRegistry {
     /// Application state handlers take as `State<S>` (one value per type).
     pub fn with_state<S: Clone + Send + Sync + 'static>(mut self, state: S) -> Self {
         self.states.insert(state);
+        self
+    }
+
+    /// The template replies are published with (listeners that return a value).
+    pub fn with_template(mut self, template: KafkaTemplate) -> Self {
+        self.template = Some(template);
         self
     }
 
@@ -115,7 +124,9 @@ impl ListenerRegistry {
         let states = Arc::new(self.states);
         let mut containers = Vec::new();
         for Bound { resolved, factory, .. } in bound {
-            let Some((plan, concurrency)) = resolved.plan(&factory, &states, &runtime) else { continue };
+            let Some((plan, concurrency)) = resolved.plan(&factory, &states, &runtime, self.template.as_ref()) else {
+                continue;
+            };
             let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
             if resolved.auto_startup {
                 container.start()?;
@@ -189,6 +200,12 @@ impl ListenerRegistry {
                     message: format!(
                         "takes an Acknowledgment, but {factory_label} has ack mode {ack_mode:?}; acknowledging listeners need AckMode::Manual or AckMode::ManualImmediate: set .ack_mode(AckMode::Manual) on the factory, or name a manual factory with container_factory = \"...\""
                     ),
+                });
+            }
+            if r.endpoint.requirements.replies && self.template.is_none() {
+                problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: "returns a value to publish as a reply, but the registry has no template; call .with_template(KafkaTemplate::builder()...build()?)".to_string(),
                 });
             }
             for (type_id, name) in &r.endpoint.requirements.states {

@@ -6,9 +6,10 @@ use std::sync::Arc;
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
 use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
-use crate::container::{ContainerPlan, Invoker};
+use crate::container::{ContainerPlan, Invoker, ReplyPlan};
 use crate::error::Problem;
 use crate::extract::StateMap;
+use crate::producer::KafkaTemplate;
 
 /// An endpoint with its placeholders resolved and its settings checked.
 pub(crate) struct Resolved {
@@ -22,6 +23,7 @@ pub(crate) struct Resolved {
     pub(crate) auto_startup: bool,
     pub(crate) client_id_prefix: Option<String>,
     pub(crate) properties: Vec<(String, String)>,
+    pub(crate) reply_to: Option<String>,
 }
 
 impl Resolved {
@@ -31,6 +33,7 @@ impl Resolved {
         factory: &ContainerFactory,
         states: &Arc<StateMap>,
         runtime: &tokio::runtime::Handle,
+        template: Option<&KafkaTemplate>,
     ) -> Option<(ContainerPlan, usize)> {
         let settings = factory.settings.clone();
         let ack_mode = self.endpoint.ack_mode.unwrap_or(settings.ack_mode);
@@ -72,6 +75,9 @@ impl Resolved {
             acknowledging: self.endpoint.requirements.acknowledging,
             states: states.clone(),
             runtime: runtime.clone(),
+            reply: template
+                .filter(|_| self.endpoint.requirements.replies)
+                .map(|template| ReplyPlan { template: template.clone(), topic: self.reply_to.clone() }),
         };
         Some((plan, concurrency))
     }
@@ -101,6 +107,7 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
     let concurrency_text = e.concurrency.as_deref().and_then(|c| field("concurrency", c, &id));
     let auto_startup_text = e.auto_startup.as_deref().and_then(|a| field("auto_startup", a, &id));
     let client_id_prefix = e.client_id_prefix.as_deref().and_then(|c| field("client_id_prefix", c, &id));
+    let reply_to = e.reply_to.as_deref().and_then(|r| field("reply_to", r, &id));
     let property_texts: Vec<String> = e.properties.iter().filter_map(|p| field("properties", p, &id)).collect();
 
     let mut problem = |message: String| problems.push(Problem { listener: Some(id.clone()), message });
@@ -152,6 +159,9 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
             )),
         }
     }
+    if e.reply_to.is_some() && e.invoker.is_some() && !e.requirements.replies {
+        problem("declares reply_to but its handler returns nothing to reply with; return the reply value".into());
+    }
     if let Some(mode) = e.ack_mode {
         if e.requirements.acknowledging && !mode.is_manual() {
             problem(format!("takes an Acknowledgment but declares ack_mode {mode}; use manual or manual_immediate"));
@@ -169,6 +179,7 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
             auto_startup,
             client_id_prefix,
             properties,
+            reply_to,
         })
     } else {
         Err(problems)
