@@ -28,12 +28,17 @@ impl Replies {
     }
 }
 
-/// Stops the reply consumer when the last clone of the template is dropped.
-struct StopOnDrop(Arc<Replies>);
+/// Stops the reply consumer (and waits for it to close) when the last clone of the template is
+/// dropped.
+struct StopOnDrop(Arc<Replies>, Mutex<Option<std::thread::JoinHandle<()>>>);
 
 impl Drop for StopOnDrop {
     fn drop(&mut self) {
         self.0.stop.store(true, Ordering::Release);
+        let thread = self.1.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
     }
 }
 
@@ -110,7 +115,7 @@ impl ReplyingTemplate {
         consumer.assign(&tpl).map_err(|e| Error::kafka("assigning the reply topic", e))?;
         let replies = Arc::new(Replies { pending: Mutex::default(), stop: AtomicBool::new(false) });
         let thread_replies = replies.clone();
-        std::thread::Builder::new()
+        let thread = std::thread::Builder::new()
             .name(format!("kafka-replies-{reply_topic}"))
             .spawn(move || read_replies(&consumer, &thread_replies))
             .map_err(|e| Error::config("reply_topic", format!("cannot start the reply consumer: {e}")))?;
@@ -118,7 +123,7 @@ impl ReplyingTemplate {
             template,
             reply_topic: Arc::from(reply_topic),
             timeout: Duration::from_secs(30),
-            _stop: Arc::new(StopOnDrop(replies.clone())),
+            _stop: Arc::new(StopOnDrop(replies.clone(), Mutex::new(Some(thread)))),
             replies,
         })
     }
