@@ -93,6 +93,13 @@ pub enum Error {
         /// The timeout.
         timeout: std::time::Duration,
     },
+    /// A transaction's work failed; the transaction was aborted.
+    #[error("the transaction was aborted: {source}")]
+    TransactionAborted {
+        /// Why the work failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Waiting for a signal failed.
     #[error("could not install the signal handler: {0}")]
     Signal(#[source] std::io::Error),

@@ -130,6 +130,12 @@ impl KafkaTemplateBuilder {
         self
     }
 
+    /// Makes the template transactional (`transactional.id`): sends happen inside
+    /// [`KafkaTemplate::transaction`], committed or aborted together. Unique per producer instance.
+    pub fn transactional_id(self, id: impl Into<String>) -> Self {
+        self.set("transactional.id", id)
+    }
+
     /// The topic of `send_default`.
     pub fn default_topic(mut self, topic: impl Into<String>) -> Self {
         self.default_topic = Some(topic.into());
@@ -180,10 +186,17 @@ impl KafkaTemplateBuilder {
             validate_property(key, value)?;
         }
         let config: ClientConfig = self.properties.to_client_config();
-        let producer = config.create().map_err(|e| {
+        let producer: rdkafka::producer::FutureProducer = config.create().map_err(|e| {
             // librdkafka checks combinations at creation (e.g. idempotence with acks=1).
             Error::config("producer", crate::config::redacted_error(&self.properties, &e.to_string()))
         })?;
+        let transactional = self.properties.get("transactional.id").is_some();
+        if transactional {
+            use rdkafka::producer::Producer as _;
+            producer
+                .init_transactions(self.send_timeout)
+                .map_err(|e| Error::kafka("initializing transactions (transactional_id)", e))?;
+        }
         Ok(KafkaTemplate {
             inner: Arc::new(TemplateInner {
                 producer,
@@ -194,6 +207,8 @@ impl KafkaTemplateBuilder {
                 send_timeout: self.send_timeout,
                 close_timeout: self.close_timeout,
                 partition_counts: Default::default(),
+                transactional,
+                transaction_lock: Default::default(),
             }),
         })
     }

@@ -91,6 +91,10 @@ pub(crate) struct TemplateInner {
     pub(crate) close_timeout: Duration,
     /// Partition counts by topic, for the partitioner; refreshed when a send fails for metadata.
     pub(crate) partition_counts: Mutex<HashMap<String, Arc<OnceCell<i32>>>>,
+    /// Built with a `transactional_id`.
+    pub(crate) transactional: bool,
+    /// One transaction at a time per producer.
+    pub(crate) transaction_lock: tokio::sync::Mutex<()>,
 }
 
 impl fmt::Debug for KafkaTemplate {
@@ -248,6 +252,72 @@ impl KafkaTemplate {
 
     fn record<'t, P>(&'t self, topic: Option<&'t str>, payload: P) -> SendRecord<'t, P> {
         SendRecord { template: self, topic, payload, key: NoKey, partition: None, headers: Vec::new(), timestamp: None }
+    }
+
+    /// Runs `work` in a transaction: every record it sends through the template it is given is
+    /// committed if it returns `Ok`, and aborted (never seen by `read_committed` consumers) if it
+    /// returns `Err`. Transactions of one template run one at a time.
+    ///
+    /// ```no_run
+    /// # use kafka_listener::prelude::*;
+    /// # async fn run(template: KafkaTemplate) -> kafka_listener::Result<()> {
+    /// template
+    ///     .transaction(|tx| async move {
+    ///         tx.send("ledger", "debit 10").key("acct-1").await?;
+    ///         tx.send("ledger", "credit 10").key("acct-2").await?;
+    ///         Ok::<_, ListenerError>(())
+    ///     })
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::TransactionAborted`] with the cause when `work` fails; the client's error when
+    /// the transaction cannot begin or commit (it is then aborted); a config error for a template
+    /// built without `transactional_id`.
+    pub async fn transaction<F, Fut, T>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(KafkaTemplate) -> Fut,
+        Fut: Future<Output = std::result::Result<T, crate::ListenerError>>,
+    {
+        if !self.inner.transactional {
+            return Err(Error::config(
+                "transactional_id",
+                "this template is not transactional; build it with .transactional_id(\"...\")",
+            ));
+        }
+        let _one_at_a_time = self.inner.transaction_lock.lock().await;
+        self.inner.producer.begin_transaction().map_err(|e| Error::kafka("beginning a transaction", e))?;
+        match work(self.clone()).await {
+            Ok(value) => match self.end_transaction(true).await {
+                Ok(()) => Ok(value),
+                Err(error) => {
+                    let _ = self.end_transaction(false).await;
+                    Err(error)
+                }
+            },
+            Err(cause) => {
+                self.end_transaction(false).await?;
+                Err(Error::TransactionAborted { source: cause.into_error() })
+            }
+        }
+    }
+
+    /// Commits or aborts the open transaction (blocking calls, off the runtime's threads).
+    pub(crate) async fn end_transaction(&self, commit: bool) -> Result<()> {
+        let (producer, timeout) = (self.inner.producer.clone(), self.inner.send_timeout);
+        let result = tokio::task::spawn_blocking(move || {
+            if commit {
+                producer.commit_transaction(timeout)
+            } else {
+                producer.abort_transaction(timeout)
+            }
+        })
+        .await
+        .map_err(|e| Error::config("producer", format!("ending the transaction failed: {e}")))?;
+        result.map_err(|e| {
+            Error::kafka(if commit { "committing the transaction" } else { "aborting the transaction" }, e)
+        })
     }
 
     /// Waits until every queued record is delivered (bounded by the close timeout).
