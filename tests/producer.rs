@@ -287,3 +287,56 @@ async fn transactions_commit_or_abort_through_the_template() {
     let error = plain.transaction(|_| async { Ok::<_, ListenerError>(()) }).await.unwrap_err();
     assert!(error.to_string().contains("transactional_id"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_factory_commits_each_records_output_and_offset_together() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let kafka = embedded(&[("tx-in", 1), ("tx-out", 1)]);
+    produce(&kafka, "tx-in", &[(0, "k", "a".into()), (0, "k", "fail-once".into()), (0, "k", "c".into())]);
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .transactional_id("tx-container")
+        .build()
+        .unwrap();
+    let factory =
+        factory(&kafka, AckMode::Batch).to_builder().transactional_template(template.clone()).build().unwrap();
+    let attempts = Arc::new(AtomicUsize::new(0));
+    let counted = attempts.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .with_state(template.clone())
+        .register(Endpoint::new("tx").topic("tx-in").group("tx").handler(
+            move |text: String, out: State<KafkaTemplate>| {
+                let counted = counted.clone();
+                async move {
+                    out.send("tx-out", text.to_uppercase()).await?;
+                    if text == "fail-once" && counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(ListenerError::msg("first attempt fails after sending"));
+                    }
+                    Ok::<(), ListenerError>(())
+                }
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    // librdkafka's mock cluster accepts TxnOffsetCommit without storing the offsets (and ignores
+    // EndTxn): the offsets committed in the transactions are checked on the real broker
+    // (tests/real_broker.rs); here, the handling and the outputs.
+    let (reader, landed) = collect(&kafka, "tx-out").await;
+    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= 3).await;
+    wait_until("the retry", Duration::from_secs(20), || attempts.load(Ordering::SeqCst) == 2).await;
+    running.shutdown().await.unwrap();
+    reader.shutdown().await.unwrap();
+    let outputs: Vec<String> = landed.lock().unwrap().iter().map(|r| r.payload_str().unwrap().to_string()).collect();
+    for expected in ["A", "FAIL-ONCE", "C"] {
+        assert!(outputs.iter().any(|o| o == expected), "{expected} in {outputs:?}");
+    }
+
+    let error = ContainerFactory::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .transactional_template(KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap())
+        .build()
+        .unwrap_err();
+    assert!(error.to_string().contains("transactional_id"), "{error}");
+}

@@ -99,3 +99,62 @@ async fn quickstart_flow_on_a_real_broker() {
         .unwrap();
     assert_eq!(committed, next, "committed offsets = last consumed offset + 1 of each partition");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_factory_commits_offsets_in_the_transaction() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let (input, output, group) = (format!("tx-in-{run}"), format!("tx-out-{run}"), format!("tx-{run}"));
+    let broker = Broker::External(bootstrap.clone());
+    broker.create_topic(&input, 1).await.unwrap();
+    broker.create_topic(&output, 1).await.unwrap();
+    let records = (0..5).map(|i| (input.as_str(), "k".to_string(), format!("r{i}")));
+    produce_all(&broker.producer(&[]).unwrap(), records).unwrap();
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(bootstrap.clone())
+        .transactional_id(format!("tx-{run}"))
+        .build()
+        .unwrap();
+    let mut factory =
+        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).transactional_template(template.clone());
+    for (key, value) in Broker::group_settings() {
+        factory = factory.set(key, value);
+    }
+    let handled = Arc::new(Mutex::new(0));
+    let counted = handled.clone();
+    let out = output.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory.build().unwrap())
+        .with_state(template)
+        .register(Endpoint::new("tx").topic(input.clone()).group(group.clone()).handler(
+            move |text: String, template: State<KafkaTemplate>| {
+                let (counted, out) = (counted.clone(), out.clone());
+                async move {
+                    template.send(&out, text.to_uppercase()).await?;
+                    *counted.lock().unwrap() += 1;
+                    Ok::<(), ListenerError>(())
+                }
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    let admin = Admin::new(bootstrap);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (admin, group, input) = (admin.clone(), group.clone(), input.clone());
+        let committed =
+            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input)).await.unwrap().unwrap();
+        if committed == BTreeMap::from([(0, 5)]) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "committed in transactions: {committed:?}, handled {}",
+            handled.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown().await.unwrap();
+    assert_eq!(*handled.lock().unwrap(), 5);
+}

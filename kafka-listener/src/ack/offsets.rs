@@ -179,6 +179,14 @@ impl OffsetTracker {
         }
     }
 
+    /// `next` was committed (in a transaction) for this partition.
+    pub(crate) fn committed_at(&mut self, topic: &str, partition: i32, next: i64) {
+        if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
+            p.committed = Some(next);
+            p.unconfirmed = false;
+        }
+    }
+
     /// Whether a commit sent is not known to have landed.
     pub(crate) fn has_unconfirmed(&self) -> bool {
         self.topics.values().flat_map(HashMap::values).any(|p| p.unconfirmed)

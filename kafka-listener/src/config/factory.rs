@@ -5,6 +5,7 @@ use std::time::Duration;
 use super::{validate_property, AckMode, Properties};
 use crate::error::{Error, Result};
 use crate::error_handler::{DefaultErrorHandler, ErrorHandler};
+use crate::producer::KafkaTemplate;
 
 /// Builds the containers of the listeners that name it (Spring's `ConcurrentKafkaListenerContainerFactory`).
 ///
@@ -43,6 +44,8 @@ pub(crate) struct FactorySettings {
     pub(crate) missing_topics_fatal: bool,
     pub(crate) sync_commits: bool,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
+    /// Each record is handled in a transaction of this template, its offset committed in it.
+    pub(crate) transactional: Option<KafkaTemplate>,
 }
 
 impl fmt::Debug for FactorySettings {
@@ -59,6 +62,7 @@ impl fmt::Debug for FactorySettings {
             .field("startup_timeout", &self.startup_timeout)
             .field("missing_topics_fatal", &self.missing_topics_fatal)
             .field("sync_commits", &self.sync_commits)
+            .field("transactional", &self.transactional.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +129,7 @@ impl Default for FactorySettings {
             missing_topics_fatal: false,
             sync_commits: false,
             error_handler: Arc::new(DefaultErrorHandler::default()),
+            transactional: None,
         }
     }
 }
@@ -237,6 +242,16 @@ impl ContainerFactoryBuilder {
         self
     }
 
+    /// Exactly-once consume-process-produce: each record is handled inside a transaction of this
+    /// (transactional) template, and its offset is committed in the same transaction
+    /// (`send_offsets_to_transaction`); when the handler fails, the transaction is aborted and the
+    /// error handler decides as usual. Handlers send through the same template (give it to the
+    /// registry with `with_state` and take `State<KafkaTemplate>`). Record listeners only for now.
+    pub fn transactional_template(mut self, template: KafkaTemplate) -> Self {
+        self.settings.transactional = Some(template);
+        self
+    }
+
     /// Checks every setting and builds the factory.
     ///
     /// # Errors
@@ -262,6 +277,12 @@ impl ContainerFactoryBuilder {
         }
         if matches!(s.ack_mode, AckMode::Time | AckMode::CountTime) && s.ack_time.is_zero() {
             return Err(Error::config("ack_time", format!("must be above zero with AckMode::{:?}", s.ack_mode)));
+        }
+        if s.transactional.as_ref().is_some_and(|t| !t.inner.transactional) {
+            return Err(Error::config(
+                "transactional_template",
+                "the template has no transactional_id; build it with .transactional_id(\"...\")",
+            ));
         }
         if s.poll_timeout.is_zero() {
             return Err(Error::config("poll_timeout", "must be above zero"));

@@ -11,6 +11,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
+use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
@@ -175,6 +176,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             stop_deadline: None,
             last_confirm: Instant::now(),
             last_poll_error: None,
+            transaction: None,
         };
         poll_loop.run();
         poll_loop.finish();
@@ -207,6 +209,8 @@ struct PollLoop<'p, 'c> {
     stop_deadline: Option<Instant>,
     last_confirm: Instant,
     last_poll_error: Option<(String, Instant)>,
+    /// The open transaction's hold on its template (transactional factories).
+    transaction: Option<tokio::sync::MutexGuard<'p, ()>>,
 }
 
 impl<'c> PollLoop<'_, 'c> {
@@ -244,6 +248,10 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn commit(&mut self) {
+        if self.plan.settings.transactional.is_some() {
+            // Offsets are committed in each record's transaction.
+            return;
+        }
         self.shared.commit_logged(self.consumer, false, Selection::Advanced);
         self.policy.committed();
     }
@@ -275,6 +283,9 @@ impl<'c> PollLoop<'_, 'c> {
     /// rebalance is in progress is tried again, serving the rebalance meanwhile, until the
     /// shutdown deadline (at least `FINAL_COMMIT_GRACE`).
     fn finish(&mut self) {
+        if self.plan.settings.transactional.is_some() {
+            return;
+        }
         let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
         loop {
             match self.shared.commit(self.consumer, true, Selection::All) {
@@ -447,6 +458,11 @@ impl<'c> PollLoop<'_, 'c> {
                     continue;
                 }
             }
+            if self.plan.settings.transactional.is_some() && !self.commit_transaction(record) {
+                // Its outputs were aborted: the record is delivered again, with the rest.
+                self.redeliver(&records[index..], Duration::ZERO);
+                return;
+            }
             self.shared.handled.fetch_add(1, Ordering::Relaxed);
             if self.apply_requests(requests, &records[index..], &mut skipped) {
                 return;
@@ -463,13 +479,14 @@ impl<'c> PollLoop<'_, 'c> {
     fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
         let mut attempt = 1;
         loop {
-            let result = {
+            let result = self.begin_transaction().and_then(|()| {
                 let cx = self.context();
                 catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
                     .unwrap_or_else(|panic| Err(panic_failure(panic)))
-            };
+            });
             let result = result.and_then(|output| self.publish(record, output));
             let Err(failure) = result else { return Outcome::Handled };
+            self.abort_transaction();
             let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
                 record,
@@ -619,13 +636,70 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
+    /// Opens the transaction a record is handled in (transactional factories only).
+    fn begin_transaction(&mut self) -> Result<(), ListenerFailure> {
+        let Some(template) = self.plan.settings.transactional.as_ref() else { return Ok(()) };
+        if self.transaction.is_none() {
+            self.transaction = Some(drive(template.inner.transaction_lock.lock()));
+        }
+        template
+            .inner
+            .producer
+            .begin_transaction()
+            .map_err(|e| ListenerFailure::Transaction(Box::new(Error::kafka("beginning the record's transaction", e))))
+    }
+
+    fn abort_transaction(&mut self) {
+        let Some(template) = self.plan.settings.transactional.as_ref() else { return };
+        if self.transaction.take().is_some() {
+            if let Err(error) = template.inner.producer.abort_transaction(template.inner.send_timeout) {
+                tracing::warn!(listener = &*self.plan.listener_id, %error, "could not abort the record's transaction");
+            }
+        }
+    }
+
+    /// Commits the record's transaction with its offset. Returns false when it was aborted.
+    fn commit_transaction(&mut self, record: &Record<'_>) -> bool {
+        let Some(template) = self.plan.settings.transactional.as_ref() else { return true };
+        // A recovered record's transaction was aborted: its offset goes in a new one.
+        if self.transaction.is_none() && self.begin_transaction().is_err() {
+            self.abort_transaction();
+            return false;
+        }
+        let next = record.offset() + 1;
+        let mut offsets = TopicPartitionList::new();
+        let added = offsets.add_partition_offset(record.topic(), record.partition(), Offset::Offset(next));
+        let producer = &template.inner.producer;
+        let timeout = template.inner.send_timeout;
+        let committed = added
+            .and_then(|()| {
+                let metadata = self.consumer.group_metadata().ok_or(KafkaError::NoMessageReceived)?;
+                producer.send_offsets_to_transaction(&offsets, &metadata, timeout)
+            })
+            .and_then(|()| producer.commit_transaction(timeout));
+        match committed {
+            Ok(()) => {
+                self.transaction = None;
+                self.shared.offsets().committed_at(record.topic(), record.partition(), next);
+                true
+            }
+            Err(error) => {
+                tracing::warn!(listener = &*self.plan.listener_id, topic = record.topic(), partition = record.partition(),
+                    offset = record.offset(), %error, "could not commit the record's transaction; it is delivered again");
+                self.abort_transaction();
+                false
+            }
+        }
+    }
+
     /// Publishes a handler's reply (Spring's `@SendTo`): to the listener's `reply_to`, else to the
     /// request's `kafka_replyTopic` (and `kafka_replyPartition`), with the request's
     /// `kafka_correlationId`; awaited before the request counts as handled.
     fn publish(&self, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
         let HandlerOutput::Reply(value) = output else { return Ok(()) };
-        let no_destination =
-            || ListenerFailure::Reply(Error::NoReplyDestination { listener: self.plan.listener_id.to_string() });
+        let no_destination = || {
+            ListenerFailure::Reply(Box::new(Error::NoReplyDestination { listener: self.plan.listener_id.to_string() }))
+        };
         let Some(reply) = &self.plan.reply else { return Err(no_destination()) };
         let header_topic = request.header(headers::REPLY_TOPIC).flatten().and_then(|t| std::str::from_utf8(t).ok());
         let (topic, partition) = match (&reply.topic, header_topic) {
@@ -647,7 +721,7 @@ impl<'c> PollLoop<'_, 'c> {
         if let Some(partition) = partition {
             send = send.partition(partition);
         }
-        drive(send.into_future()).map(|_| ()).map_err(ListenerFailure::Reply)
+        drive(send.into_future()).map(|_| ()).map_err(|e| ListenerFailure::Reply(Box::new(e)))
     }
 
     /// Invokes the listener on the longest convertible run of records from `start`. A record that

@@ -126,16 +126,19 @@ pub enum ListenerFailure {
     /// The handler panicked; the message of the panic.
     Panic(String),
     /// The handler's reply could not be published.
-    Reply(crate::Error),
+    Reply(Box<crate::Error>),
+    /// The record's transaction could not begin or commit.
+    Transaction(Box<crate::Error>),
 }
 
 impl ListenerFailure {
     /// Whether trying again could succeed (handler errors and panics; not conversion failures).
     pub fn is_retryable(&self) -> bool {
-        !matches!(
-            self,
-            ListenerFailure::Conversion(_) | ListenerFailure::Reply(crate::Error::NoReplyDestination { .. })
-        )
+        match self {
+            ListenerFailure::Conversion(_) => false,
+            ListenerFailure::Reply(error) => !matches!(**error, crate::Error::NoReplyDestination { .. }),
+            _ => true,
+        }
     }
 }
 
@@ -146,6 +149,7 @@ impl fmt::Display for ListenerFailure {
             ListenerFailure::Handler(e) => write!(f, "handler failed: {e}"),
             ListenerFailure::Panic(message) => write!(f, "handler panicked: {message}"),
             ListenerFailure::Reply(e) => write!(f, "the reply could not be published: {e}"),
+            ListenerFailure::Transaction(e) => write!(f, "the transaction failed: {e}"),
         }
     }
 }
@@ -156,7 +160,7 @@ impl StdError for ListenerFailure {
             ListenerFailure::Conversion(e) => Some(e),
             ListenerFailure::Handler(e) => Some(e.as_error()),
             ListenerFailure::Panic(_) => None,
-            ListenerFailure::Reply(e) => Some(e),
+            ListenerFailure::Reply(e) | ListenerFailure::Transaction(e) => Some(&**e),
         }
     }
 }

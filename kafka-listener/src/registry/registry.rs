@@ -202,6 +202,14 @@ impl ListenerRegistry {
                     ),
                 });
             }
+            if factory.settings.transactional.is_some()
+                && (r.endpoint.requirements.acknowledging || r.endpoint.is_batch())
+            {
+                problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!("{factory_label} is transactional; acknowledging and batch listeners are not supported on it yet: use a record listener without Acknowledgment"),
+                });
+            }
             if r.endpoint.requirements.replies && self.template.is_none() {
                 problems.push(Problem {
                     listener: Some(r.id.clone()),
