@@ -339,4 +339,60 @@ async fn a_transactional_factory_commits_each_records_output_and_offset_together
         .build()
         .unwrap_err();
     assert!(error.to_string().contains("transactional_id"), "{error}");
+    let transactional =
+        common::factory(&kafka, AckMode::Manual).to_builder().transactional_template(template).build().unwrap();
+    let error = ListenerRegistry::empty()
+        .with_default_factory(transactional)
+        .register(
+            Endpoint::new("acking").topic("tx-in").handler(|ack: Acknowledgment| async move { ack.acknowledge() }),
+        )
+        .start()
+        .await
+        .unwrap_err();
+    assert!(error.to_string().contains("takes no Acknowledgment"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transactional_batch_listener_retries_its_batch_in_a_new_transaction() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let kafka = embedded(&[("txb-in", 1), ("txb-out", 1)]);
+    produce(&kafka, "txb-in", &numbered(4));
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .transactional_id("txb-container")
+        .build()
+        .unwrap();
+    let factory =
+        factory(&kafka, AckMode::Batch).to_builder().transactional_template(template.clone()).build().unwrap();
+    let batches = Arc::new(AtomicUsize::new(0));
+    let counted = batches.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .with_state(template.clone())
+        .register(Endpoint::new("txb").topic("txb-in").group("txb").batch_handler(
+            move |texts: Vec<String>, out: State<KafkaTemplate>| {
+                let counted = counted.clone();
+                async move {
+                    for text in &texts {
+                        out.send("txb-out", text.to_uppercase()).await?;
+                    }
+                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(ListenerError::msg("the first batch fails after sending"));
+                    }
+                    Ok::<(), ListenerError>(())
+                }
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    let (reader, landed) = collect(&kafka, "txb-out").await;
+    wait_until("the retried batch", Duration::from_secs(20), || batches.load(Ordering::SeqCst) >= 2).await;
+    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= 4).await;
+    running.shutdown().await.unwrap();
+    reader.shutdown().await.unwrap();
+    let outputs: Vec<String> = landed.lock().unwrap().iter().map(|r| r.payload_str().unwrap().to_string()).collect();
+    for expected in ["V0", "V1", "V2", "V3"] {
+        assert!(outputs.iter().any(|o| o == expected), "{expected} in {outputs:?}");
+    }
 }

@@ -242,11 +242,12 @@ impl ContainerFactoryBuilder {
         self
     }
 
-    /// Exactly-once consume-process-produce: each record is handled inside a transaction of this
+    /// Exactly-once consume-process-produce: each record (or batch) is handled inside a transaction of this
     /// (transactional) template, and its offset is committed in the same transaction
     /// (`send_offsets_to_transaction`); when the handler fails, the transaction is aborted and the
     /// error handler decides as usual. Handlers send through the same template (give it to the
-    /// registry with `with_state` and take `State<KafkaTemplate>`). Record listeners only for now.
+    /// registry with `with_state` and take `State<KafkaTemplate>`). A batch listener's batch is one
+    /// transaction. Acknowledging listeners do not apply: the transaction commits the offsets.
     pub fn transactional_template(mut self, template: KafkaTemplate) -> Self {
         self.settings.transactional = Some(template);
         self

@@ -458,7 +458,7 @@ impl<'c> PollLoop<'_, 'c> {
                     continue;
                 }
             }
-            if self.plan.settings.transactional.is_some() && !self.commit_transaction(record) {
+            if self.plan.settings.transactional.is_some() && !self.commit_transaction(std::slice::from_ref(record)) {
                 // Its outputs were aborted: the record is delivered again, with the rest.
                 self.redeliver(&records[index..], Duration::ZERO);
                 return;
@@ -626,6 +626,11 @@ impl<'c> PollLoop<'_, 'c> {
                 Outcome::Recovered => handled.iter().for_each(|r| self.complete(r)),
                 Outcome::Abandoned => return,
             }
+            if self.plan.settings.transactional.is_some() && !self.commit_transaction(handled) {
+                // Their outputs were aborted: the records are delivered again, with the rest.
+                self.redeliver(&records[start..], Duration::ZERO);
+                return;
+            }
             self.shared.handled.fetch_add(handled.len() as u64, Ordering::Relaxed);
             if self.apply_requests(requests, &records[start..], &mut Vec::new()) {
                 return;
@@ -658,17 +663,27 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
-    /// Commits the record's transaction with its offset. Returns false when it was aborted.
-    fn commit_transaction(&mut self, record: &Record<'_>) -> bool {
+    /// Commits the transaction the records were handled in, with their offsets. Returns false when
+    /// it was aborted instead.
+    fn commit_transaction(&mut self, records: &[Record<'_>]) -> bool {
         let Some(template) = self.plan.settings.transactional.as_ref() else { return true };
         // A recovered record's transaction was aborted: its offset goes in a new one.
         if self.transaction.is_none() && self.begin_transaction().is_err() {
             self.abort_transaction();
             return false;
         }
-        let next = record.offset() + 1;
+        // The offset after the last record of each partition.
+        let mut next: Vec<(&str, i32, i64)> = Vec::new();
+        for r in records {
+            match next.iter_mut().find(|(t, p, _)| *t == r.topic() && *p == r.partition()) {
+                Some(entry) => entry.2 = entry.2.max(r.offset() + 1),
+                None => next.push((r.topic(), r.partition(), r.offset() + 1)),
+            }
+        }
         let mut offsets = TopicPartitionList::new();
-        let added = offsets.add_partition_offset(record.topic(), record.partition(), Offset::Offset(next));
+        let added = next.iter().try_for_each(|(topic, partition, offset)| {
+            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))
+        });
         let producer = &template.inner.producer;
         let timeout = template.inner.send_timeout;
         let committed = added
@@ -680,12 +695,15 @@ impl<'c> PollLoop<'_, 'c> {
         match committed {
             Ok(()) => {
                 self.transaction = None;
-                self.shared.offsets().committed_at(record.topic(), record.partition(), next);
+                let mut tracker = self.shared.offsets();
+                for (topic, partition, offset) in next {
+                    tracker.committed_at(topic, partition, offset);
+                }
                 true
             }
             Err(error) => {
-                tracing::warn!(listener = &*self.plan.listener_id, topic = record.topic(), partition = record.partition(),
-                    offset = record.offset(), %error, "could not commit the record's transaction; it is delivered again");
+                tracing::warn!(listener = &*self.plan.listener_id, offsets = %super::shared::describe(&offsets), %error,
+                    "could not commit the transaction; its records are delivered again");
                 self.abort_transaction();
                 false
             }
@@ -730,16 +748,19 @@ impl<'c> PollLoop<'_, 'c> {
         let mut end = records.len();
         let mut attempt = 1;
         loop {
-            let result = {
+            let result = self.begin_transaction().map_err(|failure| (None, failure)).and_then(|()| {
                 let cx = self.context();
                 let slice = &records[start..end];
                 catch_unwind(AssertUnwindSafe(|| invoker(slice, &cx)))
                     .unwrap_or_else(|panic| Err((None, panic_failure(panic))))
-            };
+            });
             let result = result.and_then(|output| match records.get(start) {
                 Some(first) => self.publish(first, output).map_err(|failure| (None, failure)),
                 None => Ok(()),
             });
+            if result.is_err() {
+                self.abort_transaction();
+            }
             let failure = match result {
                 Ok(()) => return (end, Outcome::Handled),
                 Err((Some(0), failure @ ListenerFailure::Conversion(_))) => {

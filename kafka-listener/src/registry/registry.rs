@@ -202,12 +202,10 @@ impl ListenerRegistry {
                     ),
                 });
             }
-            if factory.settings.transactional.is_some()
-                && (r.endpoint.requirements.acknowledging || r.endpoint.is_batch())
-            {
+            if factory.settings.transactional.is_some() && r.endpoint.requirements.acknowledging {
                 problems.push(Problem {
                     listener: Some(r.id.clone()),
-                    message: format!("{factory_label} is transactional; acknowledging and batch listeners are not supported on it yet: use a record listener without Acknowledgment"),
+                    message: format!("{factory_label} is transactional: each transaction commits the offsets, so a listener takes no Acknowledgment; remove it"),
                 });
             }
             if r.endpoint.requirements.replies && self.template.is_none() {
