@@ -132,6 +132,11 @@ impl ConcurrentContainer {
             .collect()
     }
 
+    /// How many times partitions were revoked from its consumers (rebalances) since start.
+    pub fn revocations(&self) -> u64 {
+        lock(&self.children).iter().map(|c| c.shared.generation.load(Ordering::Acquire)).sum()
+    }
+
     /// How many records its listener has handled (or its error handler recovered) since start.
     pub fn records_handled(&self) -> u64 {
         lock(&self.children).iter().map(|c| c.shared.handled.load(Ordering::Relaxed)).sum()

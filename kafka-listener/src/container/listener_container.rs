@@ -36,6 +36,7 @@ pub(crate) enum Invoker {
 /// Everything a container needs to run one consumer of a listener.
 pub(crate) struct ContainerPlan {
     pub(crate) listener_id: Arc<str>,
+    pub(crate) group: Arc<str>,
     pub(crate) subscription: Vec<String>,
     /// The consumer's properties, complete but for `client.id`.
     pub(crate) client_config: ClientConfig,
@@ -418,8 +419,13 @@ impl<'c> PollLoop<'_, 'c> {
         self.consumer.resume(&tpl)
     }
 
-    fn context(&self) -> ListenerContext<'_> {
-        ListenerContext { listener_id: &self.plan.listener_id, states: &self.plan.states, container: self.shared }
+    fn context(&self, attempt: u32) -> ListenerContext<'_> {
+        ListenerContext {
+            listener_id: &self.plan.listener_id,
+            states: &self.plan.states,
+            container: self.shared,
+            attempt,
+        }
     }
 
     fn handle_records(&mut self, invoker: &RecordInvoker, records: Vec<Record<'c>>) {
@@ -478,9 +484,10 @@ impl<'c> PollLoop<'_, 'c> {
 
     fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
         let mut attempt = 1;
+        let mut first_failure: Option<Instant> = None;
         loop {
             let result = self.begin_transaction().and_then(|()| {
-                let cx = self.context();
+                let cx = self.context(attempt);
                 catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
                     .unwrap_or_else(|panic| Err(panic_failure(panic)))
             });
@@ -489,9 +496,11 @@ impl<'c> PollLoop<'_, 'c> {
             self.abort_transaction();
             let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
+                group: &self.plan.group,
                 record,
                 failure: &failure,
                 attempt,
+                elapsed: first_failure.get_or_insert_with(Instant::now).elapsed(),
             });
             match self.decide(decision, &[(record.topic(), record.partition())]) {
                 Some(outcome) => return outcome,
@@ -747,9 +756,10 @@ impl<'c> PollLoop<'_, 'c> {
     fn invoke_batch(&mut self, invoker: &BatchInvoker, records: &[Record<'_>], start: usize) -> (usize, Outcome) {
         let mut end = records.len();
         let mut attempt = 1;
+        let mut first_failure: Option<Instant> = None;
         loop {
             let result = self.begin_transaction().map_err(|failure| (None, failure)).and_then(|()| {
-                let cx = self.context();
+                let cx = self.context(attempt);
                 let slice = &records[start..end];
                 catch_unwind(AssertUnwindSafe(|| invoker(slice, &cx)))
                     .unwrap_or_else(|panic| Err((None, panic_failure(panic))))
@@ -776,9 +786,11 @@ impl<'c> PollLoop<'_, 'c> {
             let slice = &records[start..end];
             let decision = self.plan.settings.error_handler.handle_batch(&FailedBatch {
                 listener_id: &self.plan.listener_id,
+                group: &self.plan.group,
                 records: slice,
                 failure: &failure,
                 attempt,
+                elapsed: first_failure.get_or_insert_with(Instant::now).elapsed(),
             });
             let partitions: Vec<(&str, i32)> = slice.iter().map(|r| (r.topic(), r.partition())).collect();
             match self.decide(decision, &partitions) {
@@ -790,12 +802,15 @@ impl<'c> PollLoop<'_, 'c> {
 
     fn recover_unconvertible(&mut self, record: &Record<'_>, failure: ListenerFailure) -> Outcome {
         let mut attempt = 1;
+        let first_failure = Instant::now();
         loop {
             let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
+                group: &self.plan.group,
                 record,
                 failure: &failure,
                 attempt,
+                elapsed: first_failure.elapsed(),
             });
             match self.decide(decision, &[(record.topic(), record.partition())]) {
                 Some(outcome) => return outcome,

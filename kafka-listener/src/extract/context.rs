@@ -10,12 +10,19 @@ pub struct ListenerContext<'a> {
     pub(crate) listener_id: &'a str,
     pub(crate) states: &'a StateMap,
     pub(crate) container: &'a Arc<ContainerShared>,
+    /// Which delivery this is (1, then 2, 3, ... on retries).
+    pub(crate) attempt: u32,
 }
 
 impl ListenerContext<'_> {
     /// The id of the listener being invoked.
     pub fn listener_id(&self) -> &str {
         self.listener_id
+    }
+
+    /// Which delivery of the record(s) this is: 1, then 2, 3, ... on retries.
+    pub fn delivery_attempt(&self) -> u32 {
+        self.attempt
     }
 
     /// The application state of type `T` given to `ListenerRegistry::with_state`.

@@ -15,16 +15,26 @@ pub struct Meta {
     pub timestamp: Option<i64>,
     /// The raw key, if any.
     pub key: Option<Bytes>,
+    /// Which delivery of the record this is to the listener: 1, then 2, 3, ... on retries.
+    pub delivery_attempt: u32,
+}
+
+impl Meta {
+    /// Which delivery of the record this is to the listener: 1, then 2, 3, ... on retries.
+    pub fn delivery_attempt(&self) -> u32 {
+        self.delivery_attempt
+    }
 }
 
 impl FromRecord for Meta {
-    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+    fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
         Ok(Meta {
             topic: record.topic().to_string(),
             partition: record.partition(),
             offset: record.offset(),
             timestamp: record.timestamp(),
             key: record.key().map(Bytes::copy_from_slice),
+            delivery_attempt: cx.attempt,
         })
     }
 }

@@ -9,16 +9,28 @@ use crate::producer::Payload;
 /// Like `anyhow::Error`, it is not itself a `std::error::Error`, so that `?` converts any error.
 pub struct ListenerError {
     inner: Box<dyn StdError + Send + Sync + 'static>,
+    retryable: bool,
 }
 
 impl ListenerError {
     /// An error with just a message.
     pub fn msg(message: impl fmt::Display) -> Self {
-        ListenerError { inner: message.to_string().into() }
+        ListenerError { inner: message.to_string().into(), retryable: true }
+    }
+
+    /// An error that retrying cannot fix: the record goes to the recoverer (dead-letter topic) at
+    /// once instead of being retried.
+    pub fn fatal(error: impl Into<ListenerError>) -> Self {
+        ListenerError { retryable: false, ..error.into() }
+    }
+
+    /// Whether retrying could help (false for [`fatal`](Self::fatal) errors).
+    pub fn is_retryable(&self) -> bool {
+        self.retryable
     }
 
     fn from_boxed(error: Box<dyn StdError + Send + Sync + 'static>) -> Self {
-        ListenerError { inner: error }
+        ListenerError { inner: error, retryable: true }
     }
 
     /// The underlying error.
@@ -34,7 +46,7 @@ impl ListenerError {
 
 impl<E: StdError + Send + Sync + 'static> From<E> for ListenerError {
     fn from(error: E) -> Self {
-        ListenerError { inner: Box::new(error) }
+        ListenerError { inner: Box::new(error), retryable: true }
     }
 }
 
@@ -137,6 +149,7 @@ impl ListenerFailure {
         match self {
             ListenerFailure::Conversion(_) => false,
             ListenerFailure::Reply(error) => !matches!(**error, crate::Error::NoReplyDestination { .. }),
+            ListenerFailure::Handler(error) => error.is_retryable(),
             _ => true,
         }
     }

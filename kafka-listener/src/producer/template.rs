@@ -342,7 +342,7 @@ impl KafkaTemplate {
 
     /// The partition count of `topic`, from the cache or the broker's metadata (read once for all
     /// the sends waiting on it).
-    async fn partition_count(&self, topic: &str) -> Result<i32> {
+    pub(crate) async fn partition_count(&self, topic: &str) -> Result<i32> {
         let cell = {
             let mut counts = self.counts();
             match counts.get(topic) {

@@ -66,6 +66,7 @@ impl Resolved {
         tracing::info!(listener = %self.id, topics = ?subscription, group, ?ack_mode, concurrency, batch = matches!(invoker, Invoker::Batch(_)), "listener registered");
         let plan = ContainerPlan {
             listener_id: Arc::from(self.id.as_str()),
+            group: Arc::from(group.as_str()),
             subscription,
             client_config,
             client_id,

@@ -1,7 +1,14 @@
 //! What happens when a listener fails: retry, recover, or stop (Spring's `CommonErrorHandler`).
 
+mod backoff;
+mod recoverer;
+
+pub use backoff::{BackOff, ExponentialBackOff, FixedBackOff};
+pub use recoverer::{dlt_headers, DeadLetterRecoverer, LoggingRecoverer, Recoverer};
+
 use std::error::Error as StdError;
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::extract::Record;
@@ -12,12 +19,16 @@ use crate::handler::ListenerFailure;
 pub struct FailedRecord<'a> {
     /// The listener id.
     pub listener_id: &'a str,
+    /// The listener's consumer group.
+    pub group: &'a str,
     /// The record.
     pub record: &'a Record<'a>,
     /// Why it failed.
     pub failure: &'a ListenerFailure,
     /// Which attempt failed: 1 for the first delivery.
     pub attempt: u32,
+    /// The time since the first attempt failed.
+    pub elapsed: Duration,
 }
 
 /// A batch whose (batch) listener failed.
@@ -25,12 +36,16 @@ pub struct FailedRecord<'a> {
 pub struct FailedBatch<'a> {
     /// The listener id.
     pub listener_id: &'a str,
+    /// The listener's consumer group.
+    pub group: &'a str,
     /// The records given to the listener.
     pub records: &'a [Record<'a>],
     /// Why it failed.
     pub failure: &'a ListenerFailure,
     /// Which attempt failed: 1 for the first delivery.
     pub attempt: u32,
+    /// The time since the first attempt failed.
+    pub elapsed: Duration,
 }
 
 /// What the container does with a failed record or batch.
@@ -63,89 +78,121 @@ pub trait ErrorHandler: Send + Sync + 'static {
         match failed.records.first() {
             Some(record) => self.handle_record(&FailedRecord {
                 listener_id: failed.listener_id,
+                group: failed.group,
                 record,
                 failure: failed.failure,
                 attempt: failed.attempt,
+                elapsed: failed.elapsed,
             }),
             None => ErrorDecision::Recovered,
         }
     }
 }
 
-/// Spring's `DefaultErrorHandler` defaults: a failed record is retried up to 9 more times without
-/// back-off, then logged (topic, partition, offset, key, error chain) and skipped. Conversion
-/// failures are not retried. A batch is retried and logged as a whole.
-#[derive(Debug, Clone)]
+/// Spring's `DefaultErrorHandler`: a failed record is retried per its [`BackOff`] (default
+/// [`FixedBackOff`]: 9 retries without a wait, 10 deliveries), its partitions paused during waits;
+/// then the [`Recoverer`] deals with it (default [`LoggingRecoverer`]: log and skip). Failures that
+/// retrying cannot fix (conversion failures, `ListenerError::fatal`) go to the recoverer at once. A
+/// batch is retried as a whole, then recovered record by record. When the recoverer fails, the
+/// record is delivered again (after `recovery_retry_interval`) — never skipped unrecovered.
+#[derive(Clone)]
 pub struct DefaultErrorHandler {
-    max_retries: u32,
-    interval: Duration,
+    backoff: Arc<dyn BackOff>,
+    recoverer: Arc<dyn Recoverer>,
+    recovery_retry_interval: Duration,
+}
+
+impl std::fmt::Debug for DefaultErrorHandler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DefaultErrorHandler").finish_non_exhaustive()
+    }
 }
 
 impl Default for DefaultErrorHandler {
     fn default() -> Self {
-        DefaultErrorHandler { max_retries: 9, interval: Duration::ZERO }
+        DefaultErrorHandler {
+            backoff: Arc::new(FixedBackOff::default()),
+            recoverer: Arc::new(LoggingRecoverer),
+            recovery_retry_interval: Duration::from_secs(1),
+        }
     }
 }
 
 impl DefaultErrorHandler {
-    /// 9 retries, no back-off.
+    /// 9 retries, no back-off, then log and skip.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// How many times a failed record is retried before it is logged and skipped.
-    pub fn max_retries(mut self, retries: u32) -> Self {
-        self.max_retries = retries;
+    /// The back-off between retries.
+    pub fn backoff(mut self, backoff: impl BackOff) -> Self {
+        self.backoff = Arc::new(backoff);
         self
     }
 
-    /// The pause before each retry (the partitions are paused meanwhile).
-    pub fn interval(mut self, interval: Duration) -> Self {
-        self.interval = interval;
+    /// A [`FixedBackOff`] with this many retries (and no wait).
+    pub fn max_retries(self, retries: u32) -> Self {
+        self.backoff(FixedBackOff { interval: Duration::ZERO, max_retries: retries })
+    }
+
+    /// What is done with a record whose retries are exhausted.
+    pub fn recoverer(mut self, recoverer: impl Recoverer) -> Self {
+        self.recoverer = Arc::new(recoverer);
         self
     }
 
-    fn decide(&self, failure: &ListenerFailure, attempt: u32) -> Option<ErrorDecision> {
-        (failure.is_retryable() && attempt <= self.max_retries).then_some(ErrorDecision::Retry(self.interval))
+    /// The wait before a record is delivered again after its recoverer failed.
+    pub fn recovery_retry_interval(mut self, interval: Duration) -> Self {
+        self.recovery_retry_interval = interval;
+        self
+    }
+
+    fn retry(&self, failure: &ListenerFailure, attempt: u32, elapsed: Duration) -> Option<ErrorDecision> {
+        if !failure.is_retryable() {
+            return None;
+        }
+        self.backoff.next(attempt, elapsed).map(ErrorDecision::Retry)
+    }
+
+    fn recover(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
+        match self.recoverer.recover(failed) {
+            Ok(()) => ErrorDecision::Recovered,
+            Err(error) => {
+                tracing::warn!(listener = failed.listener_id, topic = failed.record.topic(), partition = failed.record.partition(),
+                    offset = failed.record.offset(), %error, "recovery failed; the record will be delivered again");
+                ErrorDecision::Retry(self.recovery_retry_interval)
+            }
+        }
     }
 }
 
 impl ErrorHandler for DefaultErrorHandler {
     fn handle_record(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
-        if let Some(retry) = self.decide(failed.failure, failed.attempt) {
+        if let Some(retry) = self.retry(failed.failure, failed.attempt, failed.elapsed) {
             tracing::debug!(listener = failed.listener_id, topic = failed.record.topic(), partition = failed.record.partition(),
                 offset = failed.record.offset(), attempt = failed.attempt, error = %failed.failure, "listener failed; retrying");
             return retry;
         }
-        tracing::error!(
-            listener = failed.listener_id,
-            topic = failed.record.topic(),
-            partition = failed.record.partition(),
-            offset = failed.record.offset(),
-            key = %describe_key(failed.record.key()),
-            attempts = failed.attempt,
-            "record skipped after {} attempt(s): {}",
-            failed.attempt,
-            error_chain(failed.failure)
-        );
-        ErrorDecision::Recovered
+        self.recover(failed)
     }
 
     fn handle_batch(&self, failed: &FailedBatch<'_>) -> ErrorDecision {
-        if let Some(retry) = self.decide(failed.failure, failed.attempt) {
+        if let Some(retry) = self.retry(failed.failure, failed.attempt, failed.elapsed) {
             return retry;
         }
-        let (first, last) = (failed.records.first(), failed.records.last());
-        tracing::error!(
-            listener = failed.listener_id,
-            records = failed.records.len(),
-            first = %first.map(|r| format!("{}-{}@{}", r.topic(), r.partition(), r.offset())).unwrap_or_default(),
-            last = %last.map(|r| format!("{}-{}@{}", r.topic(), r.partition(), r.offset())).unwrap_or_default(),
-            attempts = failed.attempt,
-            "batch skipped after {} attempt(s): {}",
-            failed.attempt,
-            error_chain(failed.failure)
-        );
+        for record in failed.records {
+            let decision = self.recover(&FailedRecord {
+                listener_id: failed.listener_id,
+                group: failed.group,
+                record,
+                failure: failed.failure,
+                attempt: failed.attempt,
+                elapsed: failed.elapsed,
+            });
+            if decision != ErrorDecision::Recovered {
+                return decision;
+            }
+        }
         ErrorDecision::Recovered
     }
 }

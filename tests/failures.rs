@@ -1,0 +1,214 @@
+//! Failure without loss: back-off that keeps the group, classification, dead-letter topics.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use kafka_listener::error_handler::{dlt_headers, DeadLetterRecoverer, FixedBackOff};
+use kafka_listener::prelude::*;
+
+type Deliveries = Arc<Mutex<Vec<(i64, u32, Instant)>>>;
+
+/// A listener failing on the record with payload `bad` (fatally if `fatal`), logging deliveries.
+fn failing(id: &str, topic: &str, deliveries: &Deliveries, fatal: bool) -> Endpoint {
+    let log = deliveries.clone();
+    Endpoint::new(id).topic(topic).group(id).handler(move |text: String, meta: Meta| {
+        log.lock().unwrap().push((meta.offset, meta.delivery_attempt(), Instant::now()));
+        let result = match (text.as_str(), fatal) {
+            ("bad", false) => Err(ListenerError::msg("cannot handle bad")),
+            ("bad", true) => Err(ListenerError::fatal(ListenerError::msg("bad forever"))),
+            _ => Ok(()),
+        };
+        std::future::ready(result)
+    })
+}
+
+fn records(payloads: &[&str]) -> Vec<(i32, &'static str, String)> {
+    payloads.iter().map(|p| (0, "k", p.to_string())).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fixed_back_off_waits_between_deliveries_then_recovers() {
+    let kafka = embedded(&[("backoff", 1)]);
+    produce(&kafka, "backoff", &records(&["ok", "bad", "ok"]));
+    let deliveries: Deliveries = Arc::default();
+    let handler =
+        DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(300), max_retries: 2 });
+    let factory = factory(&kafka, AckMode::Record).to_builder().error_handler(handler).build().unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(failing("backoff", "backoff", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "backoff", "backoff", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    let log = deliveries.lock().unwrap().clone();
+    let bad: Vec<_> = log.iter().filter(|(o, _, _)| *o == 1).collect();
+    assert_eq!(
+        bad.iter().map(|(_, a, _)| *a).collect::<Vec<_>>(),
+        [1, 2, 3],
+        "1 delivery + 2 retries, attempts visible"
+    );
+    for pair in bad.windows(2) {
+        assert!(pair[1].2 - pair[0].2 >= Duration::from_millis(300), "the back-off is waited");
+    }
+    assert_eq!(log.iter().filter(|(o, _, _)| *o == 2).count(), 1, "the next record is handled once, after");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_off_longer_than_max_poll_interval_keeps_the_group() {
+    let kafka = embedded(&[("long-backoff", 1)]);
+    produce(&kafka, "long-backoff", &records(&["bad", "ok"]));
+    let deliveries: Deliveries = Arc::default();
+    let handler =
+        DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(3500), max_retries: 1 });
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .set("session.timeout.ms", "1000")
+        .set("heartbeat.interval.ms", "200")
+        .set("max.poll.interval.ms", "1000")
+        .error_handler(handler)
+        .build()
+        .unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(failing("long", "long-backoff", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "long", "long-backoff", [(0, 2)].into()).await;
+    let container = running.container("long").unwrap();
+    assert_eq!(container.revocations(), 0, "a back-off 3.5 x max.poll.interval.ms caused no rebalance");
+    running.shutdown().await.unwrap();
+    let attempts: Vec<u32> =
+        deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 0).map(|(_, a, _)| *a).collect();
+    assert_eq!(attempts, [1, 2]);
+}
+
+async fn dead_letters(kafka: &EmbeddedKafka, topic: &str, expected: usize) -> Vec<ConsumerRecord> {
+    let landed: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
+    let sink = landed.clone();
+    let reader = ListenerRegistry::empty()
+        .with_default_factory(factory(kafka, AckMode::Batch))
+        .register(Endpoint::new(topic).topic(topic).group(topic).handler(move |r: ConsumerRecord| {
+            sink.lock().unwrap().push(r);
+            std::future::ready(())
+        }))
+        .start()
+        .await
+        .unwrap();
+    wait_until("the dead letters", Duration::from_secs(20), || landed.lock().unwrap().len() >= expected).await;
+    reader.shutdown().await.unwrap();
+    let letters = landed.lock().unwrap().clone();
+    assert_eq!(letters.len(), expected);
+    letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_pill_goes_to_the_dead_letter_topic_with_springs_headers() {
+    #[derive(serde::Deserialize)]
+    struct Reading {
+        #[allow(dead_code)]
+        value: u32,
+    }
+    let kafka = embedded(&[("readings", 2), ("readings-dlt", 2)]);
+    for i in 0..100 {
+        let payload = if i == 42 { "{not json".to_string() } else { format!(r#"{{"value":{i}}}"#) };
+        kafka.produce_to("readings", 1, Some(format!("sensor-{i}").as_bytes()), payload.as_bytes()).unwrap();
+    }
+    kafka.produce_with_headers("readings", None, b"also bad", &[("trace", b"t-9")]).unwrap();
+    kafka.flush().unwrap();
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().recoverer(DeadLetterRecoverer::new(template));
+    let factory = factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap();
+    let handled = Arc::new(Mutex::new(0));
+    let counted = handled.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("readings").topic("readings").group("readings").handler(move |_: Json<Reading>| {
+            *counted.lock().unwrap() += 1;
+            std::future::ready(())
+        }))
+        .start()
+        .await
+        .unwrap();
+    let letters = dead_letters(&kafka, "readings-dlt", 2).await;
+    wait_until("99 readings", Duration::from_secs(20), || *handled.lock().unwrap() == 99).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(*handled.lock().unwrap(), 99, "every other record handled once");
+
+    let pill = letters.iter().find(|r| r.payload_str() == Some("{not json")).expect("the pill");
+    assert_eq!(pill.partition, 1, "same partition as the original");
+    assert_eq!(pill.key_str(), Some("sensor-42"), "key untouched");
+    let h = &pill.headers;
+    assert_eq!(h.get_str(dlt_headers::ORIGINAL_TOPIC), Some("readings"));
+    assert_eq!(h.get(dlt_headers::ORIGINAL_PARTITION), Some(&1i32.to_be_bytes()[..]));
+    assert_eq!(h.get(dlt_headers::ORIGINAL_OFFSET), Some(&42i64.to_be_bytes()[..]));
+    assert_eq!(h.get_str(dlt_headers::ORIGINAL_CONSUMER_GROUP), Some("readings"));
+    assert_eq!(h.get_str(dlt_headers::EXCEPTION_FQCN), Some("kafka_listener::extract::ConversionError"));
+    assert!(h.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap().contains("readings-1@42"));
+    assert!(h.get(dlt_headers::ORIGINAL_TIMESTAMP).is_some());
+    let other = letters.iter().find(|r| r.payload_str() == Some("also bad")).expect("the second pill");
+    assert_eq!(other.headers.get_str("trace"), Some("t-9"), "original headers kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fatal_errors_skip_retries_and_a_failing_dead_letter_topic_loses_nothing() {
+    let kafka = embedded(&[("fatal", 1), ("fatal-dlt", 1), ("stuck-dlt", 1)]);
+    produce(&kafka, "fatal", &records(&["ok", "bad", "ok"]));
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().recoverer(DeadLetterRecoverer::new(template));
+    let deliveries: Deliveries = Arc::default();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(failing("fatal", "fatal", &deliveries, true))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "fatal", "fatal", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 1).count(),
+        1,
+        "a fatal error is not retried"
+    );
+    let letters = dead_letters(&kafka, "fatal-dlt", 1).await;
+    assert!(letters[0].headers.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap().contains("bad forever"));
+
+    // The dead-letter topic's broker is unreachable: the record is not committed, and comes again.
+    produce(&kafka, "stuck-dlt", &records(&["ok", "bad", "ok"]));
+    let nowhere = KafkaTemplate::builder()
+        .bootstrap_servers("127.0.0.1:1")
+        .send_timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let handler = DefaultErrorHandler::new()
+        .max_retries(0)
+        .recoverer(DeadLetterRecoverer::new(nowhere))
+        .recovery_retry_interval(Duration::from_millis(100));
+    let deliveries: Deliveries = Arc::default();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Record).to_builder().error_handler(handler).build().unwrap())
+        .register(failing("stuck", "stuck-dlt", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    wait_until("several deliveries of the stuck record", Duration::from_secs(20), || {
+        deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 1).count() >= 3
+    })
+    .await;
+    assert_committed_stays(
+        "nothing committed past the unrecovered record",
+        &kafka.bootstrap_servers(),
+        "stuck",
+        "stuck-dlt",
+        [(0, 1)].into(),
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(!deliveries.lock().unwrap().iter().any(|(o, _, _)| *o == 2), "the record after it waits");
+    running.shutdown().await.unwrap();
+}
