@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
-use kafka_listener::error_handler::{dlt_headers, DeadLetterRecoverer, FixedBackOff};
+use kafka_listener::error_handler::{dlt_headers, DeadLetterRecoverer, FixedBackOff, StopContainerErrorHandler};
 use kafka_listener::prelude::*;
 
 type Deliveries = Arc<Mutex<Vec<(i64, u32, Instant)>>>;
@@ -210,5 +210,25 @@ async fn fatal_errors_skip_retries_and_a_failing_dead_letter_topic_loses_nothing
     )
     .await;
     assert!(!deliveries.lock().unwrap().iter().any(|(o, _, _)| *o == 2), "the record after it waits");
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stopping_error_handler_stops_and_commits_what_was_handled() {
+    let kafka = embedded(&[("stopper", 1)]);
+    produce(&kafka, "stopper", &records(&["ok", "ok", "bad", "ok"]));
+    let deliveries: Deliveries = Arc::default();
+    let factory =
+        factory(&kafka, AckMode::Batch).to_builder().error_handler(StopContainerErrorHandler).build().unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(failing("stopper", "stopper", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    let container = running.container("stopper").unwrap();
+    wait_until("the container stops", Duration::from_secs(20), || !container.is_running()).await;
+    assert_eq!(committed(&kafka.bootstrap_servers(), "stopper", "stopper").await, [(0, 2)].into());
+    assert!(!deliveries.lock().unwrap().iter().any(|(o, _, _)| *o == 3), "nothing after the failed record");
     running.shutdown().await.unwrap();
 }

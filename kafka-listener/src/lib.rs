@@ -63,7 +63,7 @@ pub mod registry;
 pub mod support;
 
 pub use ack::Acknowledgment;
-pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder};
+pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism};
 pub use container::{ConcurrentContainer, ConsumerHandle};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedKafka;

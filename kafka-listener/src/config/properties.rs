@@ -60,11 +60,13 @@ pub(crate) fn validate_property(key: &str, value: &str) -> Result<(), Error> {
         Ok(_) => Ok(()),
         Err(KafkaError::ClientConfig(_, description, _, _)) => {
             let reason = if is_secret(key) {
-                "librdkafka rejected the value (not shown: it is a secret)".to_string()
+                // librdkafka's message may quote the value: never show it.
+                let description = if value.is_empty() { description } else { description.replace(value, "<redacted>") };
+                format!("{description}{}", super::feature_hint(&description).unwrap_or_default())
             } else if description.contains("No such configuration property") {
                 format!("{description}; see librdkafka's CONFIGURATION.md for the property names")
             } else {
-                description
+                format!("{description}{}", super::feature_hint(&description).unwrap_or_default())
             };
             Err(Error::config(key, reason))
         }

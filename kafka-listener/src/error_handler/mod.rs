@@ -197,6 +197,26 @@ impl ErrorHandler for DefaultErrorHandler {
     }
 }
 
+/// Stops the listener's container at the first failure (Spring's
+/// `CommonContainerStoppingErrorHandler`): what was handled before is committed, the failed record
+/// is not, so it is delivered first when the listener starts again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StopContainerErrorHandler;
+
+impl ErrorHandler for StopContainerErrorHandler {
+    fn handle_record(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
+        tracing::error!(
+            listener = failed.listener_id,
+            topic = failed.record.topic(),
+            partition = failed.record.partition(),
+            offset = failed.record.offset(),
+            "stopping the listener: {}",
+            error_chain(failed.failure)
+        );
+        ErrorDecision::Stop
+    }
+}
+
 /// The error and its sources, joined with `: `.
 pub fn error_chain(error: &(dyn StdError + 'static)) -> String {
     let mut text = error.to_string();
