@@ -232,3 +232,38 @@ async fn the_stopping_error_handler_stops_and_commits_what_was_handled() {
     assert!(!deliveries.lock().unwrap().iter().any(|(o, _, _)| *o == 3), "nothing after the failed record");
     running.shutdown().await.unwrap();
 }
+
+// --- a listener's own error handler, named by the attribute ---------------------------------------
+
+static OWN_HANDLER_SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn stop_on_failure() -> StopContainerErrorHandler {
+    StopContainerErrorHandler
+}
+
+#[kafka_listener(id = "own-handler", topic = "own-handler", group = "own-handler", error_handler = stop_on_failure)]
+async fn own_handler(text: String) -> Result<(), ListenerError> {
+    OWN_HANDLER_SEEN.lock().unwrap().push(text.clone());
+    if text == "bad" {
+        return Err(ListenerError::msg("stop here"));
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_error_handler_attribute_overrides_the_factorys() {
+    let kafka = embedded(&[("own-handler", 1)]);
+    produce(&kafka, "own-handler", &records(&["ok", "bad", "ok"]));
+    // The factory's handler would retry 9 times and skip; the listener's stops at once.
+    let running = ListenerRegistry::from_annotations()
+        .only(["own-handler"])
+        .with_default_factory(factory(&kafka, AckMode::Batch))
+        .start()
+        .await
+        .unwrap();
+    let container = running.container("own-handler").unwrap();
+    wait_until("the container stops", Duration::from_secs(20), || !container.is_running()).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(*OWN_HANDLER_SEEN.lock().unwrap(), ["ok", "bad"], "no retry, nothing after the failure");
+    assert_eq!(committed(&kafka.bootstrap_servers(), "own-handler", "own-handler").await, [(0, 1)].into());
+}

@@ -20,6 +20,7 @@ pub(crate) const KEYS: &[&str] = &[
     "properties",
     "ack_mode",
     "reply_to",
+    "error_handler",
 ];
 
 /// The ack modes `ack_mode = "..."` accepts, with their `AckMode` variants.
@@ -46,6 +47,8 @@ pub(crate) struct ListenerArgs {
     pub(crate) client_id_prefix: Option<LitStr>,
     pub(crate) properties: Vec<LitStr>,
     pub(crate) reply_to: Option<LitStr>,
+    /// A path to a `fn() -> impl ErrorHandler`.
+    pub(crate) error_handler: Option<syn::Path>,
     /// The `AckMode` variant name and the span of the value.
     pub(crate) ack_mode: Option<(&'static str, Span)>,
 }
@@ -136,6 +139,16 @@ impl ListenerArgs {
                     set_once(&mut args.client_id_prefix, string(&key, value, errors), &key, span, errors)
                 }
                 "reply_to" => set_once(&mut args.reply_to, string(&key, value, errors), &key, span, errors),
+                "error_handler" => {
+                    let path = match value {
+                        Expr::Path(p) => Some(p.path.clone()),
+                        other => {
+                            errors.add(other.span(), "`error_handler` takes the path of a `fn() -> impl ErrorHandler`, e.g. error_handler = handlers::dead_letters");
+                            None
+                        }
+                    };
+                    set_once(&mut args.error_handler, path, &key, span, errors);
+                }
                 "properties" => {
                     for property in strings(&key, value, errors) {
                         if !property.value().contains('=') {

@@ -175,6 +175,17 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let auto_startup = opt(&args.auto_startup);
     let client_id_prefix = opt(&args.client_id_prefix);
     let reply_to = opt(&args.reply_to);
+    let error_handler = match &args.error_handler {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some({
+                fn __error_handler() -> #private::BoxedErrorHandler {
+                    #private::boxed_error_handler(#path())
+                }
+                __error_handler
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
@@ -209,6 +220,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                     properties: &[#(#properties),*],
                     ack_mode: #ack_mode,
                     reply_to: #reply_to,
+                    error_handler: #error_handler,
                     invoke: { #invoke },
                     requirements: __requirements,
                     file: ::core::file!(),

@@ -18,7 +18,9 @@ use proc_macro::TokenStream;
 ///
 /// Arguments: `topic`, `topics = [..]`, `topic_pattern`, `group`, `id`, `container_factory`,
 /// `concurrency`, `auto_startup`, `batch`, `client_id_prefix`, `properties = ["key=value", ..]`,
-/// `ack_mode`. String values accept `${ENV}` and `${ENV:default}` placeholders, resolved at start.
+/// `ack_mode`, `reply_to` (where returned values are published), and `error_handler = path` (a
+/// `fn() -> impl ErrorHandler` for this listener). String values accept `${ENV}` and
+/// `${ENV:default}` placeholders, resolved at start.
 /// Parameters are extractors (`FromRecord`, or `FromBatch` with `batch = true`); the listener
 /// type (simple, acknowledging, consumer-aware) follows from them. The function stays callable.
 #[proc_macro_attribute]

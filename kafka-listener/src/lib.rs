@@ -156,6 +156,14 @@ pub mod __private {
         pub replies: bool,
     }
 
+    /// An error handler, shared.
+    pub type BoxedErrorHandler = std::sync::Arc<dyn crate::ErrorHandler>;
+
+    /// Shares an error handler named by `error_handler = path`.
+    pub fn boxed_error_handler(handler: impl crate::ErrorHandler) -> BoxedErrorHandler {
+        std::sync::Arc::new(handler)
+    }
+
     /// The [`Output`] of `R`.
     #[inline]
     pub fn output<R: IntoListenerResult>() -> Output<R> {

@@ -49,6 +49,8 @@ pub(crate) struct ContainerPlan {
     pub(crate) runtime: tokio::runtime::Handle,
     /// Where replies go, for listeners that return a value.
     pub(crate) reply: Option<ReplyPlan>,
+    /// The listener's error handler, else its factory's.
+    pub(crate) error_handler: Arc<dyn crate::ErrorHandler>,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.
@@ -494,7 +496,7 @@ impl<'c> PollLoop<'_, 'c> {
             let result = result.and_then(|output| self.publish(record, output));
             let Err(failure) = result else { return Outcome::Handled };
             self.abort_transaction();
-            let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
+            let decision = self.plan.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 record,
@@ -784,7 +786,7 @@ impl<'c> PollLoop<'_, 'c> {
                 Err((_, failure)) => failure,
             };
             let slice = &records[start..end];
-            let decision = self.plan.settings.error_handler.handle_batch(&FailedBatch {
+            let decision = self.plan.error_handler.handle_batch(&FailedBatch {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 records: slice,
@@ -804,7 +806,7 @@ impl<'c> PollLoop<'_, 'c> {
         let mut attempt = 1;
         let first_failure = Instant::now();
         loop {
-            let decision = self.plan.settings.error_handler.handle_record(&FailedRecord {
+            let decision = self.plan.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 record,

@@ -28,6 +28,7 @@ pub struct AnnotatedListener {
     pub properties: &'static [&'static str],
     pub ack_mode: Option<AckMode>,
     pub reply_to: Option<&'static str>,
+    pub error_handler: Option<fn() -> std::sync::Arc<dyn crate::ErrorHandler>>,
     pub invoke: AnnotatedInvoke,
     pub requirements: fn(&mut Requirements),
     pub file: &'static str,

@@ -62,6 +62,7 @@ pub struct Endpoint {
     pub(crate) properties: Vec<String>,
     pub(crate) ack_mode: Option<AckMode>,
     pub(crate) reply_to: Option<String>,
+    pub(crate) error_handler: Option<Arc<dyn crate::ErrorHandler>>,
     pub(crate) invoker: Option<Invoker>,
     pub(crate) requirements: Requirements,
     pub(crate) source: Option<String>,
@@ -98,6 +99,7 @@ impl Endpoint {
             properties: Vec::new(),
             ack_mode: None,
             reply_to: None,
+            error_handler: None,
             invoker: None,
             requirements: Requirements::default(),
             source: None,
@@ -124,6 +126,7 @@ impl Endpoint {
             properties: a.properties.iter().map(|p| p.to_string()).collect(),
             ack_mode: a.ack_mode,
             reply_to: a.reply_to.map(str::to_string),
+            error_handler: a.error_handler.map(|make| make()),
             invoker: Some(invoker),
             requirements,
             source: Some(format!("{} ({}:{})", a.function, a.file, a.line)),
@@ -187,6 +190,12 @@ impl Endpoint {
     /// The ack mode this listener runs with, over the factory's.
     pub fn ack_mode(mut self, ack_mode: AckMode) -> Self {
         self.ack_mode = Some(ack_mode);
+        self
+    }
+
+    /// The error handler of this listener, over its factory's.
+    pub fn error_handler(mut self, handler: impl crate::ErrorHandler) -> Self {
+        self.error_handler = Some(Arc::new(handler));
         self
     }
 

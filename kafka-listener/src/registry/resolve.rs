@@ -64,7 +64,9 @@ impl Resolved {
         };
         let invoker = self.endpoint.invoker.clone()?;
         tracing::info!(listener = %self.id, topics = ?subscription, group, ?ack_mode, concurrency, batch = matches!(invoker, Invoker::Batch(_)), "listener registered");
+        let error_handler = self.endpoint.error_handler.clone().unwrap_or_else(|| settings.error_handler.clone());
         let plan = ContainerPlan {
+            error_handler,
             listener_id: Arc::from(self.id.as_str()),
             group: Arc::from(group.as_str()),
             subscription,
