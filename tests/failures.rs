@@ -267,3 +267,22 @@ async fn the_error_handler_attribute_overrides_the_factorys() {
     assert_eq!(*OWN_HANDLER_SEEN.lock().unwrap(), ["ok", "bad"], "no retry, nothing after the failure");
     assert_eq!(committed(&kafka.bootstrap_servers(), "own-handler", "own-handler").await, [(0, 1)].into());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_classified_not_retryable_are_recovered_at_once() {
+    let kafka = embedded(&[("classified", 1)]);
+    produce(&kafka, "classified", &records(&["ok", "bad", "ok"]));
+    let deliveries: Deliveries = Arc::default();
+    let handler = DefaultErrorHandler::new()
+        .backoff(FixedBackOff { interval: Duration::from_millis(50), max_retries: 5 })
+        .not_retryable(|failure| failure.to_string().contains("cannot handle"));
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(failing("classified", "classified", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "classified", "classified", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 1).count(), 1, "classified: no retry");
+}

@@ -100,7 +100,11 @@ pub struct DefaultErrorHandler {
     backoff: Arc<dyn BackOff>,
     recoverer: Arc<dyn Recoverer>,
     recovery_retry_interval: Duration,
+    not_retryable: Vec<Classifier>,
 }
+
+/// Says whether a failure belongs to a class (e.g. not retryable).
+type Classifier = Arc<dyn Fn(&ListenerFailure) -> bool + Send + Sync>;
 
 impl std::fmt::Debug for DefaultErrorHandler {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -114,6 +118,7 @@ impl Default for DefaultErrorHandler {
             backoff: Arc::new(FixedBackOff::default()),
             recoverer: Arc::new(LoggingRecoverer),
             recovery_retry_interval: Duration::from_secs(1),
+            not_retryable: Vec::new(),
         }
     }
 }
@@ -141,6 +146,14 @@ impl DefaultErrorHandler {
         self
     }
 
+    /// Adds a class of failures that go to the recoverer at once, besides conversion failures and
+    /// `ListenerError::fatal` (e.g. `|f| f.to_string().contains("constraint violation")`, or a
+    /// downcast of the handler's error).
+    pub fn not_retryable(mut self, classifier: impl Fn(&ListenerFailure) -> bool + Send + Sync + 'static) -> Self {
+        self.not_retryable.push(Arc::new(classifier));
+        self
+    }
+
     /// The wait before a record is delivered again after its recoverer failed.
     pub fn recovery_retry_interval(mut self, interval: Duration) -> Self {
         self.recovery_retry_interval = interval;
@@ -148,7 +161,7 @@ impl DefaultErrorHandler {
     }
 
     fn retry(&self, failure: &ListenerFailure, attempt: u32, elapsed: Duration) -> Option<ErrorDecision> {
-        if !failure.is_retryable() {
+        if !failure.is_retryable() || self.not_retryable.iter().any(|classify| classify(failure)) {
             return None;
         }
         self.backoff.next(attempt, elapsed).map(ErrorDecision::Retry)
