@@ -63,7 +63,7 @@ pub mod registry;
 pub mod support;
 
 pub use ack::Acknowledgment;
-pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism};
+pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism, SecuritySettings};
 pub use container::{ConcurrentContainer, ConsumerHandle};
 #[cfg(feature = "embedded")]
 pub use embedded::EmbeddedKafka;
@@ -89,7 +89,7 @@ pub mod prelude {
     pub use crate::{
         kafka_listener, AckMode, Acknowledgment, ConcurrentContainer, ConsumerHandle, ConsumerRecord, ContainerFactory,
         DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch, FromRecord, Headers, Json, Key,
-        ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners, State,
+        ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners, SecuritySettings, State,
     };
 }
 

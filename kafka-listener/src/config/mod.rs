@@ -9,5 +9,5 @@ pub use ack_mode::AckMode;
 pub(crate) use factory::{check_owned_property, FactorySettings};
 pub use factory::{ContainerFactory, ContainerFactoryBuilder};
 pub(crate) use properties::{is_secret, redacted_error, validate_property, Properties};
-pub use security::SaslMechanism;
-pub(crate) use security::{feature_hint, sasl};
+pub(crate) use security::feature_hint;
+pub use security::{SaslMechanism, SecuritySettings};

@@ -21,19 +21,50 @@ impl SaslMechanism {
     }
 }
 
-/// The properties of SASL over plaintext or SSL.
-pub(crate) fn sasl(
-    mechanism: SaslMechanism,
-    username: &str,
-    password: &str,
-    over_ssl: bool,
-) -> [(&'static str, String); 4] {
-    [
-        ("security.protocol", if over_ssl { "sasl_ssl" } else { "sasl_plaintext" }.to_string()),
-        ("sasl.mechanisms", mechanism.name().to_string()),
-        ("sasl.username", username.to_string()),
-        ("sasl.password", password.to_string()),
-    ]
+/// Typed security settings for the builders that take librdkafka properties (container factories
+/// and templates). Secrets given here are never shown.
+pub trait SecuritySettings: Sized {
+    /// Sets a librdkafka property.
+    fn with_property(self, key: &str, value: String) -> Self;
+
+    /// SASL authentication (`security.protocol`, `sasl.mechanisms`, `sasl.username`,
+    /// `sasl.password`), over SSL when `over_ssl` (which needs the crate's `ssl` feature).
+    fn sasl(self, mechanism: SaslMechanism, username: &str, password: &str, over_ssl: bool) -> Self {
+        self.with_property("security.protocol", if over_ssl { "sasl_ssl" } else { "sasl_plaintext" }.to_string())
+            .with_property("sasl.mechanisms", mechanism.name().to_string())
+            .with_property("sasl.username", username.to_string())
+            .with_property("sasl.password", password.to_string())
+    }
+
+    /// The CA certificates to verify the brokers with (`ssl.ca.location`; needs the `ssl` feature).
+    fn ssl_ca_location(self, path: impl Into<String>) -> Self {
+        self.with_property("ssl.ca.location", path.into())
+    }
+
+    /// A client certificate and its key (`ssl.certificate.location`, `ssl.key.location`,
+    /// `ssl.key.password`; needs the `ssl` feature).
+    fn ssl_client_key(
+        self,
+        certificate: impl Into<String>,
+        key: impl Into<String>,
+        key_password: impl Into<String>,
+    ) -> Self {
+        self.with_property("ssl.certificate.location", certificate.into())
+            .with_property("ssl.key.location", key.into())
+            .with_property("ssl.key.password", key_password.into())
+    }
+}
+
+impl SecuritySettings for super::ContainerFactoryBuilder {
+    fn with_property(self, key: &str, value: String) -> Self {
+        self.set(key, value)
+    }
+}
+
+impl SecuritySettings for crate::producer::KafkaTemplateBuilder {
+    fn with_property(self, key: &str, value: String) -> Self {
+        self.set(key, value)
+    }
 }
 
 /// A hint appended to librdkafka's refusal of a security setting it was built without.

@@ -48,6 +48,20 @@ pub struct FailedBatch<'a> {
     pub elapsed: Duration,
 }
 
+impl<'a> FailedBatch<'a> {
+    /// The failure as one of the batch's records'.
+    pub fn for_record(&self, record: &'a Record<'a>) -> FailedRecord<'a> {
+        FailedRecord {
+            listener_id: self.listener_id,
+            group: self.group,
+            record,
+            failure: self.failure,
+            attempt: self.attempt,
+            elapsed: self.elapsed,
+        }
+    }
+}
+
 /// What the container does with a failed record or batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorDecision {
@@ -76,14 +90,7 @@ pub trait ErrorHandler: Send + Sync + 'static {
     /// through the same policy as [`handle_record`](Self::handle_record) for its first record.
     fn handle_batch(&self, failed: &FailedBatch<'_>) -> ErrorDecision {
         match failed.records.first() {
-            Some(record) => self.handle_record(&FailedRecord {
-                listener_id: failed.listener_id,
-                group: failed.group,
-                record,
-                failure: failed.failure,
-                attempt: failed.attempt,
-                elapsed: failed.elapsed,
-            }),
+            Some(record) => self.handle_record(&failed.for_record(record)),
             None => ErrorDecision::Recovered,
         }
     }
@@ -194,14 +201,7 @@ impl ErrorHandler for DefaultErrorHandler {
             return retry;
         }
         for record in failed.records {
-            let decision = self.recover(&FailedRecord {
-                listener_id: failed.listener_id,
-                group: failed.group,
-                record,
-                failure: failed.failure,
-                attempt: failed.attempt,
-                elapsed: failed.elapsed,
-            });
+            let decision = self.recover(&failed.for_record(record));
             if decision != ErrorDecision::Recovered {
                 return decision;
             }

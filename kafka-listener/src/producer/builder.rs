@@ -124,39 +124,6 @@ impl KafkaTemplateBuilder {
         self.set("retries", retries.to_string())
     }
 
-    /// SASL authentication (`security.protocol`, `sasl.mechanisms`, `sasl.username`, `sasl.password`),
-    /// over SSL when `over_ssl` (which needs the crate's `ssl` feature). The password is never shown.
-    pub fn sasl(
-        mut self,
-        mechanism: crate::config::SaslMechanism,
-        username: &str,
-        password: &str,
-        over_ssl: bool,
-    ) -> Self {
-        for (key, value) in crate::config::sasl(mechanism, username, password, over_ssl) {
-            self = self.set(key, value);
-        }
-        self
-    }
-
-    /// The CA certificates to verify the brokers with (`ssl.ca.location`; needs the `ssl` feature).
-    pub fn ssl_ca_location(self, path: impl Into<String>) -> Self {
-        self.set("ssl.ca.location", path)
-    }
-
-    /// A client certificate and its key (`ssl.certificate.location`, `ssl.key.location`,
-    /// `ssl.key.password`; needs the `ssl` feature). The password is never shown.
-    pub fn ssl_client_key(
-        self,
-        certificate: impl Into<String>,
-        key: impl Into<String>,
-        key_password: impl Into<String>,
-    ) -> Self {
-        self.set("ssl.certificate.location", certificate)
-            .set("ssl.key.location", key)
-            .set("ssl.key.password", key_password)
-    }
-
     /// Any librdkafka property. Checked by `build()`.
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.set(key, value);
