@@ -89,17 +89,7 @@ async fn a_back_off_longer_than_max_poll_interval_keeps_the_group() {
 }
 
 async fn dead_letters(kafka: &EmbeddedKafka, topic: &str, expected: usize) -> Vec<ConsumerRecord> {
-    let landed: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
-    let sink = landed.clone();
-    let reader = ListenerRegistry::empty()
-        .with_default_factory(factory(kafka, AckMode::Batch))
-        .register(Endpoint::new(topic).topic(topic).group(topic).handler(move |r: ConsumerRecord| {
-            sink.lock().unwrap().push(r);
-            std::future::ready(())
-        }))
-        .start()
-        .await
-        .unwrap();
+    let (reader, landed) = collect(kafka, topic).await;
     wait_until("the dead letters", Duration::from_secs(20), || landed.lock().unwrap().len() >= expected).await;
     reader.shutdown().await.unwrap();
     let letters = landed.lock().unwrap().clone();

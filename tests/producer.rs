@@ -39,24 +39,6 @@ fn default_partitioner_matches_the_java_client_for_every_key_in_the_table() {
     }
 }
 
-type Landed = Arc<Mutex<Vec<ConsumerRecord>>>;
-
-/// Starts a listener that keeps every record of `topic`.
-async fn collect(kafka: &EmbeddedKafka, topic: &str) -> (RunningListeners, Landed) {
-    let landed: Landed = Arc::default();
-    let sink = landed.clone();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(kafka, AckMode::Batch))
-        .register(Endpoint::new(topic).topic(topic).group(topic).handler(move |record: ConsumerRecord| {
-            sink.lock().unwrap().push(record);
-            std::future::ready(())
-        }))
-        .start()
-        .await
-        .unwrap();
-    (running, landed)
-}
-
 fn template(kafka: &EmbeddedKafka, partitioner: impl Partitioner) -> KafkaTemplate {
     KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).partitioner(partitioner).build().unwrap()
 }

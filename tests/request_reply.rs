@@ -93,17 +93,7 @@ async fn the_wire_format_is_springs() {
         .header(headers::REPLY_PARTITION, 0i32.to_be_bytes())
         .await
         .unwrap();
-    let landed: Arc<Mutex<Vec<ConsumerRecord>>> = Arc::default();
-    let sink = landed.clone();
-    let reader = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(Endpoint::new("wire").topic("wire-replies").group("wire").handler(move |r: ConsumerRecord| {
-            sink.lock().unwrap().push(r);
-            std::future::ready(())
-        }))
-        .start()
-        .await
-        .unwrap();
+    let (reader, landed) = collect(&kafka, "wire-replies").await;
     wait_until("the reply", Duration::from_secs(20), || landed.lock().unwrap().len() == 1).await;
     let reply = landed.lock().unwrap()[0].clone();
     assert_eq!(reply.payload_str(), Some("HELLO"));

@@ -201,3 +201,24 @@ pub async fn assert_committed_stays(
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
+
+/// Every record a collecting listener received.
+pub type Landed = Arc<Mutex<Vec<ConsumerRecord>>>;
+
+/// Starts a listener (id and group = `topic`) that keeps every record of `topic`.
+pub async fn collect(kafka: &EmbeddedKafka, topic: &str) -> (kafka_listener::RunningListeners, Landed) {
+    let landed: Landed = Arc::default();
+    let sink = landed.clone();
+    let running = kafka_listener::ListenerRegistry::empty()
+        .with_default_factory(factory(kafka, AckMode::Batch))
+        .register(kafka_listener::Endpoint::new(topic).topic(topic).group(topic).handler(
+            move |record: ConsumerRecord| {
+                sink.lock().unwrap().push(record);
+                std::future::ready(())
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    (running, landed)
+}
