@@ -88,15 +88,6 @@ async fn a_back_off_longer_than_max_poll_interval_keeps_the_group() {
     assert_eq!(attempts, [1, 2]);
 }
 
-async fn dead_letters(kafka: &EmbeddedKafka, topic: &str, expected: usize) -> Vec<ConsumerRecord> {
-    let (reader, landed) = collect(kafka, topic).await;
-    wait_until("the dead letters", Duration::from_secs(20), || landed.lock().unwrap().len() >= expected).await;
-    reader.shutdown().await.unwrap();
-    let letters = landed.lock().unwrap().clone();
-    assert_eq!(letters.len(), expected);
-    letters
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_pill_goes_to_the_dead_letter_topic_with_springs_headers() {
     #[derive(serde::Deserialize)]

@@ -70,7 +70,7 @@ pub use embedded::EmbeddedKafka;
 pub use error::{Error, Problem, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, FailedBatch, FailedRecord};
 pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, Record, State};
-pub use handler::{ListenerError, ListenerFailure};
+pub use handler::{BatchListenerFailed, ListenerError, ListenerFailure};
 pub use kafka_listener_macros::kafka_listener;
 pub use producer::{
     DefaultPartitioner, KafkaTemplate, Partitioner, RecordMetadata, ReplyingTemplate, RoundRobinPartitioner,
@@ -87,9 +87,10 @@ pub mod prelude {
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
     pub use crate::{
-        kafka_listener, AckMode, Acknowledgment, ConcurrentContainer, ConsumerHandle, ConsumerRecord, ContainerFactory,
-        DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch, FromRecord, Headers, Json, Key,
-        ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners, SecuritySettings, State,
+        kafka_listener, AckMode, Acknowledgment, BatchListenerFailed, ConcurrentContainer, ConsumerHandle,
+        ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch,
+        FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners,
+        SecuritySettings, State,
     };
 }
 

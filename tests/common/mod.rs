@@ -222,3 +222,13 @@ pub async fn collect(kafka: &EmbeddedKafka, topic: &str) -> (kafka_listener::Run
         .unwrap();
     (running, landed)
 }
+
+/// Waits for `expected` records on a dead-letter topic and returns them (no more than expected).
+pub async fn dead_letters(kafka: &EmbeddedKafka, topic: &str, expected: usize) -> Vec<ConsumerRecord> {
+    let (reader, landed) = collect(kafka, topic).await;
+    wait_until("the dead letters", Duration::from_secs(20), || landed.lock().unwrap().len() >= expected).await;
+    reader.shutdown().await.unwrap();
+    let letters = landed.lock().unwrap().clone();
+    assert_eq!(letters.len(), expected);
+    letters
+}

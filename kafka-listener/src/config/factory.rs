@@ -43,6 +43,7 @@ pub(crate) struct FactorySettings {
     pub(crate) startup_timeout: Duration,
     pub(crate) missing_topics_fatal: bool,
     pub(crate) sync_commits: bool,
+    pub(crate) delivery_attempt_header: bool,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -128,6 +129,7 @@ impl Default for FactorySettings {
             startup_timeout: Duration::from_secs(10),
             missing_topics_fatal: false,
             sync_commits: false,
+            delivery_attempt_header: false,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -233,6 +235,14 @@ impl ContainerFactoryBuilder {
     /// and shutdown.
     pub fn sync_commits(mut self, sync: bool) -> Self {
         self.settings.sync_commits = sync;
+        self
+    }
+
+    /// Adds a `kafka_deliveryAttempt` header (4-byte big-endian, 1 for the first delivery) to the
+    /// headers listeners see through `Headers` and `ConsumerRecord` (Spring's
+    /// `deliveryAttemptHeader`). `Meta::delivery_attempt()` gives it without the header. Default false.
+    pub fn delivery_attempt_header(mut self, enabled: bool) -> Self {
+        self.settings.delivery_attempt_header = enabled;
         self
     }
 

@@ -23,7 +23,7 @@ use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
 use crate::error_handler::{ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
-use crate::handler::{drive, BatchInvoker, HandlerOutput, ListenerFailure, RecordInvoker};
+use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
 
 /// How a listener's records are handed to it.
@@ -180,6 +180,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             last_confirm: Instant::now(),
             last_poll_error: None,
             transaction: None,
+            halted: false,
         };
         poll_loop.run();
         poll_loop.finish();
@@ -214,6 +215,17 @@ struct PollLoop<'p, 'c> {
     last_poll_error: Option<(String, Instant)>,
     /// The open transaction's hold on its template (transactional factories).
     transaction: Option<tokio::sync::MutexGuard<'p, ()>>,
+    /// The error handler stopped the container: nothing more is handled.
+    halted: bool,
+}
+
+/// The failures so far of the batch record a listener named in `BatchListenerFailed`, and the
+/// back-off before it is delivered again.
+#[derive(Default)]
+struct BatchAttempts {
+    attempt: u32,
+    first_failure: Option<Instant>,
+    wait: Option<Duration>,
 }
 
 impl<'c> PollLoop<'_, 'c> {
@@ -427,6 +439,7 @@ impl<'c> PollLoop<'_, 'c> {
             states: &self.plan.states,
             container: self.shared,
             attempt,
+            attempt_header: self.plan.settings.delivery_attempt_header,
         }
     }
 
@@ -517,6 +530,7 @@ impl<'c> PollLoop<'_, 'c> {
             ErrorDecision::Recovered => Some(Outcome::Recovered),
             ErrorDecision::Stop => {
                 tracing::error!(listener = &*self.plan.listener_id, "the error handler stopped the container");
+                self.halted = true;
                 self.shared.stop_requested.store(true, Ordering::Release);
                 Some(Outcome::Abandoned)
             }
@@ -624,11 +638,12 @@ impl<'c> PollLoop<'_, 'c> {
             }
         }
         let mut start = 0;
+        let mut carried = BatchAttempts::default();
         while start < records.len() {
-            if self.past_deadline() {
+            if self.past_deadline() || self.halted {
                 return;
             }
-            let (end, outcome) = self.invoke_batch(invoker, &records, start);
+            let (end, outcome) = self.invoke_batch(invoker, &records, start, &mut carried);
             let requests = std::mem::take(&mut *lock(&self.shared.requests));
             let handled = &records[start..end];
             match outcome {
@@ -646,8 +661,13 @@ impl<'c> PollLoop<'_, 'c> {
             if self.apply_requests(requests, &records[start..], &mut Vec::new()) {
                 return;
             }
-            let decision = self.policy.handled(handled.len() as u64);
-            self.apply(decision);
+            if carried.wait.is_some() {
+                // A record of the batch failed: what came before it is committed before its back-off.
+                self.commit();
+            } else {
+                let decision = self.policy.handled(handled.len() as u64);
+                self.apply(decision);
+            }
             start = end;
         }
     }
@@ -755,10 +775,23 @@ impl<'c> PollLoop<'_, 'c> {
 
     /// Invokes the listener on the longest convertible run of records from `start`. A record that
     /// cannot be converted goes alone to the error handler. Returns the end of what was dealt with.
-    fn invoke_batch(&mut self, invoker: &BatchInvoker, records: &[Record<'_>], start: usize) -> (usize, Outcome) {
+    fn invoke_batch(
+        &mut self,
+        invoker: &BatchInvoker,
+        records: &[Record<'_>],
+        start: usize,
+        carried: &mut BatchAttempts,
+    ) -> (usize, Outcome) {
         let mut end = records.len();
-        let mut attempt = 1;
-        let mut first_failure: Option<Instant> = None;
+        let BatchAttempts { attempt: failures, mut first_failure, wait } = std::mem::take(carried);
+        let mut attempt = failures + 1;
+        if let Some(delay) = wait {
+            // The back-off of the record at `start`, which failed in the previous invocation.
+            let partitions: Vec<(&str, i32)> = records[start..].iter().map(|r| (r.topic(), r.partition())).collect();
+            if let Some(outcome) = self.decide(ErrorDecision::Retry(delay), &partitions) {
+                return (start, outcome);
+            }
+        }
         loop {
             let result = self.begin_transaction().map_err(|failure| (None, failure)).and_then(|()| {
                 let cx = self.context(attempt);
@@ -783,6 +816,25 @@ impl<'c> PollLoop<'_, 'c> {
                     end = start + index;
                     continue;
                 }
+                Err((_, ListenerFailure::Handler(error))) if self.plan.settings.transactional.is_none() => {
+                    match error.into_batch_failed() {
+                        Ok(failed) if failed.index < end - start => {
+                            let first_failure = if failed.index == 0 { first_failure } else { None };
+                            let attempt = if failed.index == 0 { attempt } else { 1 };
+                            return self.batch_record_failed(records, start, failed, attempt, first_failure, carried);
+                        }
+                        Ok(failed) => {
+                            tracing::warn!(
+                                listener = &*self.plan.listener_id,
+                                index = failed.index,
+                                records = end - start,
+                                "BatchListenerFailed names a record outside the batch; retrying the whole batch"
+                            );
+                            ListenerFailure::Handler(failed.into())
+                        }
+                        Err(error) => ListenerFailure::Handler(error),
+                    }
+                }
                 Err((_, failure)) => failure,
             };
             let slice = &records[start..end];
@@ -798,6 +850,45 @@ impl<'c> PollLoop<'_, 'c> {
             match self.decide(decision, &partitions) {
                 Some(outcome) => return (end, outcome),
                 None => attempt += 1,
+            }
+        }
+    }
+
+    /// The listener said which record of the batch failed (`BatchListenerFailed`): the records
+    /// before it count as handled; the error handler decides for that record alone. A retry
+    /// invokes the listener again from that record, after the back-off (carried to the next step,
+    /// so that the records before it are committed first).
+    fn batch_record_failed(
+        &mut self,
+        records: &[Record<'_>],
+        start: usize,
+        failed: BatchListenerFailed,
+        attempt: u32,
+        first_failure: Option<Instant>,
+        carried: &mut BatchAttempts,
+    ) -> (usize, Outcome) {
+        let at = start + failed.index;
+        let first_failure = first_failure.unwrap_or_else(Instant::now);
+        let failure = ListenerFailure::Handler(failed.error);
+        let decision = self.plan.error_handler.handle_record(&FailedRecord {
+            listener_id: &self.plan.listener_id,
+            group: &self.plan.group,
+            record: &records[at],
+            failure: &failure,
+            attempt,
+            elapsed: first_failure.elapsed(),
+        });
+        // The records before `at` were handled; `Recovered` completes them (whatever the ack mode,
+        // as Spring commits them).
+        match decision {
+            ErrorDecision::Retry(delay) => {
+                *carried = BatchAttempts { attempt, first_failure: Some(first_failure), wait: Some(delay) };
+                (at, Outcome::Recovered)
+            }
+            ErrorDecision::Recovered => (at + 1, Outcome::Recovered),
+            ErrorDecision::Stop => {
+                self.decide(ErrorDecision::Stop, &[]);
+                (at, Outcome::Recovered)
             }
         }
     }

@@ -12,6 +12,8 @@ pub struct ListenerContext<'a> {
     pub(crate) container: &'a Arc<ContainerShared>,
     /// Which delivery this is (1, then 2, 3, ... on retries).
     pub(crate) attempt: u32,
+    /// Whether `Headers` and `ConsumerRecord` carry the `kafka_deliveryAttempt` header.
+    pub(crate) attempt_header: bool,
 }
 
 impl ListenerContext<'_> {

@@ -17,7 +17,7 @@ pub use error::{ConversionError, RecordPart};
 pub use key::{FromKey, Key};
 pub use meta::Meta;
 pub use payload::Json;
-pub use record::{ConsumerRecord, Headers, Record};
+pub use record::{ConsumerRecord, Headers, Record, DELIVERY_ATTEMPT_HEADER};
 pub use state::State;
 pub(crate) use state::StateMap;
 

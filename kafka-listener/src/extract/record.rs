@@ -118,9 +118,26 @@ impl Headers {
     }
 }
 
+/// Spring's header for the delivery attempt (`KafkaHeaders.DELIVERY_ATTEMPT`).
+pub const DELIVERY_ATTEMPT_HEADER: &str = "kafka_deliveryAttempt";
+
+impl Headers {
+    /// The record's headers, with the delivery attempt when the factory asks for it.
+    fn for_listener(record: &Record<'_>, cx: &ListenerContext<'_>) -> Self {
+        let mut headers = record.headers();
+        if cx.attempt_header {
+            let attempt = i32::try_from(cx.attempt).unwrap_or(i32::MAX);
+            headers
+                .entries
+                .push((DELIVERY_ATTEMPT_HEADER.to_string(), Some(Bytes::copy_from_slice(&attempt.to_be_bytes()))));
+        }
+        headers
+    }
+}
+
 impl FromRecord for Headers {
-    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
-        Ok(record.headers())
+    fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        Ok(Headers::for_listener(record, cx))
     }
 }
 
@@ -156,7 +173,11 @@ impl ConsumerRecord {
 }
 
 impl FromRecord for ConsumerRecord {
-    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
-        Ok(record.to_owned())
+    fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        let mut owned = record.to_owned();
+        if cx.attempt_header {
+            owned.headers = Headers::for_listener(record, cx);
+        }
+        Ok(owned)
     }
 }

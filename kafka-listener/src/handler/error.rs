@@ -62,6 +62,68 @@ impl fmt::Debug for ListenerError {
     }
 }
 
+/// The error a batch listener returns to say which record failed (Spring's
+/// `BatchListenerFailedException`): the records before `index` count as handled and are committed;
+/// the record at `index` is retried (alone, then with the rest of the batch behind it) per the
+/// error handler's back-off, then recovered (e.g. dead-lettered); the records after it are
+/// delivered again. Any other error from a batch listener retries the whole batch.
+///
+/// ```
+/// use kafka_listener::handler::BatchListenerFailed;
+/// use kafka_listener::{Json, ListenerError};
+///
+/// fn on_batch(amounts: Vec<Json<i64>>) -> Result<(), ListenerError> {
+///     for (index, amount) in amounts.iter().enumerate() {
+///         if amount.0 < 0 {
+///             return Err(BatchListenerFailed::new(index, ListenerError::msg("negative amount")).into());
+///         }
+///     }
+///     Ok(())
+/// }
+/// # assert!(on_batch(vec![Json(1), Json(-1)]).is_err());
+/// ```
+///
+/// On a transactional factory the batch is one transaction, so the whole batch is retried.
+#[derive(Debug)]
+pub struct BatchListenerFailed {
+    /// The index of the failed record in the batch the listener was given.
+    pub index: usize,
+    /// Why it failed.
+    pub error: ListenerError,
+}
+
+impl BatchListenerFailed {
+    /// The record at `index` failed with `error`.
+    pub fn new(index: usize, error: impl Into<ListenerError>) -> Self {
+        BatchListenerFailed { index, error: error.into() }
+    }
+}
+
+impl fmt::Display for BatchListenerFailed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record {} of the batch failed: {}", self.index, self.error)
+    }
+}
+
+impl StdError for BatchListenerFailed {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        Some(self.error.as_error())
+    }
+}
+
+impl ListenerError {
+    /// The failed record's index and its error, if this is a [`BatchListenerFailed`].
+    pub(crate) fn into_batch_failed(self) -> Result<BatchListenerFailed, ListenerError> {
+        if !self.inner.is::<BatchListenerFailed>() {
+            return Err(self);
+        }
+        match self.inner.downcast::<BatchListenerFailed>() {
+            Ok(failed) => Ok(*failed),
+            Err(inner) => Err(ListenerError { inner, retryable: self.retryable }),
+        }
+    }
+}
+
 /// What a handler produced: nothing, or a reply to publish (listeners that return a value).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HandlerOutput {

@@ -8,7 +8,9 @@
 mod error;
 mod invoke;
 
-pub use error::{BatchOutcome, HandlerOutput, IntoListenerResult, ListenerError, ListenerFailure, RecordOutcome};
+pub use error::{
+    BatchListenerFailed, BatchOutcome, HandlerOutput, IntoListenerResult, ListenerError, ListenerFailure, RecordOutcome,
+};
 #[doc(hidden)]
 pub use invoke::drive;
 pub(crate) use invoke::{BatchInvoker, RecordInvoker};

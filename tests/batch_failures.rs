@@ -1,0 +1,142 @@
+//! Batch listeners that fail: `BatchListenerFailed` names the record, other errors retry the batch.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+use kafka_listener::error_handler::{dlt_headers, DeadLetterRecoverer, FixedBackOff};
+use kafka_listener::extract::DELIVERY_ATTEMPT_HEADER;
+use kafka_listener::prelude::*;
+
+/// Each invocation: the (offset, delivery attempt from the header) of its records.
+type Invocations = Arc<Mutex<Vec<Vec<(i64, i32)>>>>;
+
+/// A batch listener failing at the record `bad` while `fails(attempt)` says so, naming its index.
+fn naming_listener(id: &str, invocations: &Invocations, fails: fn(i32) -> bool) -> Endpoint {
+    let log = invocations.clone();
+    Endpoint::new(id).topic(id).group(id).batch_handler(move |records: Vec<ConsumerRecord>| {
+        let seen: Vec<(i64, i32)> = records
+            .iter()
+            .map(|r| {
+                let attempt = r.headers.get(DELIVERY_ATTEMPT_HEADER).expect("the delivery attempt header");
+                (r.offset, i32::from_be_bytes(attempt.try_into().unwrap()))
+            })
+            .collect();
+        log.lock().unwrap().push(seen.clone());
+        let bad = records.iter().position(|r| r.payload_str() == Some("bad"));
+        let result = match bad {
+            Some(index) if fails(seen[index].1) => {
+                Err(BatchListenerFailed::new(index, ListenerError::msg("bad record")).into())
+            }
+            _ => Ok::<(), ListenerError>(()),
+        };
+        std::future::ready(result)
+    })
+}
+
+fn ten_with_bad_at_5() -> Vec<(i32, &'static str, String)> {
+    (0..10).map(|i| (0, "k", if i == 5 { "bad".to_string() } else { format!("ok-{i}") })).collect()
+}
+
+fn offsets(invocation: &[(i64, i32)]) -> Vec<i64> {
+    invocation.iter().map(|(o, _)| *o).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_before_the_named_one_are_committed_and_it_is_retried_with_the_rest() {
+    let kafka = embedded(&[("named", 1)]);
+    produce(&kafka, "named", &ten_with_bad_at_5());
+    let invocations: Invocations = Arc::default();
+    let handler =
+        DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(2500), max_retries: 3 });
+    let factory = factory(&kafka, AckMode::Batch)
+        .to_builder()
+        .delivery_attempt_header(true)
+        .error_handler(handler)
+        .build()
+        .unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(naming_listener("named", &invocations, |attempt| attempt < 2))
+        .start()
+        .await
+        .unwrap();
+    // During the back-off, the records before the failed one are committed, and no further.
+    wait_committed(&kafka.bootstrap_servers(), "named", "named", [(0, 5)].into()).await;
+    assert_eq!(invocations.lock().unwrap().len(), 1, "still in the back-off");
+    wait_committed(&kafka.bootstrap_servers(), "named", "named", [(0, 10)].into()).await;
+    running.shutdown().await.unwrap();
+    let log = invocations.lock().unwrap().clone();
+    assert_eq!(log.len(), 2, "{log:?}");
+    assert_eq!(log[0], (0..10).map(|o| (o, 1)).collect::<Vec<_>>(), "first delivery: the whole batch");
+    assert_eq!(
+        log[1],
+        (5..10).map(|o| (o, 2)).collect::<Vec<_>>(),
+        "the failed record's second delivery, the rest behind it"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_named_record_that_keeps_failing_is_dead_lettered_alone() {
+    let kafka = embedded(&[("named-dlt", 1), ("named-dlt-dlt", 1)]);
+    produce(&kafka, "named-dlt", &ten_with_bad_at_5());
+    let invocations: Invocations = Arc::default();
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().max_retries(2).recoverer(DeadLetterRecoverer::new(template));
+    let factory = factory(&kafka, AckMode::Batch)
+        .to_builder()
+        .delivery_attempt_header(true)
+        .error_handler(handler)
+        .build()
+        .unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(naming_listener("named-dlt", &invocations, |_| true))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "named-dlt", "named-dlt", [(0, 10)].into()).await;
+    running.shutdown().await.unwrap();
+    let letters = dead_letters(&kafka, "named-dlt-dlt", 1).await;
+    assert_eq!(letters[0].payload_str(), Some("bad"));
+    assert_eq!(letters[0].headers.get(dlt_headers::ORIGINAL_OFFSET), Some(&5i64.to_be_bytes()[..]));
+    let message = letters[0].headers.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap();
+    assert!(message.contains("bad record") && !message.contains("of the batch"), "the record's own error: {message}");
+
+    let log = invocations.lock().unwrap().clone();
+    let shapes: Vec<Vec<i64>> = log.iter().map(|i| offsets(i)).collect();
+    assert_eq!(
+        shapes,
+        [(0..10).collect::<Vec<_>>(), (5..10).collect(), (5..10).collect(), (6..10).collect()],
+        "1 delivery + 2 retries of the failed record, then the rest after it"
+    );
+    assert_eq!(log[2][0], (5, 3), "third delivery of the failed record");
+    assert!(log[3].iter().all(|(_, attempt)| *attempt == 1), "the records after it: first delivery");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn any_other_batch_error_retries_the_batch_then_recovers_record_by_record() {
+    let kafka = embedded(&[("whole", 1), ("whole-dlt", 1)]);
+    produce(&kafka, "whole", &[(0, "k", "a".into()), (0, "k", "b".into()), (0, "k", "c".into())]);
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().max_retries(1).recoverer(DeadLetterRecoverer::new(template));
+    let sizes = Arc::new(Mutex::new(Vec::new()));
+    let log = sizes.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(Endpoint::new("whole").topic("whole").group("whole").batch_handler(move |batch: Vec<String>| {
+            log.lock().unwrap().push(batch.len());
+            std::future::ready(Err::<(), _>(ListenerError::msg("the whole batch failed")))
+        }))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "whole", "whole", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(*sizes.lock().unwrap(), [3, 3], "one delivery and one retry of the whole batch");
+    let letters = dead_letters(&kafka, "whole-dlt", 3).await;
+    let payloads: Vec<_> = letters.iter().map(|r| r.payload_str().unwrap().to_string()).collect();
+    assert_eq!(payloads, ["a", "b", "c"], "recovered record by record, in order");
+}
