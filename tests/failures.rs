@@ -267,3 +267,58 @@ async fn failures_classified_not_retryable_are_recovered_at_once() {
     running.shutdown().await.unwrap();
     assert_eq!(deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 1).count(), 1, "classified: no retry");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_poison_pill_among_ten_thousand_records() {
+    #[derive(serde::Deserialize)]
+    struct Item {
+        id: usize,
+    }
+    const TOTAL: usize = 10_000;
+    const PILL: usize = 6_789;
+    let kafka = embedded(&[("items", 3), ("items-dlt", 3)]);
+    for i in 0..TOTAL {
+        let payload = if i == PILL { "{\"id\": oops".to_string() } else { format!(r#"{{"id":{i}}}"#) };
+        kafka.produce("items", Some(format!("item-{i}").as_bytes()), payload.as_bytes()).unwrap();
+    }
+    kafka.flush().unwrap();
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().recoverer(DeadLetterRecoverer::new(template));
+    let counts = Arc::new(Mutex::new(vec![0u32; TOTAL]));
+    let sink = counts.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(Endpoint::new("items").topic("items").group("items").handler(move |item: Json<Item>| {
+            sink.lock().unwrap()[item.id] += 1;
+            std::future::ready(())
+        }))
+        .start()
+        .await
+        .unwrap();
+    let ends = kafka_listener::support::Admin::new(kafka.bootstrap_servers()).end_offsets("items").unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "items", "items", ends).await;
+    running.shutdown().await.unwrap();
+
+    let counts = counts.lock().unwrap().clone();
+    assert_eq!(counts[PILL], 0, "the listener never sees the pill");
+    let wrong: Vec<(usize, u32)> =
+        counts.iter().enumerate().filter(|(i, n)| *i != PILL && **n != 1).map(|(i, n)| (i, *n)).collect();
+    assert!(wrong.is_empty(), "records not handled exactly once: {wrong:?}");
+
+    let letters = dead_letters(&kafka, "items-dlt", 1).await;
+    let pill = &letters[0];
+    assert_eq!(pill.payload_str(), Some("{\"id\": oops"), "raw bytes");
+    assert_eq!(pill.key_str(), Some(format!("item-{PILL}").as_str()));
+    let h = &pill.headers;
+    let partition = i32::from_be_bytes(h.get(dlt_headers::ORIGINAL_PARTITION).unwrap().try_into().unwrap());
+    assert_eq!(pill.partition, partition, "same partition as the original");
+    assert_eq!(h.get_str(dlt_headers::ORIGINAL_TOPIC), Some("items"));
+    assert!(h.get(dlt_headers::ORIGINAL_OFFSET).is_some_and(|o| o.len() == 8));
+    assert_eq!(h.get_str(dlt_headers::ORIGINAL_CONSUMER_GROUP), Some("items"));
+    assert_eq!(h.get_str(dlt_headers::ORIGINAL_TIMESTAMP_TYPE), Some("CreateTime"));
+    assert!(h.get(dlt_headers::ORIGINAL_TIMESTAMP).is_some_and(|t| t.len() == 8));
+    assert_eq!(h.get_str(dlt_headers::EXCEPTION_FQCN), Some("kafka_listener::extract::ConversionError"));
+    let stacktrace = h.get_str(dlt_headers::EXCEPTION_STACKTRACE).unwrap();
+    assert!(stacktrace.contains("expected value"), "the serde error in the chain: {stacktrace}");
+    assert!(h.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap().contains("Item"), "names the target type");
+}

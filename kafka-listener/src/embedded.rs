@@ -1,4 +1,4 @@
-//! An in-process Kafka for tests and examples: librdkafka's mock cluster.
+//! An in-process Kafka for tests and examples: librdkafka's mock cluster, with fault injection.
 
 use std::fmt;
 use std::time::Duration;
@@ -9,6 +9,9 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
 use crate::error::{Error, Result};
+
+/// The request kinds and error codes of [`EmbeddedKafka::fail_requests`] (librdkafka's).
+pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
 /// A Kafka cluster inside this process (librdkafka's mock cluster): real brokers on loopback
 /// ports, speaking the Kafka protocol, with topics, consumer groups, committed offsets and
@@ -51,6 +54,7 @@ impl EmbeddedKafka {
         let producer: BaseProducer = ClientConfig::new()
             .set("test.mock.num.brokers", brokers.to_string())
             .set("linger.ms", "5")
+            .set("reconnect.backoff.max.ms", "1000")
             .create()
             .map_err(|e| Error::kafka("starting the embedded Kafka cluster", e))?;
         let cluster = producer
@@ -94,12 +98,8 @@ impl EmbeddedKafka {
     /// # Errors
     /// When the cluster refuses (e.g. zero partitions).
     pub fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        let cluster = self
-            .producer
-            .client()
-            .mock_cluster()
-            .ok_or_else(|| Error::config("test.mock.num.brokers", "the mock cluster is gone"))?;
-        cluster.create_topic(name, partitions, 1).map_err(|e| Error::kafka(format!("creating topic `{name}`"), e))
+        self.with_cluster(|cluster| cluster.create_topic(name, partitions, 1))?
+            .map_err(|e| Error::kafka(format!("creating topic `{name}`"), e))
     }
 
     /// Sends a record (partition chosen from the key, as the producer's default partitioner does).
@@ -168,6 +168,55 @@ impl EmbeddedKafka {
                 Err((error, _)) => return Err(Error::kafka(format!("producing to `{topic}`"), error)),
             }
         }
+    }
+
+    fn with_cluster<T>(
+        &self,
+        action: impl FnOnce(&rdkafka::mocking::MockCluster<'_, rdkafka::producer::DefaultProducerContext>) -> T,
+    ) -> Result<T> {
+        let cluster = self
+            .producer
+            .client()
+            .mock_cluster()
+            .ok_or_else(|| Error::config("test.mock.num.brokers", "the mock cluster is gone"))?;
+        Ok(action(&cluster))
+    }
+
+    /// Fault injection: the next requests of kind `api` fail with `errors`, one error per request,
+    /// in order (`RD_KAFKA_RESP_ERR__TRANSPORT` disconnects the client instead). E.g. failing
+    /// commits: `fail_requests(RDKafkaApiKey::OffsetCommit, &[RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT; 5])`.
+    ///
+    /// # Errors
+    /// When the mock cluster is gone.
+    pub fn fail_requests(&self, api: RDKafkaApiKey, errors: &[RDKafkaRespErr]) -> Result<()> {
+        self.with_cluster(|cluster| cluster.request_errors(api, errors))
+    }
+
+    /// Drops the injected errors of requests of kind `api` not used yet.
+    ///
+    /// # Errors
+    /// When the mock cluster is gone.
+    pub fn clear_request_errors(&self, api: RDKafkaApiKey) -> Result<()> {
+        self.with_cluster(|cluster| cluster.clear_request_errors(api))
+    }
+
+    /// Takes broker `broker_id` (1-based; -1 for all) down: it drops its connections and refuses
+    /// new ones until [`broker_up`](Self::broker_up). Its data and consumer groups are kept.
+    ///
+    /// # Errors
+    /// When the mock cluster refuses (e.g. no such broker).
+    pub fn broker_down(&self, broker_id: i32) -> Result<()> {
+        self.with_cluster(|cluster| cluster.broker_down(broker_id))?
+            .map_err(|e| Error::kafka(format!("taking broker {broker_id} down"), e))
+    }
+
+    /// Brings broker `broker_id` (-1 for all) back up.
+    ///
+    /// # Errors
+    /// When the mock cluster refuses (e.g. no such broker).
+    pub fn broker_up(&self, broker_id: i32) -> Result<()> {
+        self.with_cluster(|cluster| cluster.broker_up(broker_id))?
+            .map_err(|e| Error::kafka(format!("bringing broker {broker_id} up"), e))
     }
 
     /// Waits until every produced record is delivered.

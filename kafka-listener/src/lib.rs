@@ -53,7 +53,7 @@ pub mod ack;
 pub mod config;
 pub mod container;
 #[cfg(feature = "embedded")]
-mod embedded;
+pub mod embedded;
 mod error;
 pub mod error_handler;
 pub mod extract;

@@ -117,6 +117,9 @@ impl Default for FactorySettings {
         // librdkafka's default (1000 ms) throttles a fast consumer to a few 100k records/s
         // (DESIGN.md, measured facts); 10 ms keeps the fetch queue full.
         properties.set("fetch.queue.backoff.ms", "10");
+        // librdkafka backs reconnects off up to 10 s, longer than a session: after a broker outage
+        // the consumer would lose its partitions. The Java client's 1 s brings it back within a second.
+        properties.set("reconnect.backoff.max.ms", "1000");
         FactorySettings {
             properties,
             concurrency: 1,

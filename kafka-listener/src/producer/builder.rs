@@ -60,6 +60,9 @@ impl Default for KafkaTemplateBuilder {
     fn default() -> Self {
         let mut properties = Properties::default();
         properties.set("enable.idempotence", "true");
+        // librdkafka backs reconnects off up to 10 s; the Java client's 1 s gets a producer
+        // going again within a second of a broker's return.
+        properties.set("reconnect.backoff.max.ms", "1000");
         KafkaTemplateBuilder {
             properties,
             default_topic: None,

@@ -342,7 +342,10 @@ impl KafkaTemplate {
 
     /// The partition count of `topic`, from the cache or the broker's metadata (read once for all
     /// the sends waiting on it).
-    pub(crate) async fn partition_count(&self, topic: &str) -> Result<i32> {
+    ///
+    /// # Errors
+    /// When the topic does not exist or its metadata cannot be read.
+    pub async fn partition_count(&self, topic: &str) -> Result<i32> {
         let cell = {
             let mut counts = self.counts();
             match counts.get(topic) {
