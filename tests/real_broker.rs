@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use kafka_listener::error_handler::RetryTopics;
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
 use kafka_listener_suite::{produce_all, Broker};
@@ -157,4 +158,58 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     }
     running.shutdown().await.unwrap();
     assert_eq!(*handled.lock().unwrap(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_topics_are_created_at_start_and_carry_the_record_on() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let topic = format!("payments-{run}");
+    let broker = Broker::External(bootstrap.clone());
+    broker.create_topic(&topic, 2).await.unwrap();
+    let producer = broker.producer(&[]).unwrap();
+    produce_all(&producer, ["flaky", "ok"].map(|p| (topic.as_str(), "k".to_string(), p.to_string()))).unwrap();
+
+    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone());
+    for (key, value) in Broker::group_settings() {
+        factory = factory.set(key, value);
+    }
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
+    let seen: Arc<Mutex<Vec<(String, String, u32)>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory.build().unwrap())
+        .with_template(template)
+        .register(
+            Endpoint::new("payments")
+                .topic(topic.as_str())
+                .group(topic.as_str())
+                .retry_topics(RetryTopics::new().attempts(2).backoff(Duration::from_millis(500)))
+                .handler(move |text: String, meta: Meta| {
+                    log.lock().unwrap().push((text.clone(), meta.topic.clone(), meta.delivery_attempt()));
+                    let result = if text == "flaky" && meta.delivery_attempt() == 1 {
+                        Err(ListenerError::msg("first attempt fails"))
+                    } else {
+                        Ok(())
+                    };
+                    std::future::ready(result)
+                }),
+        )
+        .start()
+        .await
+        .unwrap();
+    let admin = Admin::new(bootstrap.as_str());
+    for created in [format!("{topic}-retry-0"), format!("{topic}-dlt")] {
+        assert_eq!(admin.partitions(&created).unwrap().len(), 2, "{created} created with the topic's partitions");
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !seen.lock().unwrap().iter().any(|(p, _, a)| p == "flaky" && *a == 2) {
+        assert!(std::time::Instant::now() < deadline, "the retry was not handled: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    let flaky: Vec<_> = seen.iter().filter(|(p, ..)| p == "flaky").map(|(_, t, a)| (t.clone(), *a)).collect();
+    assert_eq!(flaky, [(topic.clone(), 1), (format!("{topic}-retry-0"), 2)]);
+    assert_eq!(seen.iter().filter(|(p, ..)| p == "ok").count(), 1);
 }

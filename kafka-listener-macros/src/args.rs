@@ -1,6 +1,7 @@
 //! The attribute's arguments, parsed into a typed struct with every error collected.
 
-use proc_macro2::Span;
+use proc_macro2::{Span, TokenStream};
+use quote::quote_spanned;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprArray, ExprLit, Lit, LitStr, Meta, Token};
@@ -21,7 +22,12 @@ pub(crate) const KEYS: &[&str] = &[
     "ack_mode",
     "reply_to",
     "error_handler",
+    "retry",
 ];
+
+/// The arguments `retry(...)` accepts.
+pub(crate) const RETRY_KEYS: &[&str] =
+    &["attempts", "backoff", "multiplier", "max_backoff", "single_topic", "partitions", "auto_create"];
 
 /// The ack modes `ack_mode = "..."` accepts, with their `AckMode` variants.
 pub(crate) const ACK_MODES: &[(&str, &str)] = &[
@@ -51,6 +57,126 @@ pub(crate) struct ListenerArgs {
     pub(crate) error_handler: Option<syn::Path>,
     /// The `AckMode` variant name and the span of the value.
     pub(crate) ack_mode: Option<(&'static str, Span)>,
+    /// `retry(...)`: the `RetryTopics` builder calls it makes, e.g. `.attempts(4)`.
+    pub(crate) retry: Option<Vec<TokenStream>>,
+}
+
+/// A duration written `500ms`, `1s`, `1.5s`, `2m` or `1h`, in milliseconds.
+fn duration_ms(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let scale = match unit.trim() {
+        "ms" => 1.0,
+        "s" => 1_000.0,
+        "m" => 60_000.0,
+        "h" => 3_600_000.0,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in duration `{text}`; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\""
+            ))
+        }
+    };
+    match number.parse::<f64>() {
+        Ok(value) if value.is_finite() && value >= 0.0 => Ok((value * scale).round() as u64),
+        _ => Err(format!("`{text}` is not a duration; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\"")),
+    }
+}
+
+/// Parses `retry(attempts = 4, backoff = "1s", ...)` into `RetryTopics` builder calls.
+fn retry_calls(list: &syn::MetaList, errors: &mut Errors) -> Vec<TokenStream> {
+    let metas = match list.parse_args_with(Punctuated::<Meta, Token![,]>::parse_terminated) {
+        Ok(metas) => metas,
+        Err(error) => {
+            errors.push(error);
+            return Vec::new();
+        }
+    };
+    let mut calls = Vec::new();
+    for meta in metas {
+        let Meta::NameValue(nv) = meta else {
+            errors.add(
+                meta.span(),
+                format!("expected `key = value` in retry(...); valid keys: {}", RETRY_KEYS.join(", ")),
+            );
+            continue;
+        };
+        let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
+        let value = &nv.value;
+        let lit = literal(value);
+        let call = match (key.as_str(), lit) {
+            ("attempts", Some(Lit::Int(n))) => match n.base10_parse::<u32>() {
+                Ok(0) | Err(_) => {
+                    errors.add(n.span(), "`attempts` counts deliveries, the first included: at least 1");
+                    None
+                }
+                Ok(_) => Some(quote_spanned!(n.span()=> .attempts(#n))),
+            },
+            ("partitions", Some(Lit::Int(n))) => match n.base10_parse::<i32>() {
+                Ok(p) if p >= 1 => Some(quote_spanned!(n.span()=> .partitions(#n))),
+                _ => {
+                    errors.add(n.span(), "`partitions` must be at least 1");
+                    None
+                }
+            },
+            ("multiplier", Some(Lit::Float(f))) => match f.base10_parse::<f64>() {
+                Ok(m) if m > 0.0 && m.is_finite() => Some(quote_spanned!(f.span()=> .multiplier(#m))),
+                _ => {
+                    errors.add(f.span(), "`multiplier` must be a positive number");
+                    None
+                }
+            },
+            ("multiplier", Some(Lit::Int(n))) => match n.base10_parse::<u32>() {
+                Ok(m) if m > 0 => {
+                    let m = f64::from(m);
+                    Some(quote_spanned!(n.span()=> .multiplier(#m)))
+                }
+                _ => {
+                    errors.add(n.span(), "`multiplier` must be a positive number");
+                    None
+                }
+            },
+            ("backoff" | "max_backoff", Some(Lit::Str(s))) => match duration_ms(&s.value()) {
+                Ok(ms) => {
+                    let method = syn::Ident::new(&key, s.span());
+                    Some(quote_spanned!(s.span()=> .#method(::core::time::Duration::from_millis(#ms))))
+                }
+                Err(message) => {
+                    errors.add(s.span(), message);
+                    None
+                }
+            },
+            ("single_topic" | "auto_create", Some(Lit::Bool(b))) => {
+                let method = syn::Ident::new(&key, b.span());
+                Some(quote_spanned!(b.span()=> .#method(#b)))
+            }
+            ("attempts" | "partitions", _) => {
+                errors.add(value.span(), format!("`{key}` takes an integer literal"));
+                None
+            }
+            ("multiplier", _) => {
+                errors.add(value.span(), "`multiplier` takes a number, e.g. multiplier = 2.0");
+                None
+            }
+            ("backoff" | "max_backoff", _) => {
+                errors.add(value.span(), format!("`{key}` takes a duration string, e.g. {key} = \"1s\""));
+                None
+            }
+            ("single_topic" | "auto_create", _) => {
+                errors.add(value.span(), format!("`{key}` takes true or false"));
+                None
+            }
+            _ => {
+                errors.add(
+                    nv.path.span(),
+                    format!("unknown retry argument `{key}`; valid arguments: {}", RETRY_KEYS.join(", ")),
+                );
+                None
+            }
+        };
+        calls.extend(call);
+    }
+    calls
 }
 
 /// Collects errors so that all of them are reported at once.
@@ -119,6 +245,13 @@ impl ListenerArgs {
         let mut args = ListenerArgs::default();
         let mut batch_seen = false;
         for meta in metas {
+            if let Meta::List(list) = &meta {
+                if list.path.is_ident("retry") {
+                    let calls = retry_calls(list, errors);
+                    set_once(&mut args.retry, Some(calls), "retry", list.path.span(), errors);
+                    continue;
+                }
+            }
             let Meta::NameValue(nv) = meta else {
                 errors.add(meta.span(), format!("expected `key = value`; valid keys: {}", KEYS.join(", ")));
                 continue;

@@ -186,6 +186,17 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         },
         None => quote!(::core::option::Option::None),
     };
+    let retry_topics = match &args.retry {
+        Some(calls) => quote! {
+            ::core::option::Option::Some({
+                fn __retry_topics() -> #private::RetryTopics {
+                    #private::RetryTopics::new() #(#calls)*
+                }
+                __retry_topics
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
@@ -221,6 +232,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                     ack_mode: #ack_mode,
                     reply_to: #reply_to,
                     error_handler: #error_handler,
+                    retry_topics: #retry_topics,
                     invoke: { #invoke },
                     requirements: __requirements,
                     file: ::core::file!(),

@@ -98,6 +98,7 @@ pub mod prelude {
 #[doc(hidden)]
 pub mod __private {
     pub use crate::config::AckMode;
+    pub use crate::error_handler::RetryTopics;
     pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
     pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use super::{validate_property, AckMode, Properties};
 use crate::error::{Error, Result};
-use crate::error_handler::{DefaultErrorHandler, ErrorHandler};
+use crate::error_handler::{DefaultErrorHandler, ErrorHandler, RetryTopics};
 use crate::producer::KafkaTemplate;
 
 /// Builds the containers of the listeners that name it (Spring's `ConcurrentKafkaListenerContainerFactory`).
@@ -44,6 +44,7 @@ pub(crate) struct FactorySettings {
     pub(crate) missing_topics_fatal: bool,
     pub(crate) sync_commits: bool,
     pub(crate) delivery_attempt_header: bool,
+    pub(crate) retry_topics: Option<Arc<RetryTopics>>,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -133,6 +134,7 @@ impl Default for FactorySettings {
             missing_topics_fatal: false,
             sync_commits: false,
             delivery_attempt_header: false,
+            retry_topics: None,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -246,6 +248,13 @@ impl ContainerFactoryBuilder {
     /// `deliveryAttemptHeader`). `Meta::delivery_attempt()` gives it without the header. Default false.
     pub fn delivery_attempt_header(mut self, enabled: bool) -> Self {
         self.settings.delivery_attempt_header = enabled;
+        self
+    }
+
+    /// Non-blocking retries through retry topics for every listener of this factory (a listener's
+    /// own `retry(...)` takes precedence): see [`RetryTopics`]. Needs a template on the registry.
+    pub fn retry_topics(mut self, policy: RetryTopics) -> Self {
+        self.settings.retry_topics = Some(Arc::new(policy));
         self
     }
 

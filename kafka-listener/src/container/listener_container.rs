@@ -21,7 +21,7 @@ use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
 use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
-use crate::error_handler::{ErrorDecision, FailedBatch, FailedRecord};
+use crate::error_handler::{attempt_of, due_of, now_millis, ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
@@ -51,9 +51,13 @@ pub(crate) struct ContainerPlan {
     pub(crate) reply: Option<ReplyPlan>,
     /// The listener's error handler, else its factory's.
     pub(crate) error_handler: Arc<dyn crate::ErrorHandler>,
+    /// The container consumes retry topics: a record waits (its partition paused) until the time
+    /// in its back-off header, and its delivery attempt continues from its attempts header.
+    pub(crate) retry_topic: bool,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.
+#[derive(Clone)]
 pub(crate) struct ReplyPlan {
     pub(crate) template: KafkaTemplate,
     pub(crate) topic: Option<String>,
@@ -181,6 +185,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             last_poll_error: None,
             transaction: None,
             halted: false,
+            waiting: Vec::new(),
         };
         poll_loop.run();
         poll_loop.finish();
@@ -217,6 +222,8 @@ struct PollLoop<'p, 'c> {
     transaction: Option<tokio::sync::MutexGuard<'p, ()>>,
     /// The error handler stopped the container: nothing more is handled.
     halted: bool,
+    /// Partitions of a retry topic paused until their head record is due.
+    waiting: Vec<(String, i32, Instant)>,
 }
 
 /// The failures so far of the batch record a listener named in `BatchListenerFailed`, and the
@@ -233,6 +240,7 @@ impl<'c> PollLoop<'_, 'c> {
         let limit = self.plan.settings.max_poll_records;
         while !self.stopping() {
             self.apply_container_pause();
+            self.resume_due();
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
             let mut records = self.gather(limit);
@@ -419,18 +427,86 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
-    /// Resumes the assignment but for partitions paused through a `ConsumerHandle`.
+    /// Resumes the assignment but for partitions paused through a `ConsumerHandle` and those
+    /// waiting for a retry record to be due.
     fn resume_all(&self) -> rdkafka::error::KafkaResult<()> {
         let assignment = self.consumer.assignment()?;
         let paused = lock(&self.shared.paused_by_handler);
         let mut tpl = TopicPartitionList::new();
         for e in assignment.elements() {
-            if !paused.contains(&(e.topic().to_string(), e.partition())) {
+            let waiting = self.waiting.iter().any(|(t, p, _)| t == e.topic() && *p == e.partition());
+            if !waiting && !paused.contains(&(e.topic().to_string(), e.partition())) {
                 tpl.add_partition(e.topic(), e.partition());
             }
         }
         drop(paused);
         self.consumer.resume(&tpl)
+    }
+
+    /// How long until a retry topic's record is due (`None`: it is due, or not from a retry topic).
+    fn not_due(&self, record: &Record<'_>) -> Option<Duration> {
+        if !self.plan.retry_topic {
+            return None;
+        }
+        let wait = due_of(record)?.saturating_sub(now_millis());
+        (wait > 0).then(|| Duration::from_millis(wait.unsigned_abs()))
+    }
+
+    /// Holds a retry topic's partition until its head record is due: sought back to the record and
+    /// paused (the consumer keeps polling, so it stays in its group; Spring pauses likewise).
+    fn wait_until_due(&mut self, record: &Record<'_>, wait: Duration) {
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(topic, partition);
+        let held = self
+            .consumer
+            .pause(&tpl)
+            .and_then(|()| self.consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT));
+        match held {
+            Ok(()) => {
+                self.shared.offsets().rewind(topic, partition, offset);
+                tracing::debug!(
+                    listener = &*self.plan.listener_id,
+                    topic,
+                    partition,
+                    offset,
+                    ?wait,
+                    "waiting for the retry to be due"
+                );
+                self.waiting.push((topic.to_string(), partition, Instant::now() + wait));
+            }
+            Err(error) => {
+                tracing::warn!(listener = &*self.plan.listener_id, topic, partition, offset, %error,
+                    "could not pause until the retry is due; the record is delivered again");
+                let _ = self.consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT);
+            }
+        }
+    }
+
+    /// Resumes the partitions whose head retry record is due (unless the whole container is paused:
+    /// its resume includes them).
+    fn resume_due(&mut self) {
+        if self.waiting.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting).into_iter().partition(|w| w.2 <= now);
+        self.waiting = waiting;
+        if due.is_empty() || self.shared.paused.load(Ordering::Acquire) {
+            return;
+        }
+        let offsets = self.shared.offsets();
+        let by_handler = lock(&self.shared.paused_by_handler);
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition, _) in &due {
+            if offsets.owns(topic, *partition) && !by_handler.contains(&(topic.clone(), *partition)) {
+                tpl.add_partition(topic, *partition);
+            }
+        }
+        drop((offsets, by_handler));
+        if let Err(error) = self.consumer.resume(&tpl) {
+            tracing::warn!(listener = &*self.plan.listener_id, %error, "could not resume a retry topic's partition");
+        }
     }
 
     fn context(&self, attempt: u32) -> ListenerContext<'_> {
@@ -462,6 +538,11 @@ impl<'c> PollLoop<'_, 'c> {
                 if skipped.iter().any(|(t, p)| t == record.topic() && *p == record.partition()) {
                     continue;
                 }
+            }
+            if let Some(wait) = self.not_due(record) {
+                self.wait_until_due(record, wait);
+                skipped.push((record.topic().to_string(), record.partition()));
+                continue;
             }
             if self.plan.acknowledging {
                 self.shared.offsets().track(record.topic(), record.partition(), record.offset());
@@ -500,9 +581,11 @@ impl<'c> PollLoop<'_, 'c> {
     fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
         let mut attempt = 1;
         let mut first_failure: Option<Instant> = None;
+        // On a retry topic, the deliveries before this one.
+        let earlier = if self.plan.retry_topic { attempt_of(record) - 1 } else { 0 };
         loop {
             let result = self.begin_transaction().and_then(|()| {
-                let cx = self.context(attempt);
+                let cx = self.context(earlier + attempt);
                 catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
                     .unwrap_or_else(|panic| Err(panic_failure(panic)))
             });

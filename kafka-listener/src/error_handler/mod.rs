@@ -2,9 +2,12 @@
 
 mod backoff;
 mod recoverer;
+mod retry_topics;
 
 pub use backoff::{BackOff, ExponentialBackOff, FixedBackOff};
 pub use recoverer::{dlt_headers, DeadLetterRecoverer, LoggingRecoverer, Recoverer};
+pub(crate) use retry_topics::{attempt_of, due_of, now_millis, RetryForwarder};
+pub use retry_topics::{retry_headers, RetryTopics};
 
 use std::error::Error as StdError;
 use std::fmt::Write as _;

@@ -9,7 +9,7 @@ use super::{describe_key, error_chain, FailedRecord};
 use crate::error::Error;
 use crate::extract::Record;
 use crate::handler::{drive, ListenerFailure};
-use crate::producer::KafkaTemplate;
+use crate::producer::{KafkaTemplate, RecordMetadata};
 
 /// Deals with a record whose failure will not be retried. `Ok` means the record counts as
 /// processed (its offset may be committed); an error means it must be delivered again.
@@ -110,19 +110,47 @@ impl Recoverer for DeadLetterRecoverer {
     fn recover(&self, failed: &FailedRecord<'_>) -> Result<(), Error> {
         let record = failed.record;
         let topic = (self.resolver)(record);
-        let partitions = drive(self.template.partition_count(&topic))?;
-        let value = record.payload().map(<[u8]>::to_vec);
-        let mut send = self.template.send(&topic, value).key(record.key().map(<[u8]>::to_vec));
-        if record.partition() < partitions {
-            send = send.partition(record.partition());
-        }
-        for (name, value) in record.headers().iter() {
-            send = send.header(name, value.unwrap_or_default());
-        }
+        let stored = forward(&self.template, failed, &topic, &[])?;
+        tracing::warn!(listener = failed.listener_id, topic = record.topic(), partition = record.partition(),
+            offset = record.offset(), dead_letter = %format!("{}-{}@{}", stored.topic(), stored.partition(), stored.offset()),
+            "record dead-lettered after {} attempt(s): {}", failed.attempt, error_chain(failed.failure));
+        Ok(())
+    }
+}
+
+/// Headers a forward replaces: the previous failure's and the retry state.
+fn replaced(name: &str) -> bool {
+    name.starts_with("kafka_dlt-exception-") || name.starts_with("retry_topic-")
+}
+
+/// Publishes a failed record to `topic` and waits for the broker's ack: on the same partition when
+/// `topic` has it (else as the template's partitioner says), with its key, value, timestamp and
+/// headers, the failure's `kafka_dlt-exception-*` headers (replacing a previous failure's), the
+/// `kafka_dlt-original-*` headers of where it came from (kept from the first forward, as Spring
+/// does), and `extra` headers.
+pub(crate) fn forward(
+    template: &KafkaTemplate,
+    failed: &FailedRecord<'_>,
+    topic: &str,
+    extra: &[(&str, Vec<u8>)],
+) -> Result<RecordMetadata, Error> {
+    let record = failed.record;
+    let partitions = drive(template.partition_count(topic))?;
+    let value = record.payload().map(<[u8]>::to_vec);
+    let mut send = template.send(topic, value).key(record.key().map(<[u8]>::to_vec));
+    if record.partition() < partitions {
+        send = send.partition(record.partition());
+    }
+    let headers = record.headers();
+    for (name, value) in headers.iter().filter(|(name, _)| !replaced(name)) {
+        send = send.header(name, value.unwrap_or_default());
+    }
+    send = send
+        .header(dlt_headers::EXCEPTION_FQCN, failure_type(failed.failure))
+        .header(dlt_headers::EXCEPTION_MESSAGE, failed.failure.to_string())
+        .header(dlt_headers::EXCEPTION_STACKTRACE, error_chain(failed.failure));
+    if headers.get(dlt_headers::ORIGINAL_TOPIC).is_none() {
         send = send
-            .header(dlt_headers::EXCEPTION_FQCN, failure_type(failed.failure))
-            .header(dlt_headers::EXCEPTION_MESSAGE, failed.failure.to_string())
-            .header(dlt_headers::EXCEPTION_STACKTRACE, error_chain(failed.failure))
             .header(dlt_headers::ORIGINAL_TOPIC, record.topic())
             .header(dlt_headers::ORIGINAL_PARTITION, record.partition().to_be_bytes())
             .header(dlt_headers::ORIGINAL_OFFSET, record.offset().to_be_bytes())
@@ -130,13 +158,14 @@ impl Recoverer for DeadLetterRecoverer {
         if let Some(timestamp) = record.timestamp() {
             send = send
                 .header(dlt_headers::ORIGINAL_TIMESTAMP, timestamp.to_be_bytes())
-                .header(dlt_headers::ORIGINAL_TIMESTAMP_TYPE, "CreateTime")
-                .timestamp(timestamp);
+                .header(dlt_headers::ORIGINAL_TIMESTAMP_TYPE, "CreateTime");
         }
-        let stored = drive(send.into_future())?;
-        tracing::warn!(listener = failed.listener_id, topic = record.topic(), partition = record.partition(),
-            offset = record.offset(), dead_letter = %format!("{}-{}@{}", stored.topic(), stored.partition(), stored.offset()),
-            "record dead-lettered after {} attempt(s): {}", failed.attempt, error_chain(failed.failure));
-        Ok(())
     }
+    if let Some(timestamp) = record.timestamp() {
+        send = send.timestamp(timestamp);
+    }
+    for (name, value) in extra {
+        send = send.header(*name, value.as_slice());
+    }
+    drive(send.into_future())
 }

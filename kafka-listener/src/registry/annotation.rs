@@ -29,6 +29,7 @@ pub struct AnnotatedListener {
     pub ack_mode: Option<AckMode>,
     pub reply_to: Option<&'static str>,
     pub error_handler: Option<fn() -> std::sync::Arc<dyn crate::ErrorHandler>>,
+    pub retry_topics: Option<fn() -> crate::error_handler::RetryTopics>,
     pub invoke: AnnotatedInvoke,
     pub requirements: fn(&mut Requirements),
     pub file: &'static str,

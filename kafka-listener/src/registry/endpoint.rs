@@ -4,6 +4,7 @@ use std::sync::Arc;
 use super::annotation::{AnnotatedInvoke, AnnotatedListener};
 use crate::config::AckMode;
 use crate::container::Invoker;
+use crate::error_handler::RetryTopics;
 use crate::extract::Requirements;
 use crate::handler::{BatchHandler, BlockingHandler, Handler};
 
@@ -63,6 +64,7 @@ pub struct Endpoint {
     pub(crate) ack_mode: Option<AckMode>,
     pub(crate) reply_to: Option<String>,
     pub(crate) error_handler: Option<Arc<dyn crate::ErrorHandler>>,
+    pub(crate) retry_topics: Option<Arc<RetryTopics>>,
     pub(crate) invoker: Option<Invoker>,
     pub(crate) requirements: Requirements,
     pub(crate) source: Option<String>,
@@ -100,6 +102,7 @@ impl Endpoint {
             ack_mode: None,
             reply_to: None,
             error_handler: None,
+            retry_topics: None,
             invoker: None,
             requirements: Requirements::default(),
             source: None,
@@ -127,6 +130,7 @@ impl Endpoint {
             ack_mode: a.ack_mode,
             reply_to: a.reply_to.map(str::to_string),
             error_handler: a.error_handler.map(|make| make()),
+            retry_topics: a.retry_topics.map(|make| Arc::new(make())),
             invoker: Some(invoker),
             requirements,
             source: Some(format!("{} ({}:{})", a.function, a.file, a.line)),
@@ -196,6 +200,14 @@ impl Endpoint {
     /// The error handler of this listener, over its factory's.
     pub fn error_handler(mut self, handler: impl crate::ErrorHandler) -> Self {
         self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Non-blocking retries through retry topics (over the factory's policy): a failed record is
+    /// republished to `<topic>-retry-<n>` and handled there when due, then dead-lettered to
+    /// `<topic>-dlt`. Needs a template on the registry (`with_template`).
+    pub fn retry_topics(mut self, policy: RetryTopics) -> Self {
+        self.retry_topics = Some(Arc::new(policy));
         self
     }
 

@@ -8,8 +8,9 @@ use super::resolve::{resolve_endpoint, Resolved};
 use super::running::RunningListeners;
 use super::validate::{check_cluster, duplicate_ids, Bound};
 use crate::config::ContainerFactory;
-use crate::container::ConcurrentContainer;
+use crate::container::{ConcurrentContainer, Invoker};
 use crate::error::{Error, Problem, Result};
+use crate::error_handler::RetryForwarder;
 use crate::extract::StateMap;
 use crate::producer::KafkaTemplate;
 
@@ -123,15 +124,23 @@ impl ListenerRegistry {
 
         let states = Arc::new(self.states);
         let mut containers = Vec::new();
-        for Bound { resolved, factory, .. } in bound {
-            let Some((plan, concurrency)) = resolved.plan(&factory, &states, &runtime, self.template.as_ref()) else {
+        for Bound { resolved, factory, retry, .. } in bound {
+            let Some((mut plan, concurrency)) = resolved.plan(&factory, &states, &runtime, self.template.as_ref())
+            else {
                 continue;
             };
-            let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
-            if resolved.auto_startup {
-                container.start()?;
+            let mut retry_plans = Vec::new();
+            if let (Some(policy), Some(template)) = (retry, &self.template) {
+                plan.error_handler = Arc::new(RetryForwarder { template: template.clone(), policy: policy.clone() });
+                retry_plans = resolved.retry_plans(&plan, &policy);
             }
-            containers.push(container);
+            for plan in std::iter::once(plan).chain(retry_plans) {
+                let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
+                if resolved.auto_startup {
+                    container.start()?;
+                }
+                containers.push(container);
+            }
         }
         Ok(RunningListeners { containers })
     }
@@ -214,6 +223,25 @@ impl ListenerRegistry {
                     message: "returns a value to publish as a reply, but the registry has no template; call .with_template(KafkaTemplate::builder()...build()?)".to_string(),
                 });
             }
+            let retry = r.endpoint.retry_topics.clone().or_else(|| factory.settings.retry_topics.clone());
+            if let Some(policy) = &retry {
+                let mut problem = |message: String| problems.push(Problem { listener: Some(r.id.clone()), message });
+                if self.template.is_none() {
+                    problem("uses retry topics, but the registry has no template to publish retries with; call .with_template(KafkaTemplate::builder()...build()?)".to_string());
+                }
+                if matches!(r.endpoint.invoker, Some(Invoker::Batch(_))) {
+                    problem("is a batch listener: retry topics work record by record (as in Spring); use a record listener, or a DefaultErrorHandler with a DeadLetterRecoverer".to_string());
+                }
+                if r.pattern.is_some() {
+                    problem(
+                        "subscribes by topic_pattern: retry topics need named topics; name them with `topics`"
+                            .to_string(),
+                    );
+                }
+                if let Some(message) = policy.problem() {
+                    problem(message);
+                }
+            }
             for (type_id, name) in &r.endpoint.requirements.states {
                 if !self.states.contains(*type_id) {
                     problems.push(Problem {
@@ -222,7 +250,7 @@ impl ListenerRegistry {
                     });
                 }
             }
-            bound.push(Bound { resolved: r, factory, label: factory_label });
+            bound.push(Bound { resolved: r, factory, label: factory_label, retry });
         }
         bound
     }

@@ -8,6 +8,7 @@ use super::placeholder::resolve;
 use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
 use crate::container::{ContainerPlan, Invoker, ReplyPlan};
 use crate::error::Problem;
+use crate::error_handler::RetryTopics;
 use crate::extract::StateMap;
 use crate::producer::KafkaTemplate;
 
@@ -81,8 +82,47 @@ impl Resolved {
             reply: template
                 .filter(|_| self.endpoint.requirements.replies)
                 .map(|template| ReplyPlan { template: template.clone(), topic: self.reply_to.clone() }),
+            retry_topic: false,
         };
         Some((plan, concurrency))
+    }
+
+    /// The plans of the containers of this listener's retry topics (`<id>-retry-<n>` in group
+    /// `<group>-retry-<n>`, or one `-retry` stage with a single topic), from the main plan.
+    pub(crate) fn retry_plans(&self, main: &ContainerPlan, policy: &RetryTopics) -> Vec<ContainerPlan> {
+        let stages: Vec<(String, Vec<String>)> = if policy.is_single_topic() {
+            vec![("-retry".to_string(), self.topics.iter().flat_map(|t| policy.retry_topics(t)).collect())]
+        } else {
+            (0..policy.retries() as usize)
+                .map(|i| {
+                    (format!("-retry-{i}"), self.topics.iter().map(|t| policy.retry_topics(t)[i].clone()).collect())
+                })
+                .collect()
+        };
+        stages
+            .into_iter()
+            .map(|(suffix, subscription)| {
+                let group = format!("{}{suffix}", main.group);
+                let mut client_config = main.client_config.clone();
+                client_config.set("group.id", &group);
+                ContainerPlan {
+                    listener_id: Arc::from(format!("{}{suffix}", main.listener_id).as_str()),
+                    group: Arc::from(group.as_str()),
+                    subscription,
+                    client_config,
+                    client_id: format!("{}{suffix}", main.client_id),
+                    settings: main.settings.clone(),
+                    ack_mode: main.ack_mode,
+                    invoker: main.invoker.clone(),
+                    acknowledging: main.acknowledging,
+                    states: main.states.clone(),
+                    runtime: main.runtime.clone(),
+                    reply: main.reply.clone(),
+                    error_handler: main.error_handler.clone(),
+                    retry_topic: true,
+                }
+            })
+            .collect()
     }
 }
 

@@ -12,12 +12,16 @@ use rdkafka::metadata::Metadata;
 use super::resolve::Resolved;
 use crate::config::ContainerFactory;
 use crate::error::Problem;
+use crate::error_handler::RetryTopics;
+use crate::support::Admin;
 
 /// A listener bound to its factory (`label` names the factory in messages).
 pub(crate) struct Bound {
     pub(crate) resolved: Resolved,
     pub(crate) factory: ContainerFactory,
     pub(crate) label: String,
+    /// The listener's retry-topic policy (its own, else its factory's).
+    pub(crate) retry: Option<Arc<RetryTopics>>,
 }
 
 /// Listeners that share an id.
@@ -45,7 +49,8 @@ pub(crate) fn duplicate_ids(resolved: &[Resolved], problems: &mut Vec<Problem>) 
 /// problem with `missing_topics_fatal`, else a warning) and warns of idle consumers.
 pub(crate) async fn check_cluster(bound: &[Bound], problems: &mut Vec<Problem>) {
     let mut metadata: HashMap<usize, std::result::Result<Arc<Metadata>, String>> = HashMap::new();
-    for Bound { resolved: r, factory, label: factory_label } in bound {
+    for b in bound {
+        let Bound { resolved: r, factory, label: factory_label, .. } = b;
         let key = Arc::as_ptr(&factory.settings) as usize;
         if let Entry::Vacant(slot) = metadata.entry(key) {
             let found = fetch_metadata(factory.clone()).await;
@@ -68,10 +73,45 @@ pub(crate) async fn check_cluster(bound: &[Bound], problems: &mut Vec<Problem>) 
                 None => tracing::warn!(listener = %r.id, topic, "topic does not exist (yet); the listener waits for it"),
             }
         }
+        if let Some(policy) = b.retry.as_deref() {
+            retry_topics(b, policy, metadata, problems).await;
+        }
         let concurrency = r.concurrency.unwrap_or(factory.concurrency());
         if r.pattern.is_none() && partitions > 0 && concurrency > partitions {
             tracing::warn!(listener = %r.id, concurrency, partitions,
                 "concurrency is above the partition count: {} consumer(s) will stay idle", concurrency - partitions);
+        }
+    }
+}
+
+/// Checks that the retry and dead-letter topics of a listener exist, creating the missing ones
+/// when the policy says so (with the listener topic's partition count unless it gives one).
+async fn retry_topics(b: &Bound, policy: &RetryTopics, metadata: &Metadata, problems: &mut Vec<Problem>) {
+    let partitions_of = |name: &str| {
+        metadata.topics().iter().find(|t| t.name() == name && t.error().is_none()).map(|t| t.partitions().len())
+    };
+    for topic in &b.resolved.topics {
+        let partitions =
+            policy.topic_partitions().or_else(|| partitions_of(topic).and_then(|n| i32::try_from(n).ok())).unwrap_or(1);
+        let mut needed = policy.retry_topics(topic);
+        needed.push(policy.dlt_topic(topic));
+        let missing: Vec<&str> = needed.iter().map(String::as_str).filter(|n| partitions_of(n).is_none()).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let listed = missing.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let mut problem = |message: String| problems.push(Problem { listener: Some(b.resolved.id.clone()), message });
+        if !policy.creates_topics() {
+            problem(format!("retry topic(s) {listed} do not exist; create them ({partitions} partitions), or let the listener create them (RetryTopics::auto_create(true))"));
+            continue;
+        }
+        let admin = Admin::with_properties(b.factory.settings.properties.clone());
+        let wanted: Vec<(&str, i32)> = missing.iter().map(|n| (*n, partitions)).collect();
+        match admin.create_topics(&wanted).await {
+            Ok(()) => tracing::info!(listener = %b.resolved.id, topics = %listed, partitions, "retry topics created"),
+            Err(error) => problem(format!(
+                "retry topic(s) {listed} do not exist and could not be created ({error}); create them with {partitions} partitions"
+            )),
         }
     }
 }

@@ -34,6 +34,11 @@ impl Admin {
         Admin { properties, timeout: Duration::from_secs(10) }
     }
 
+    /// An admin with a factory's (or template's) client properties.
+    pub(crate) fn with_properties(properties: Properties) -> Self {
+        Admin { properties, timeout: Duration::from_secs(10) }
+    }
+
     /// Any librdkafka property (security settings for a real cluster).
     pub fn set(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.set(key, value);
@@ -114,15 +119,27 @@ impl Admin {
     /// # Errors
     /// When the broker refuses.
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
+        self.create_topics(&[(name, partitions)]).await
+    }
+
+    /// Creates topics (name, partitions; replication factor 1) unless they exist, in one request.
+    ///
+    /// # Errors
+    /// When the broker refuses or does not answer in time (librdkafka's mock cluster, the embedded
+    /// broker, cannot create topics this way: use `EmbeddedKafka::create_topic`).
+    pub async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
         let admin: AdminClient<DefaultClientContext> =
             self.properties.to_client_config().create().map_err(|e| Error::kafka("creating an admin client", e))?;
+        let names: Vec<&str> = topics.iter().map(|(name, _)| *name).collect();
+        let new: Vec<NewTopic<'_>> = topics
+            .iter()
+            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .collect();
+        let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
         let results = admin
-            .create_topics(
-                &[NewTopic::new(name, partitions, TopicReplication::Fixed(1))],
-                &AdminOptions::new().operation_timeout(Some(self.timeout)),
-            )
+            .create_topics(&new, &options)
             .await
-            .map_err(|e| Error::kafka(format!("creating topic `{name}`"), e))?;
+            .map_err(|e| Error::kafka(format!("creating topics {names:?}"), e))?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
