@@ -13,7 +13,11 @@
 //! - `raw-partition-queues`: one consumer with a queue and a thread per partition
 //!   (`split_partition_queue`), same work;
 //! - the framework: a `Json<Metric>` listener doing the same work with the factory's defaults,
-//!   with `AckMode::Batch` and `AckMode::Record`, concurrency 1 and 4.
+//!   with `AckMode::Batch` and `AckMode::Record`, concurrency 1 and 4;
+//! - `record-c1-eh`: record-c1 with an error handler that retries with exponential back-off and
+//!   dead-letters, and no failures (what error handling costs on the happy path);
+//! - `record-c1-poison`: record-c1 where 1 record in 1,000 fails (`ListenerError::fatal`) and is
+//!   published to `bench-dlt` before its offset may be committed (the cost of a dead letter).
 //!
 //! Both baselines get the tuned `fetch.queue.backoff.ms=10` the factory uses by default. It
 //! prints records/s (first record to last), the ratio to the faster raw baseline, the time from
@@ -25,6 +29,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
+use kafka_listener::error_handler::{DeadLetterRecoverer, ExponentialBackOff};
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
 use kafka_listener_suite::{produce_all, Broker};
@@ -45,7 +50,18 @@ struct Metric {
     value: u64,
 }
 
-const SCENARIOS: &[&str] = &["raw-poll-loop", "raw-partition-queues", "batch-c1", "batch-c4", "record-c1", "record-c4"];
+const SCENARIOS: &[&str] = &[
+    "raw-poll-loop",
+    "raw-partition-queues",
+    "batch-c1",
+    "batch-c4",
+    "record-c1",
+    "record-c1-eh",
+    "record-c1-poison",
+    "record-c4",
+];
+/// One record in this many fails in `record-c1-poison`.
+const POISON_EVERY: u64 = 1_000;
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
@@ -60,6 +76,7 @@ fn main() -> anyhow::Result<()> {
 fn parent(records: u64) -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1)?;
     kafka.create_topic(TOPIC, PARTITIONS)?;
+    kafka.create_topic(&format!("{TOPIC}-dlt"), PARTITIONS)?;
     let broker = Broker::External(kafka.bootstrap_servers());
     let producer = broker.producer(&[
         ("compression.type", "lz4"),
@@ -128,6 +145,17 @@ fn parent(records: u64) -> anyhow::Result<()> {
             rss_kb / 1024.0
         );
     }
+    let rate = |name: &str| results.iter().find(|r| r.0 == name).map_or(f64::NAN, |r| r.1);
+    let (plain, handled, poisoned) = (rate("record-c1"), rate("record-c1-eh"), rate("record-c1-poison"));
+    let dead_letters = (records / POISON_EVERY) as f64;
+    println!(
+        "error handler with back-off and DLT installed, no failures: {:.3} of record-c1's throughput",
+        handled / plain
+    );
+    println!(
+        "a dead letter costs {:.0} us (record-c1-poison: {dead_letters} records dead-lettered, each acked before its commit)",
+        (records as f64 / poisoned - records as f64 / handled) / dead_letters * 1e6
+    );
     println!("vs raw: records/s over the faster raw baseline; first record: from start (consumer creation, or");
     println!("ListenerRegistry::start) to the first record handled, over raw-poll-loop's; *-c4 include the 500 ms");
     println!("initial rebalance delay that lets four consumers join the group's first assignment together.");
@@ -241,7 +269,7 @@ fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
             let (mode, concurrency) = match framework {
                 "batch-c1" => (AckMode::Batch, 1),
                 "batch-c4" => (AckMode::Batch, 4),
-                "record-c1" => (AckMode::Record, 1),
+                "record-c1" | "record-c1-eh" | "record-c1-poison" => (AckMode::Record, 1),
                 "record-c4" => (AckMode::Record, 4),
                 other => bail!("unknown scenario {other}"),
             };
@@ -264,12 +292,20 @@ async fn framework_run(
     let sum = Arc::new(AtomicU64::new(0));
     let first: Arc<OnceLock<Instant>> = Arc::default();
     let last: Arc<OnceLock<Instant>> = Arc::default();
-    let factory = ContainerFactory::builder()
+    let mut factory = ContainerFactory::builder()
         .bootstrap_servers(bootstrap)
         .set("session.timeout.ms", "6000")
         .ack_mode(mode)
-        .concurrency(concurrency)
-        .build()?;
+        .concurrency(concurrency);
+    if scenario != "record-c1" && scenario.starts_with("record-c1") {
+        // Dead letters are sent as soon as they are failed (no linger): the handler waits for each.
+        let template = KafkaTemplate::builder().bootstrap_servers(bootstrap).linger(Duration::ZERO).build()?;
+        let backoff = ExponentialBackOff { initial: Duration::from_millis(100), ..Default::default() };
+        factory = factory
+            .error_handler(DefaultErrorHandler::new().backoff(backoff).recoverer(DeadLetterRecoverer::new(template)));
+    }
+    let factory = factory.build()?;
+    let poison = scenario == "record-c1-poison";
     let (c, s, f, l) = (count.clone(), sum.clone(), first.clone(), last.clone());
     let endpoint = Endpoint::new("bench").topic(TOPIC).group(group).handler(move |metric: Json<Metric>| {
         f.get_or_init(Instant::now);
@@ -277,7 +313,12 @@ async fn framework_run(
         if c.fetch_add(1, Ordering::Relaxed) + 1 == records {
             let _ = l.set(Instant::now());
         }
-        std::future::ready(())
+        let result = if poison && metric.id % POISON_EVERY == 0 {
+            Err(ListenerError::fatal(ListenerError::msg("poison")))
+        } else {
+            Ok(())
+        };
+        std::future::ready(result)
     });
     let started = Instant::now();
     let running = ListenerRegistry::empty().with_default_factory(factory).register(endpoint).start().await?;
