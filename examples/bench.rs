@@ -313,7 +313,7 @@ async fn framework_run(
         if c.fetch_add(1, Ordering::Relaxed) + 1 == records {
             let _ = l.set(Instant::now());
         }
-        let result = if poison && metric.id % POISON_EVERY == 0 {
+        let result = if poison && metric.id.is_multiple_of(POISON_EVERY) {
             Err(ListenerError::fatal(ListenerError::msg("poison")))
         } else {
             Ok(())
