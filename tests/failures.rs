@@ -322,3 +322,47 @@ async fn one_poison_pill_among_ten_thousand_records() {
     assert!(stacktrace.contains("expected value"), "the serde error in the chain: {stacktrace}");
     assert!(h.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap().contains("Item"), "names the target type");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_before_a_failed_one_are_committed_before_its_back_off() {
+    let kafka = embedded(&[("before-backoff", 1)]);
+    produce(&kafka, "before-backoff", &records(&["ok", "ok", "bad", "ok"]));
+    let deliveries: Deliveries = Arc::default();
+    let handler =
+        DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(2500), max_retries: 1 });
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(failing("before-backoff", "before-backoff", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    let bootstrap = kafka.bootstrap_servers();
+    wait_committed(&bootstrap, "before-backoff", "before-backoff", [(0, 2)].into()).await;
+    assert_eq!(
+        deliveries.lock().unwrap().iter().filter(|(o, _, _)| *o == 2).count(),
+        1,
+        "committed during the back-off, before the retry"
+    );
+    wait_committed(&bootstrap, "before-backoff", "before-backoff", [(0, 4)].into()).await;
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_letter_topic_with_fewer_partitions_gets_the_record_from_the_partitioner() {
+    let kafka = embedded(&[("wide", 3), ("wide-dlt", 1)]);
+    kafka.produce_to("wide", 2, Some(b"k"), b"bad").unwrap();
+    kafka.flush().unwrap();
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handler = DefaultErrorHandler::new().max_retries(0).recoverer(DeadLetterRecoverer::new(template));
+    let deliveries: Deliveries = Arc::default();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+        .register(failing("wide", "wide", &deliveries, false))
+        .start()
+        .await
+        .unwrap();
+    let letters = dead_letters(&kafka, "wide-dlt", 1).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(letters[0].partition, 0, "the DLT has no partition 2");
+    assert_eq!(letters[0].headers.get(dlt_headers::ORIGINAL_PARTITION), Some(&2i32.to_be_bytes()[..]));
+}

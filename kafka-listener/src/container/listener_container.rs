@@ -622,6 +622,9 @@ impl<'c> PollLoop<'_, 'c> {
                     return Some(Outcome::Abandoned);
                 }
                 if !delay.is_zero() {
+                    // Seek-to-current: what was processed before the failed record is committed
+                    // before the wait, not held back by it.
+                    self.commit();
                     self.paused_wait(delay);
                     let offsets = self.shared.offsets();
                     if partitions.iter().any(|(t, p)| !offsets.owns(t, *p)) {
