@@ -74,7 +74,18 @@ pub async fn committed(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<i3
 
 /// Waits until the committed offsets of `group` on `topic` equal `expected`.
 pub async fn wait_committed(bootstrap: &str, group: &str, topic: &str, expected: BTreeMap<i32, i64>) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    wait_committed_within(bootstrap, group, topic, expected, Duration::from_secs(20)).await;
+}
+
+/// [`wait_committed`] with a deadline of its own.
+pub async fn wait_committed_within(
+    bootstrap: &str,
+    group: &str,
+    topic: &str,
+    expected: BTreeMap<i32, i64>,
+    timeout: Duration,
+) {
+    let deadline = Instant::now() + timeout;
     loop {
         let now = committed(bootstrap, group, topic).await;
         if now == expected {
