@@ -36,6 +36,11 @@ fn naming_listener(id: &str, invocations: &Invocations, fails: fn(i32) -> bool) 
     })
 }
 
+/// A batch factory with this error handler whose records carry the delivery attempt header.
+fn attempt_header_factory(kafka: &EmbeddedKafka, handler: DefaultErrorHandler) -> ContainerFactory {
+    factory(kafka, AckMode::Batch).to_builder().delivery_attempt_header(true).error_handler(handler).build().unwrap()
+}
+
 fn ten_with_bad_at_5() -> Vec<(i32, &'static str, String)> {
     (0..10).map(|i| (0, "k", if i == 5 { "bad".to_string() } else { format!("ok-{i}") })).collect()
 }
@@ -65,12 +70,7 @@ async fn records_before_the_named_one_are_committed_and_it_is_retried_with_the_r
     let invocations: Invocations = Arc::default();
     let handler =
         DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(2500), max_retries: 3 });
-    let factory = factory(&kafka, AckMode::Batch)
-        .to_builder()
-        .delivery_attempt_header(true)
-        .error_handler(handler)
-        .build()
-        .unwrap();
+    let factory = attempt_header_factory(&kafka, handler);
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
         .register(naming_listener("named", &invocations, |attempt| attempt < 2))
@@ -99,12 +99,7 @@ async fn a_named_record_that_keeps_failing_is_dead_lettered_alone() {
     let invocations: Invocations = Arc::default();
     let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
     let handler = DefaultErrorHandler::new().max_retries(2).recoverer(DeadLetterRecoverer::new(template));
-    let factory = factory(&kafka, AckMode::Batch)
-        .to_builder()
-        .delivery_attempt_header(true)
-        .error_handler(handler)
-        .build()
-        .unwrap();
+    let factory = attempt_header_factory(&kafka, handler);
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
         .register(naming_listener("named-dlt", &invocations, |_| true))

@@ -56,6 +56,11 @@ fn watch_commits(
     })
 }
 
+/// `count` records spread over partitions 0 and 1.
+fn two_partitions(count: i32) -> Vec<(i32, &'static str, String)> {
+    (0..count).map(|i| (i % 2, "k", format!("r{i}"))).collect()
+}
+
 /// Every record handled exactly once, in offset order per partition.
 fn assert_once_in_order(handled: &Handled, ends: &BTreeMap<i32, i64>) {
     let handled = handled.lock().unwrap();
@@ -86,7 +91,7 @@ fn assert_none_lost(handled: &Handled, ends: &BTreeMap<i32, i64>) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_commits_are_retried_and_never_run_ahead() {
     let kafka = embedded(&[("commit-faults", 2)]);
-    produce(&kafka, "commit-faults", &(0..400).map(|i| (i % 2, "k", format!("r{i}"))).collect::<Vec<_>>());
+    produce(&kafka, "commit-faults", &two_partitions(400));
     let errors = [
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
         RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS,
@@ -128,7 +133,7 @@ async fn failing_commits_are_retried_and_never_run_ahead() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failing_fetches_lose_nothing() {
     let kafka = embedded(&[("fetch-faults", 2)]);
-    produce(&kafka, "fetch-faults", &(0..400).map(|i| (i % 2, "k", format!("r{i}"))).collect::<Vec<_>>());
+    produce(&kafka, "fetch-faults", &two_partitions(400));
     let errors = [
         RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
         RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
@@ -153,7 +158,7 @@ async fn failing_fetches_lose_nothing() {
 async fn a_broker_outage_of_seconds_is_ridden_out() {
     const OUTAGE: Duration = Duration::from_secs(3);
     let kafka = embedded(&[("outage", 2)]);
-    produce(&kafka, "outage", &(0..200).map(|i| (i % 2, "k", format!("r{i}"))).collect::<Vec<_>>());
+    produce(&kafka, "outage", &two_partitions(200));
     let handled: Handled = Arc::default();
     // A session longer than the outage: the member is still in the group when the broker returns.
     let factory = ContainerFactory::builder()
