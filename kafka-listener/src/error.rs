@@ -39,6 +39,16 @@ pub enum Error {
         /// The factory's `shutdown_timeout`.
         timeout: std::time::Duration,
     },
+    /// A consumer operation named a partition no consumer of the listener owns.
+    #[error("listener `{listener}` owns no partition {topic}-{partition} now; see its assignment()")]
+    NotAssigned {
+        /// The listener id.
+        listener: String,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+    },
     /// No listener with this id is registered.
     #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()`")]
     UnknownListener(String),

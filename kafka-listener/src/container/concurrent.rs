@@ -4,9 +4,13 @@ use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::Consumer;
 
-use super::handle::pairs;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use super::handle::{pairs, ConsumerHandle};
 use super::listener_container::{ContainerPlan, ListenerContainer, Siblings};
 use super::shared::lock;
+use super::shared::SeekTo;
 use crate::error::{Error, Result};
 
 /// The containers of one listener: `concurrency` consumers in the listener's group, each a
@@ -130,6 +134,77 @@ impl ConcurrentContainer {
                     .unwrap_or_default()
             })
             .collect()
+    }
+
+    /// A handle on each running consumer, in consumer order.
+    pub fn consumers(&self) -> Vec<ConsumerHandle> {
+        lock(&self.children).iter().filter(|c| c.is_running()).map(|c| ConsumerHandle::new(c.shared.clone())).collect()
+    }
+
+    /// The handle of the consumer that owns this partition now.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] when none of its consumers owns it.
+    pub fn consumer_for(&self, topic: &str, partition: i32) -> Result<ConsumerHandle> {
+        lock(&self.children)
+            .iter()
+            .find(|c| c.shared.offsets().owns(topic, partition))
+            .map(|c| ConsumerHandle::new(c.shared.clone()))
+            .ok_or_else(|| Error::NotAssigned { listener: self.id().to_string(), topic: topic.to_string(), partition })
+    }
+
+    /// Moves a partition's position, from outside the listener (Spring's `ConsumerSeekAware`
+    /// callbacks): applied by the consumer that owns it before its next poll, dropping the records
+    /// of that partition it holds.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] when none of its consumers owns the partition.
+    pub fn seek(&self, topic: &str, partition: i32, to: SeekTo) -> Result<()> {
+        self.consumer_for(topic, partition)?.seek_to(topic, partition, to);
+        Ok(())
+    }
+
+    /// The committed offsets of every partition its consumers own (blocks up to `timeout` each).
+    ///
+    /// # Errors
+    /// When the broker does not answer.
+    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), Option<i64>>> {
+        self.merged(|c| c.committed(timeout))
+    }
+
+    /// The first kept offsets of every partition its consumers own.
+    ///
+    /// # Errors
+    /// When the broker does not answer.
+    pub fn beginning_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+        self.merged(|c| c.beginning_offsets(timeout))
+    }
+
+    /// The end offsets of every partition its consumers own.
+    ///
+    /// # Errors
+    /// When the broker does not answer.
+    pub fn end_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+        self.merged(|c| c.end_offsets(timeout))
+    }
+
+    /// The lag (end − committed) of every partition its consumers own.
+    ///
+    /// # Errors
+    /// When the broker does not answer.
+    pub fn lag(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+        self.merged(|c| c.lag(timeout))
+    }
+
+    fn merged<V>(
+        &self,
+        read: impl Fn(&ConsumerHandle) -> Result<BTreeMap<(String, i32), V>>,
+    ) -> Result<BTreeMap<(String, i32), V>> {
+        let mut all = BTreeMap::new();
+        for consumer in self.consumers() {
+            all.extend(read(&consumer)?);
+        }
+        Ok(all)
     }
 
     /// How many times partitions were revoked from its consumers (rebalances) since start.

@@ -17,7 +17,7 @@ use tokio::sync::watch;
 
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::ContainerContext;
-use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer};
+use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer, SeekTo};
 use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
@@ -25,6 +25,7 @@ use crate::error_handler::{attempt_of, due_of, now_millis, ErrorDecision, Failed
 use crate::extract::{ListenerContext, Record, StateMap};
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
+use crate::support::offset_for_time;
 
 /// How a listener's records are handed to it.
 #[derive(Clone)]
@@ -244,6 +245,13 @@ impl<'c> PollLoop<'_, 'c> {
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
             let mut records = self.gather(limit);
+            let seeks = std::mem::take(&mut lock(&self.shared.requests).seeks);
+            if !seeks.is_empty() {
+                // Requested from outside (or when partitions were assigned): applied before any
+                // record of those partitions is handled.
+                let sought = self.apply_seeks(seeks, &records);
+                records.retain(|r| !sought.iter().any(|(t, p)| t == r.topic() && *p == r.partition()));
+            }
             if records.is_empty() {
                 self.idle();
                 continue;
@@ -566,7 +574,7 @@ impl<'c> PollLoop<'_, 'c> {
                 return;
             }
             self.shared.handled.fetch_add(1, Ordering::Relaxed);
-            if self.apply_requests(requests, &records[index..], &mut skipped) {
+            if self.apply_requests(requests, &records[index..], &records[index + 1..], &mut skipped) {
                 return;
             }
             let decision = self.policy.handled(1);
@@ -636,29 +644,87 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
-    /// Applies a handler's nack and seeks. Returns true when the rest of the poll was given up.
+    /// Applies a handler's nack and seeks: `rest` is what a nack delivers again (from the records
+    /// just handled on), `held` the records not handled yet. Returns true when the rest of the poll
+    /// was given up.
     fn apply_requests(
         &mut self,
         requests: HandlerRequests,
         rest: &[Record<'_>],
+        held: &[Record<'_>],
         skipped: &mut Vec<(String, i32)>,
     ) -> bool {
         if let Some(sleep) = requests.nack {
             self.redeliver(rest, sleep);
             return true;
         }
-        for (topic, partition, offset) in requests.seeks {
-            match self.consumer.seek(&topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
-                Ok(()) => {
+        // The records not handled yet are the position a relative seek starts from.
+        skipped.extend(self.apply_seeks(requests.seeks, held));
+        false
+    }
+
+    /// Applies seeks (from a handler, from outside, or from an assignment callback); returns the
+    /// partitions sought, whose records in hand (`held`, not handled yet) must be dropped.
+    fn apply_seeks(&mut self, seeks: Vec<(String, i32, SeekTo)>, held: &[Record<'_>]) -> Vec<(String, i32)> {
+        let mut sought = Vec::new();
+        for (topic, partition, to) in seeks {
+            let listener = &*self.plan.listener_id;
+            if !self.shared.offsets().owns(&topic, partition) {
+                tracing::warn!(
+                    listener,
+                    topic,
+                    partition,
+                    ?to,
+                    "seek ignored: this consumer does not own the partition"
+                );
+                continue;
+            }
+            let next_held = held.iter().find(|r| r.topic() == topic && r.partition() == partition).map(Record::offset);
+            let target = self.resolve_seek(&topic, partition, to, next_held);
+            let result = target.and_then(|offset| {
+                self.consumer.seek(&topic, partition, Offset::Offset(offset), SEEK_TIMEOUT).map(|()| offset)
+            });
+            match result {
+                Ok(offset) => {
+                    tracing::debug!(listener, topic, partition, ?to, offset, "sought");
                     self.shared.offsets().rewind(&topic, partition, offset);
-                    skipped.push((topic, partition));
+                    sought.push((topic, partition));
                 }
-                Err(error) => {
-                    tracing::warn!(listener = &*self.plan.listener_id, topic, partition, offset, %error, "seek failed")
-                }
+                Err(error) => tracing::warn!(listener, topic, partition, ?to, %error, "seek failed"),
             }
         }
-        false
+        sought
+    }
+
+    /// The offset a seek moves to. A relative seek starts from the next record the listener would
+    /// get: the first held one of the partition, else the consumer's position.
+    fn resolve_seek(
+        &self,
+        topic: &str,
+        partition: i32,
+        to: SeekTo,
+        next_held: Option<i64>,
+    ) -> rdkafka::error::KafkaResult<i64> {
+        let watermarks = || self.consumer.fetch_watermarks(topic, partition, SEEK_TIMEOUT);
+        match to {
+            SeekTo::Offset(offset) => Ok(offset),
+            SeekTo::Beginning => watermarks().map(|(low, _)| low),
+            SeekTo::End => watermarks().map(|(_, high)| high),
+            SeekTo::Timestamp(ts) => {
+                offset_for_time(self.consumer, &self.plan.client_config, topic, partition, ts, SEEK_TIMEOUT)
+            }
+            SeekTo::Relative(delta) => {
+                let (low, high) = watermarks()?;
+                let current = match next_held {
+                    Some(offset) => offset,
+                    None => match self.consumer.position()?.find_partition(topic, partition).map(|e| e.offset()) {
+                        Some(Offset::Offset(offset)) => offset,
+                        _ => low,
+                    },
+                };
+                Ok(current.saturating_add(delta).clamp(low, high))
+            }
+        }
     }
 
     /// Seeks every partition of `records` back to its first record there, then waits `sleep`
@@ -744,7 +810,7 @@ impl<'c> PollLoop<'_, 'c> {
                 return;
             }
             self.shared.handled.fetch_add(handled.len() as u64, Ordering::Relaxed);
-            if self.apply_requests(requests, &records[start..], &mut Vec::new()) {
+            if self.apply_requests(requests, &records[start..], &records[end..], &mut Vec::new()) {
                 return;
             }
             if carried.wait.is_some() {

@@ -11,3 +11,4 @@ pub use concurrent::ConcurrentContainer;
 pub use handle::ConsumerHandle;
 pub(crate) use listener_container::{ContainerPlan, Invoker, ReplyPlan};
 pub(crate) use shared::ContainerShared;
+pub use shared::SeekTo;

@@ -24,7 +24,23 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 #[derive(Debug, Default)]
 pub(crate) struct HandlerRequests {
     pub(crate) nack: Option<Duration>,
-    pub(crate) seeks: Vec<(String, i32, i64)>,
+    pub(crate) seeks: Vec<(String, i32, SeekTo)>,
+}
+
+/// Where a seek moves a partition's position.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeekTo {
+    /// This offset: the next record delivered is the one at it.
+    Offset(i64),
+    /// The partition's first offset still kept (low watermark).
+    Beginning,
+    /// The end: only records produced from now on.
+    End,
+    /// The first record whose timestamp is at or after this time (ms since the epoch); the end
+    /// when there is none.
+    Timestamp(i64),
+    /// This many records after (positive) or before (negative) the current position.
+    Relative(i64),
 }
 
 /// State one `ListenerContainer` shares between its poll thread, its rdkafka context, and the
