@@ -23,6 +23,9 @@ pub(crate) const KEYS: &[&str] = &[
     "reply_to",
     "error_handler",
     "retry",
+    "topic_partitions",
+    "auto_offset_reset",
+    "on_partitions_assigned",
 ];
 
 /// The arguments `retry(...)` accepts.
@@ -59,6 +62,74 @@ pub(crate) struct ListenerArgs {
     pub(crate) ack_mode: Option<(&'static str, Span)>,
     /// `retry(...)`: the `RetryTopics` builder calls it makes, e.g. `.attempts(4)`.
     pub(crate) retry: Option<Vec<TokenStream>>,
+    /// `topic_partitions = [("topic", [0, 1], "start"), ...]`.
+    pub(crate) topic_partitions: Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)>,
+    /// A path to a `fn(&[(String, i32)], &ConsumerHandle)`.
+    pub(crate) on_partitions_assigned: Option<syn::Path>,
+}
+
+/// Whether a start position is written as `topic_partitions` accepts (the runtime parses it).
+fn start_position_ok(text: &str) -> bool {
+    let text = text.trim();
+    let number = |n: &str| n.trim().parse::<u64>().is_ok();
+    text.contains("${")
+        || matches!(text, "" | "committed" | "beginning" | "earliest" | "end" | "latest")
+        || text.strip_prefix("offset:").is_some_and(number)
+        || text.strip_prefix("end-").is_some_and(number)
+        || text.strip_prefix("time:").is_some_and(|t| !t.trim().is_empty())
+}
+
+/// Parses `[("orders", [0, 1], "beginning"), ("audit", [2])]`.
+fn topic_partitions(expr: &Expr, errors: &mut Errors) -> Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)> {
+    let usage = "`topic_partitions` takes a list of (topic, [partitions], start), e.g. topic_partitions = [(\"orders\", [0, 1], \"beginning\"), (\"audit\", [2], \"offset:42\")]";
+    let Expr::Array(list) = expr else {
+        errors.add(expr.span(), usage);
+        return Vec::new();
+    };
+    let mut parsed = Vec::new();
+    for element in &list.elems {
+        let Expr::Tuple(tuple) = element else {
+            errors.add(element.span(), usage);
+            continue;
+        };
+        let items: Vec<&Expr> = tuple.elems.iter().collect();
+        let (topic, partitions, start) = match items.as_slice() {
+            [topic, partitions] => (*topic, *partitions, None),
+            [topic, partitions, start] => (*topic, *partitions, Some(*start)),
+            _ => {
+                errors.add(tuple.span(), usage);
+                continue;
+            }
+        };
+        let Some(topic) = string("topic_partitions", topic, errors) else { continue };
+        let numbers: Vec<syn::LitInt> = match partitions {
+            Expr::Array(ExprArray { elems, .. }) => elems
+                .iter()
+                .filter_map(|e| match literal(e) {
+                    Some(Lit::Int(n)) if n.base10_parse::<i32>().is_ok_and(|p| p >= 0) => Some(n.clone()),
+                    _ => {
+                        errors.add(e.span(), "a partition is a non-negative integer literal");
+                        None
+                    }
+                })
+                .collect(),
+            other => {
+                errors.add(other.span(), "the partitions are a list of integers, e.g. [0, 1]");
+                continue;
+            }
+        };
+        if numbers.is_empty() {
+            errors.add(partitions.span(), "list at least one partition");
+        }
+        let start = start.and_then(|s| string("topic_partitions", s, errors));
+        if let Some(start) = &start {
+            if !start_position_ok(&start.value()) {
+                errors.add(start.span(), format!("`{}` is not a start position; write \"committed\", \"beginning\", \"end\", \"offset:42\", \"end-10\" or \"time:2026-11-01T00:00:00Z\"", start.value()));
+            }
+        }
+        parsed.push((topic, numbers, start));
+    }
+    parsed
 }
 
 /// A duration written `500ms`, `1s`, `1.5s`, `2m` or `1h`, in milliseconds.
@@ -272,6 +343,31 @@ impl ListenerArgs {
                     set_once(&mut args.client_id_prefix, string(&key, value, errors), &key, span, errors)
                 }
                 "reply_to" => set_once(&mut args.reply_to, string(&key, value, errors), &key, span, errors),
+                "topic_partitions" => args.topic_partitions.extend(topic_partitions(value, errors)),
+                "auto_offset_reset" => {
+                    if let Some(reset) = string(&key, value, errors) {
+                        let text = reset.value();
+                        if matches!(text.trim(), "earliest" | "latest" | "error") || text.contains("${") {
+                            let property = LitStr::new(&format!("auto.offset.reset={}", text.trim()), reset.span());
+                            args.properties.push(property);
+                        } else {
+                            errors.add(
+                                reset.span(),
+                                format!("`auto_offset_reset` is \"earliest\", \"latest\" or \"error\", not `{text}`"),
+                            );
+                        }
+                    }
+                }
+                "on_partitions_assigned" => {
+                    let path = match value {
+                        Expr::Path(p) => Some(p.path.clone()),
+                        other => {
+                            errors.add(other.span(), "`on_partitions_assigned` takes the path of a `fn(&[(String, i32)], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind");
+                            None
+                        }
+                    };
+                    set_once(&mut args.on_partitions_assigned, path, &key, span, errors);
+                }
                 "error_handler" => {
                     let path = match value {
                         Expr::Path(p) => Some(p.path.clone()),
@@ -363,10 +459,16 @@ impl ListenerArgs {
                 ),
             }
         }
-        if args.topics.is_empty() && args.topic_pattern.is_none() {
+        if args.topics.is_empty() && args.topic_pattern.is_none() && args.topic_partitions.is_empty() {
             errors.add(
                 Span::call_site(),
-                "a listener needs `topic = \"...\"`, `topics = [...]` or `topic_pattern = \"...\"`",
+                "a listener needs `topic = \"...\"`, `topics = [...]`, `topic_pattern = \"...\"` or `topic_partitions = [...]`",
+            );
+        }
+        if !args.topic_partitions.is_empty() && (!args.topics.is_empty() || args.topic_pattern.is_some()) {
+            errors.add(
+                args.topic_partitions[0].0.span(),
+                "give either topics, a topic_pattern or topic_partitions, not several",
             );
         }
         if !args.topics.is_empty() {

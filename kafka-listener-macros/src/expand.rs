@@ -197,6 +197,21 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         },
         None => quote!(::core::option::Option::None),
     };
+    let partition_entries = args.topic_partitions.iter().map(|(topic, partitions, start)| {
+        let start = start.as_ref().map_or_else(|| quote!(""), |s| quote!(#s));
+        quote!((#topic, &[#(#partitions),*], #start))
+    });
+    let on_partitions_assigned = match &args.on_partitions_assigned {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some({
+                fn __on_partitions_assigned(partitions: &[(::std::string::String, i32)], consumer: &#private::ConsumerHandle) {
+                    #path(partitions, consumer)
+                }
+                __on_partitions_assigned
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
@@ -223,6 +238,8 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                     id: #id,
                     topics: &[#(#topics),*],
                     topic_pattern: #topic_pattern,
+                    topic_partitions: &[#(#partition_entries),*],
+                    on_partitions_assigned: #on_partitions_assigned,
                     group: #group,
                     container_factory: #container_factory,
                     concurrency: #concurrency,

@@ -18,9 +18,13 @@ use proc_macro::TokenStream;
 ///
 /// Arguments: `topic`, `topics = [..]`, `topic_pattern`, `group`, `id`, `container_factory`,
 /// `concurrency`, `auto_startup`, `batch`, `client_id_prefix`, `properties = ["key=value", ..]`,
-/// `ack_mode`, `reply_to` (where returned values are published), and `error_handler = path` (a
-/// `fn() -> impl ErrorHandler` for this listener). String values accept `${ENV}` and
-/// `${ENV:default}` placeholders, resolved at start.
+/// `ack_mode`, `reply_to` (where returned values are published), `error_handler = path` (a
+/// `fn() -> impl ErrorHandler` for this listener), `retry(attempts = 4, backoff = "1s",
+/// multiplier = 2.0, max_backoff = "30s")` (retry topics), `topic_partitions = [("orders", [0, 1],
+/// "beginning"), ..]` (explicit partitions with start positions), `auto_offset_reset` (`"earliest"`,
+/// `"latest"`, `"error"`) and `on_partitions_assigned = path` (a `fn(&[(String, i32)],
+/// &ConsumerHandle)`). String values accept `${ENV}` and `${ENV:default}` placeholders, resolved
+/// at start.
 /// Parameters are extractors (`FromRecord`, or `FromBatch` with `batch = true`); the listener
 /// type (simple, acknowledging, consumer-aware) follows from them. The function stays callable.
 #[proc_macro_attribute]

@@ -102,6 +102,7 @@ pub mod __private {
     pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
     pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
+    pub use crate::ConsumerHandle;
     pub use inventory;
 
     /// How one parameter of a record listener is built and what it needs. The macro names each

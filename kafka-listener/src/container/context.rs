@@ -8,13 +8,81 @@ use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
 use rdkafka::TopicPartitionList;
 
-use super::shared::{describe, ContainerShared};
+use rdkafka::Offset;
+
+use super::shared::{describe, ContainerShared, SeekTo};
 use crate::ack::Selection;
+use crate::registry::OnPartitionsAssigned;
+use crate::support::offset_for_time;
 
 /// The rdkafka context of a container's consumer: logs through `tracing`, commits processed
 /// offsets before partitions are revoked, and learns of finished commits.
 pub(crate) struct ContainerContext {
     pub(crate) shared: Arc<ContainerShared>,
+    /// The listener's callback on assigned partitions.
+    pub(crate) on_assigned: Option<OnPartitionsAssigned>,
+    /// Client properties for reading records by offset (offsets for times without a broker index).
+    pub(crate) probe_config: rdkafka::config::ClientConfig,
+}
+
+/// Calls the listener's assignment callback before the partitions in `tpl` are assigned, and puts
+/// the seeks it asks for on them into `tpl`'s start offsets: a partition then starts where the
+/// callback said, before any record is fetched (a seek after the assignment can fail, e.g. with
+/// `auto_offset_reset = error`).
+pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
+    callback: &OnPartitionsAssigned,
+    shared: &Arc<ContainerShared>,
+    consumer: &BaseConsumer<C>,
+    probe_config: &rdkafka::config::ClientConfig,
+    tpl: &TopicPartitionList,
+) {
+    callback(&super::handle::pairs(tpl), &crate::ConsumerHandle::new(shared.clone()));
+    let listener = &*shared.listener_id;
+    let mut requests = super::shared::lock(&shared.requests);
+    let (mine, others): (Vec<_>, Vec<_>) =
+        std::mem::take(&mut requests.seeks).into_iter().partition(|(t, p, _)| tpl.find_partition(t, *p).is_some());
+    requests.seeks = others;
+    drop(requests);
+    for (topic, partition, to) in mine {
+        let offset = match to {
+            SeekTo::Offset(offset) => Ok(Offset::Offset(offset)),
+            SeekTo::Beginning => Ok(Offset::Beginning),
+            SeekTo::End => Ok(Offset::End),
+            SeekTo::Timestamp(ms) => {
+                offset_for_time(consumer, probe_config, &topic, partition, ms, START_TIMEOUT).map(Offset::Offset)
+            }
+            SeekTo::Relative(delta) => relative_to_committed(consumer, &topic, partition, delta),
+        };
+        let set = offset.and_then(|offset| {
+            tpl.elements()
+                .into_iter()
+                .filter(|e| e.topic() == topic && e.partition() == partition)
+                .try_for_each(|mut e| e.set_offset(offset))
+        });
+        if let Err(error) = set {
+            tracing::warn!(listener, topic, partition, ?to, %error, "could not start the partition where the assignment callback asked");
+        }
+    }
+}
+
+const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// `delta` records from the partition's committed offset (from its first kept offset without one).
+fn relative_to_committed<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    topic: &str,
+    partition: i32,
+    delta: i64,
+) -> KafkaResult<Offset> {
+    let mut one = TopicPartitionList::new();
+    one.add_partition(topic, partition);
+    let committed = consumer.committed_offsets(one, START_TIMEOUT)?;
+    let (low, high) = consumer.fetch_watermarks(topic, partition, START_TIMEOUT)?;
+    let from = match committed.find_partition(topic, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(offset)) => offset,
+        _ => low,
+    };
+    Ok(Offset::Offset(from.saturating_add(delta).clamp(low, high)))
 }
 
 impl ClientContext for ContainerContext {
@@ -61,7 +129,11 @@ impl ConsumerContext for ContainerContext {
                 self.shared.generation.fetch_add(1, Ordering::AcqRel);
                 tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");
             }
-            Rebalance::Assign(_) => {}
+            Rebalance::Assign(tpl) => {
+                if let Some(callback) = &self.on_assigned {
+                    start_positions(callback, &self.shared, consumer, &self.probe_config, tpl);
+                }
+            }
             Rebalance::Error(error) => tracing::warn!(listener, %error, "rebalance error"),
         }
     }

@@ -25,6 +25,7 @@ use crate::error_handler::{attempt_of, due_of, now_millis, ErrorDecision, Failed
 use crate::extract::{ListenerContext, Record, StateMap};
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
+use crate::registry::{AssignedPartition, OnPartitionsAssigned, StartPosition};
 use crate::support::offset_for_time;
 
 /// How a listener's records are handed to it.
@@ -55,6 +56,10 @@ pub(crate) struct ContainerPlan {
     /// The container consumes retry topics: a record waits (its partition paused) until the time
     /// in its back-off header, and its delivery attempt continues from its attempts header.
     pub(crate) retry_topic: bool,
+    /// Explicit partitions (assigned, not subscribed), shared out over the consumers.
+    pub(crate) assignment: Vec<AssignedPartition>,
+    /// The listener's callback on assigned partitions.
+    pub(crate) on_assigned: Option<OnPartitionsAssigned>,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.
@@ -119,7 +124,7 @@ impl ListenerContainer {
 /// sibling's departure (a broker rejects commits while a rebalance is in progress).
 #[derive(Debug, Default)]
 pub(crate) struct Siblings {
-    total: usize,
+    pub(crate) total: usize,
     arrived: std::sync::atomic::AtomicUsize,
     /// The whole container is stopping (not one consumer alone).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
@@ -161,7 +166,11 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     let listener = &*plan.listener_id;
     let mut config = plan.client_config.clone();
     config.set("client.id", format!("{}-{index}", plan.client_id));
-    let consumer: Arc<KafkaConsumer> = match config.create_with_context(ContainerContext { shared: shared.clone() }) {
+    let consumer: Arc<KafkaConsumer> = match config.create_with_context(ContainerContext {
+        shared: shared.clone(),
+        on_assigned: plan.on_assigned.clone(),
+        probe_config: plan.client_config.clone(),
+    }) {
         Ok(consumer) => Arc::new(consumer),
         Err(error) => {
             tracing::error!(listener, %error, "could not create the consumer; the container is not running");
@@ -169,9 +178,14 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         }
     };
     shared.attach(&consumer);
-    let topics: Vec<&str> = plan.subscription.iter().map(String::as_str).collect();
-    if let Err(error) = consumer.subscribe(&topics) {
-        tracing::error!(listener, %error, topics = ?plan.subscription, "could not subscribe; the container is not running");
+    if plan.assignment.is_empty() {
+        let topics: Vec<&str> = plan.subscription.iter().map(String::as_str).collect();
+        if let Err(error) = consumer.subscribe(&topics) {
+            tracing::error!(listener, %error, topics = ?plan.subscription, "could not subscribe; the container is not running");
+            return;
+        }
+    } else if let Err(error) = assign(plan, &consumer, &shared, index, arrival.siblings.total) {
+        tracing::error!(listener, %error, "could not assign the listener's partitions; the container is not running");
         return;
     }
     tracing::debug!(listener, index, topics = ?plan.subscription, "container started");
@@ -199,6 +213,42 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     // callback commits again, a no-op by now).
     drop(consumer);
     tracing::debug!(listener, index, "container stopped");
+}
+
+/// Assigns this consumer its share of the listener's explicit partitions (every `total`-th from
+/// `index`), each at its start position; then tells the listener's assignment callback.
+fn assign(
+    plan: &ContainerPlan,
+    consumer: &KafkaConsumer,
+    shared: &Arc<ContainerShared>,
+    index: usize,
+    total: usize,
+) -> rdkafka::error::KafkaResult<()> {
+    let mine: Vec<&AssignedPartition> = plan.assignment.iter().skip(index).step_by(total.max(1)).collect();
+    let mut tpl = TopicPartitionList::new();
+    for a in &mine {
+        let offset = match a.start {
+            StartPosition::Committed => Offset::Stored,
+            StartPosition::Beginning => Offset::Beginning,
+            StartPosition::End => Offset::End,
+            StartPosition::Offset(offset) => Offset::Offset(offset),
+            StartPosition::FromEnd(count) => Offset::OffsetTail(count),
+            StartPosition::Timestamp(ms) => {
+                Offset::Offset(offset_for_time(consumer, &plan.client_config, &a.topic, a.partition, ms, SEEK_TIMEOUT)?)
+            }
+        };
+        tpl.add_partition_offset(&a.topic, a.partition, offset)?;
+    }
+    if let Some(callback) = &plan.on_assigned {
+        super::context::start_positions(callback, shared, consumer, &plan.client_config, &tpl);
+    }
+    consumer.assign(&tpl)?;
+    let mut offsets = shared.offsets();
+    mine.iter().for_each(|a| offsets.assign(&a.topic, a.partition));
+    drop(offsets);
+    let pairs: Vec<(String, i32)> = mine.iter().map(|a| (a.topic.clone(), a.partition)).collect();
+    tracing::info!(listener = &*plan.listener_id, partitions = ?pairs, "partitions assigned (explicitly)");
+    Ok(())
 }
 
 enum Outcome {
@@ -386,6 +436,11 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn poll_error(&mut self, error: KafkaError) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AutoOffsetReset) {
+            tracing::error!(listener = &*self.plan.listener_id, %error,
+                "a partition has no committed offset and auto_offset_reset is `error`: it is not consumed; say where it starts with a seek in the listener's on_partitions_assigned callback, or commit an offset for the group");
+            return;
+        }
         let text = error.to_string();
         // The same error repeats at every poll (e.g. a missing topic): say it once a minute.
         let repeated = self

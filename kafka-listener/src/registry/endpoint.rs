@@ -8,6 +8,9 @@ use crate::error_handler::RetryTopics;
 use crate::extract::Requirements;
 use crate::handler::{BatchHandler, BlockingHandler, Handler};
 
+/// A listener's callback on assigned partitions (see [`Endpoint::on_partitions_assigned`]).
+pub type OnPartitionsAssigned = Arc<dyn Fn(&[(String, i32)], &crate::ConsumerHandle) + Send + Sync>;
+
 /// The listener type, decided from the handler's parameters (Spring's listener interfaces).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListenerType {
@@ -55,6 +58,9 @@ pub struct Endpoint {
     pub(crate) default_id: String,
     pub(crate) topics: Vec<String>,
     pub(crate) topic_pattern: Option<String>,
+    /// Explicit partitions: (topic, partitions, start position as written).
+    pub(crate) topic_partitions: Vec<(String, Vec<i32>, String)>,
+    pub(crate) on_partitions_assigned: Option<OnPartitionsAssigned>,
     pub(crate) group: Option<String>,
     pub(crate) container_factory: Option<String>,
     pub(crate) concurrency: Option<String>,
@@ -93,6 +99,8 @@ impl Endpoint {
             default_id: id,
             topics: Vec::new(),
             topic_pattern: None,
+            topic_partitions: Vec::new(),
+            on_partitions_assigned: None,
             group: None,
             container_factory: None,
             concurrency: None,
@@ -121,6 +129,12 @@ impl Endpoint {
             default_id: a.function.to_string(),
             topics: a.topics.iter().map(|t| t.to_string()).collect(),
             topic_pattern: a.topic_pattern.map(str::to_string),
+            topic_partitions: a
+                .topic_partitions
+                .iter()
+                .map(|(topic, partitions, start)| (topic.to_string(), partitions.to_vec(), start.to_string()))
+                .collect(),
+            on_partitions_assigned: a.on_partitions_assigned.map(|f| -> OnPartitionsAssigned { Arc::new(f) }),
             group: a.group.map(str::to_string),
             container_factory: a.container_factory.map(str::to_string),
             concurrency: a.concurrency.map(str::to_string),
@@ -200,6 +214,39 @@ impl Endpoint {
     /// The error handler of this listener, over its factory's.
     pub fn error_handler(mut self, handler: impl crate::ErrorHandler) -> Self {
         self.error_handler = Some(Arc::new(handler));
+        self
+    }
+
+    /// Explicit partitions of `topic`, without group rebalancing (the consumer's `assign()`),
+    /// starting at `start` (a [`StartPosition`](crate::registry::StartPosition) as text:
+    /// `"committed"`, `"beginning"`, `"end"`, `"offset:42"`, `"end-10"`, `"time:2026-11-01T00:00:00Z"`).
+    /// Call once per topic. Concurrency is capped at the number of partitions; offsets are still
+    /// committed for the listener's group.
+    pub fn topic_partitions(
+        mut self,
+        topic: impl Into<String>,
+        partitions: impl IntoIterator<Item = i32>,
+        start: impl Into<String>,
+    ) -> Self {
+        self.topic_partitions.push((topic.into(), partitions.into_iter().collect(), start.into()));
+        self
+    }
+
+    /// Where a new group starts a partition without a committed offset: `earliest`, `latest`, or
+    /// `error` (the partition is not consumed until it is sought; a consumer error says so).
+    pub fn auto_offset_reset(self, reset: impl Into<String>) -> Self {
+        self.property("auto.offset.reset", reset)
+    }
+
+    /// Called on the container's thread when partitions are assigned to one of the listener's
+    /// consumers (and at start for explicit partitions), before they are fetched: seeks on them
+    /// through the handle set where they start (Spring's `onPartitionsAssigned`), e.g. always from
+    /// the beginning, or past a group without committed offsets under `auto_offset_reset = error`.
+    pub fn on_partitions_assigned(
+        mut self,
+        callback: impl Fn(&[(String, i32)], &crate::ConsumerHandle) + Send + Sync + 'static,
+    ) -> Self {
+        self.on_partitions_assigned = Some(Arc::new(callback));
         self
     }
 

@@ -1,6 +1,7 @@
 //! The registry of listeners: annotated ones and ones built in code, validated and started together.
 
 pub(crate) mod annotation;
+mod assignment;
 mod endpoint;
 mod placeholder;
 #[allow(clippy::module_inception)]
@@ -9,6 +10,8 @@ mod resolve;
 mod running;
 mod validate;
 
-pub use endpoint::{Endpoint, ListenerType};
+pub(crate) use assignment::AssignedPartition;
+pub use assignment::StartPosition;
+pub use endpoint::{Endpoint, ListenerType, OnPartitionsAssigned};
 pub use registry::ListenerRegistry;
 pub use running::RunningListeners;

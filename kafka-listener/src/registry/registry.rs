@@ -232,11 +232,8 @@ impl ListenerRegistry {
                 if matches!(r.endpoint.invoker, Some(Invoker::Batch(_))) {
                     problem("is a batch listener: retry topics work record by record (as in Spring); use a record listener, or a DefaultErrorHandler with a DeadLetterRecoverer".to_string());
                 }
-                if r.pattern.is_some() {
-                    problem(
-                        "subscribes by topic_pattern: retry topics need named topics; name them with `topics`"
-                            .to_string(),
-                    );
+                if r.topics.is_empty() {
+                    problem("retry topics need named topics (not a topic_pattern or topic_partitions); name them with `topics`".to_string());
                 }
                 if let Some(message) = policy.problem() {
                     problem(message);

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
+use super::{AssignedPartition, StartPosition};
 use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
 use crate::container::{ContainerPlan, Invoker, ReplyPlan};
 use crate::error::Problem;
@@ -18,6 +19,8 @@ pub(crate) struct Resolved {
     pub(crate) id: String,
     pub(crate) topics: Vec<String>,
     pub(crate) pattern: Option<String>,
+    /// Explicit partitions (`topic_partitions`), resolved and parsed.
+    pub(crate) assignment: Vec<AssignedPartition>,
     pub(crate) group: Option<String>,
     pub(crate) factory_name: Option<String>,
     pub(crate) concurrency: Option<usize>,
@@ -38,7 +41,11 @@ impl Resolved {
     ) -> Option<(ContainerPlan, usize)> {
         let settings = factory.settings.clone();
         let ack_mode = self.endpoint.ack_mode.unwrap_or(settings.ack_mode);
-        let concurrency = self.concurrency.unwrap_or(settings.concurrency);
+        let mut concurrency = self.concurrency.unwrap_or(settings.concurrency);
+        if !self.assignment.is_empty() {
+            // Each consumer needs a partition of its own.
+            concurrency = concurrency.min(self.assignment.len());
+        }
         let group = self
             .group
             .clone()
@@ -83,6 +90,8 @@ impl Resolved {
                 .filter(|_| self.endpoint.requirements.replies)
                 .map(|template| ReplyPlan { template: template.clone(), topic: self.reply_to.clone() }),
             retry_topic: false,
+            assignment: self.assignment.clone(),
+            on_assigned: self.endpoint.on_partitions_assigned.clone(),
         };
         Some((plan, concurrency))
     }
@@ -120,6 +129,8 @@ impl Resolved {
                     reply: main.reply.clone(),
                     error_handler: main.error_handler.clone(),
                     retry_topic: true,
+                    assignment: Vec::new(),
+                    on_assigned: None,
                 }
             })
             .collect()
@@ -145,6 +156,13 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
     let id = field("id", &raw_id, &raw_id).unwrap_or_else(|| raw_id.clone());
     let topics: Vec<String> = e.topics.iter().filter_map(|t| field("topics", t, &id)).collect();
     let pattern = e.topic_pattern.as_deref().and_then(|p| field("topic_pattern", p, &id));
+    let partition_texts: Vec<(String, Vec<i32>, String)> = e
+        .topic_partitions
+        .iter()
+        .filter_map(|(t, partitions, start)| {
+            Some((field("topic_partitions", t, &id)?, partitions.clone(), field("topic_partitions", start, &id)?))
+        })
+        .collect();
     let group = e.group.as_deref().and_then(|g| field("group", g, &id));
     let factory_name = e.container_factory.as_deref().and_then(|f| field("container_factory", f, &id));
     let concurrency_text = e.concurrency.as_deref().and_then(|c| field("concurrency", c, &id));
@@ -157,11 +175,33 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
     if e.invoker.is_none() {
         problem("has no handler; call .handler(...), .blocking_handler(...) or .batch_handler(...)".into());
     }
-    if e.topics.is_empty() && e.topic_pattern.is_none() {
-        problem("names no topic; give `topic`, `topics` or `topic_pattern`".into());
+    let ways = [!e.topics.is_empty(), e.topic_pattern.is_some(), !e.topic_partitions.is_empty()];
+    match ways.iter().filter(|w| **w).count() {
+        0 => problem("names no topic; give `topic`, `topics`, `topic_pattern` or `topic_partitions`".into()),
+        1 => {}
+        _ => problem("gives more than one of topics, topic_pattern and topic_partitions; give one of them".into()),
     }
-    if !e.topics.is_empty() && e.topic_pattern.is_some() {
-        problem("gives both topics and a topic_pattern; give one of them".into());
+    let mut assignment: Vec<AssignedPartition> = Vec::new();
+    for (topic, partitions, start) in &partition_texts {
+        let start = match start.parse::<StartPosition>() {
+            Ok(start) => start,
+            Err(message) => {
+                problem(format!("topic_partitions of `{topic}`: {message}"));
+                continue;
+            }
+        };
+        if partitions.is_empty() {
+            problem(format!("topic_partitions of `{topic}` lists no partition"));
+        }
+        for &partition in partitions {
+            if partition < 0 {
+                problem(format!("topic_partitions of `{topic}`: partition {partition} is negative"));
+            } else if assignment.iter().any(|a| a.topic == *topic && a.partition == partition) {
+                problem(format!("topic_partitions: {topic}-{partition} is listed twice"));
+            } else {
+                assignment.push(AssignedPartition { topic: topic.clone(), partition, start });
+            }
+        }
     }
     if topics.iter().any(|t| t.trim().is_empty()) {
         problem("has an empty topic name".into());
@@ -216,6 +256,7 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
             id,
             topics,
             pattern,
+            assignment,
             group,
             factory_name,
             concurrency,

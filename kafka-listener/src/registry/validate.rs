@@ -61,6 +61,30 @@ pub(crate) async fn check_cluster(bound: &[Bound], problems: &mut Vec<Problem>) 
         }
         let Some(Ok(metadata)) = metadata.get(&key) else { continue };
         let mut partitions = 0usize;
+        for a in &r.assignment {
+            match metadata.topics().iter().find(|t| t.name() == a.topic && t.error().is_none()) {
+                Some(t) if !t.partitions().iter().any(|p| p.id() == a.partition) => problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!(
+                        "topic_partitions: topic `{}` has no partition {} (it has {}); fix the partition list",
+                        a.topic,
+                        a.partition,
+                        t.partitions().len()
+                    ),
+                }),
+                Some(_) => {}
+                None if factory.settings.missing_topics_fatal => problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!(
+                        "topic `{}` does not exist and {factory_label} sets missing_topics_fatal; create the topic",
+                        a.topic
+                    ),
+                }),
+                None => {
+                    tracing::warn!(listener = %r.id, topic = %a.topic, "topic does not exist (yet); the listener waits for it")
+                }
+            }
+        }
         for topic in &r.topics {
             match metadata.topics().iter().find(|t| t.name() == topic && t.error().is_none()) {
                 Some(t) => partitions += t.partitions().len(),
