@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use super::handle::{pairs, ConsumerHandle};
 use super::listener_container::{ContainerPlan, ListenerContainer, Siblings};
+use super::replay::ReplayReport;
 use super::shared::lock;
 use super::shared::SeekTo;
 use crate::error::{Error, Result};
@@ -205,6 +206,20 @@ impl ConcurrentContainer {
             all.extend(read(&consumer)?);
         }
         Ok(all)
+    }
+
+    /// Resolves once a replay (`Endpoint::replay`) is over, with the records handled per
+    /// partition; `complete` is false when it was stopped before the end of its window.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the listener is not a replay.
+    pub async fn replayed(&self) -> Result<ReplayReport> {
+        match &self.plan.replay {
+            Some(replay) => Ok(replay.wait().await),
+            None => {
+                Err(Error::config("replay", format!("listener `{}` is not a replay (Endpoint::replay)", self.id())))
+            }
+        }
     }
 
     /// How many times partitions were revoked from its consumers (rebalances) since start.

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::ContainerContext;
+use super::replay::{Replay, ReplayWindow};
 use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer, SeekTo};
 use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
@@ -26,7 +27,7 @@ use crate::extract::{ListenerContext, Record, StateMap};
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
 use crate::registry::{AssignedPartition, OnPartitionsAssigned, StartPosition};
-use crate::support::offset_for_time;
+use crate::support::{offset_for_time, offsets_for_times};
 
 /// How a listener's records are handed to it.
 #[derive(Clone)]
@@ -60,6 +61,9 @@ pub(crate) struct ContainerPlan {
     pub(crate) assignment: Vec<AssignedPartition>,
     /// The listener's callback on assigned partitions.
     pub(crate) on_assigned: Option<OnPartitionsAssigned>,
+    /// A time-range replay: the explicit partitions start at its first time, and the consumers
+    /// stop at its end time, committing nothing.
+    pub(crate) replay: Option<Arc<Replay>>,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.
@@ -184,9 +188,39 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             tracing::error!(listener, %error, topics = ?plan.subscription, "could not subscribe; the container is not running");
             return;
         }
-    } else if let Err(error) = assign(plan, &consumer, &shared, index, arrival.siblings.total) {
-        tracing::error!(listener, %error, "could not assign the listener's partitions; the container is not running");
-        return;
+    }
+    // A replay finds where its window starts and ends before its partitions are assigned.
+    let replay = match plan.replay.as_deref().map(|r| replay_window(plan, r, &consumer, index, arrival.siblings.total))
+    {
+        Some(Ok(window)) => Some(window),
+        Some(Err(error)) => {
+            tracing::error!(listener, %error, "could not find the replay window's offsets; the container is not running");
+            if let Some(replay) = &plan.replay {
+                replay.consumer_finished(false);
+            }
+            return;
+        }
+        None => None,
+    };
+    if !plan.assignment.is_empty() {
+        if let Err(error) = assign(plan, &consumer, &shared, index, arrival.siblings.total, replay.as_ref()) {
+            tracing::error!(listener, %error, "could not assign the listener's partitions; the container is not running");
+            if let Some(replay) = &plan.replay {
+                replay.consumer_finished(false);
+            }
+            return;
+        }
+        if let Some(window) = &replay {
+            let mut empty = TopicPartitionList::new();
+            for (topic, partition) in &window.done {
+                empty.add_partition(topic, *partition);
+            }
+            if empty.count() > 0 {
+                if let Err(error) = consumer.pause(&empty) {
+                    tracing::warn!(listener, %error, "could not pause the partitions with nothing to replay");
+                }
+            }
+        }
     }
     tracing::debug!(listener, index, topics = ?plan.subscription, "container started");
     {
@@ -201,9 +235,13 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             transaction: None,
             halted: false,
             waiting: Vec::new(),
+            replay,
         };
         poll_loop.run();
         poll_loop.finish();
+        if let (Some(replay), Some(window)) = (&plan.replay, &poll_loop.replay) {
+            replay.consumer_finished(window.all_done());
+        }
         arrival.arrive();
         if arrival.siblings.stopping.load(Ordering::Acquire) {
             poll_loop.wait_for(arrival.siblings);
@@ -215,6 +253,38 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     tracing::debug!(listener, index, "container stopped");
 }
 
+/// Where each of this consumer's partitions leaves a replay's window: the first offset at or after
+/// its end time (the end of the partition when there is none). Partitions whose window is empty
+/// are done at once.
+fn replay_window(
+    plan: &ContainerPlan,
+    replay: &Replay,
+    consumer: &KafkaConsumer,
+    index: usize,
+    total: usize,
+) -> rdkafka::error::KafkaResult<ReplayWindow> {
+    let mut window = ReplayWindow {
+        from_ms: replay.from_ms,
+        to_ms: replay.to_ms,
+        starts: std::collections::HashMap::new(),
+        ends: std::collections::HashMap::new(),
+        done: std::collections::HashSet::new(),
+    };
+    for a in plan.assignment.iter().skip(index).step_by(total.max(1)) {
+        let bounds = [replay.from_ms, replay.to_ms];
+        let found = offsets_for_times(consumer, &plan.client_config, &a.topic, a.partition, &bounds, SEEK_TIMEOUT)?;
+        let (start, end) = (found[0], found[1]);
+        let key = (a.topic.clone(), a.partition);
+        if start >= end {
+            window.done.insert(key.clone());
+        }
+        window.starts.insert(key.clone(), start);
+        window.ends.insert(key, end);
+    }
+    tracing::info!(listener = &*plan.listener_id, ends = ?window.ends, "replaying up to these offsets");
+    Ok(window)
+}
+
 /// Assigns this consumer its share of the listener's explicit partitions (every `total`-th from
 /// `index`), each at its start position; then tells the listener's assignment callback.
 fn assign(
@@ -223,6 +293,7 @@ fn assign(
     shared: &Arc<ContainerShared>,
     index: usize,
     total: usize,
+    replay: Option<&ReplayWindow>,
 ) -> rdkafka::error::KafkaResult<()> {
     let mine: Vec<&AssignedPartition> = plan.assignment.iter().skip(index).step_by(total.max(1)).collect();
     let mut tpl = TopicPartitionList::new();
@@ -233,6 +304,10 @@ fn assign(
             StartPosition::End => Offset::End,
             StartPosition::Offset(offset) => Offset::Offset(offset),
             StartPosition::FromEnd(count) => Offset::OffsetTail(count),
+            StartPosition::Timestamp(_) if replay.is_some() => {
+                let start = replay.and_then(|w| w.starts.get(&(a.topic.clone(), a.partition)));
+                start.map_or(Offset::End, |start| Offset::Offset(*start))
+            }
             StartPosition::Timestamp(ms) => {
                 Offset::Offset(offset_for_time(consumer, &plan.client_config, &a.topic, a.partition, ms, SEEK_TIMEOUT)?)
             }
@@ -275,6 +350,8 @@ struct PollLoop<'p, 'c> {
     halted: bool,
     /// Partitions of a retry topic paused until their head record is due.
     waiting: Vec<(String, i32, Instant)>,
+    /// This consumer's part of a time-range replay.
+    replay: Option<ReplayWindow>,
 }
 
 /// The failures so far of the batch record a listener named in `BatchListenerFailed`, and the
@@ -302,7 +379,16 @@ impl<'c> PollLoop<'_, 'c> {
                 let sought = self.apply_seeks(seeks, &records);
                 records.retain(|r| !sought.iter().any(|(t, p)| t == r.topic() && *p == r.partition()));
             }
+            let reached = match &self.replay {
+                Some(window) => {
+                    let reached = window.reached(&records);
+                    records.retain(|r| window.contains(r));
+                    reached
+                }
+                None => Vec::new(),
+            };
             if records.is_empty() {
+                self.replayed(reached);
                 self.idle();
                 continue;
             }
@@ -313,6 +399,30 @@ impl<'c> PollLoop<'_, 'c> {
             }
             let decision = self.policy.poll_done();
             self.apply(decision);
+            self.replayed(reached);
+        }
+    }
+
+    /// Partitions that reached the end of the replay window are paused; when all have, the
+    /// consumer stops.
+    fn replayed(&mut self, reached: Vec<(String, i32)>) {
+        let Some(window) = &mut self.replay else { return };
+        if reached.is_empty() && !window.all_done() {
+            return;
+        }
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in reached {
+            tpl.add_partition(&topic, partition);
+            window.done.insert((topic, partition));
+        }
+        if tpl.count() > 0 {
+            if let Err(error) = self.consumer.pause(&tpl) {
+                tracing::warn!(listener = &*self.plan.listener_id, %error, "could not pause a replayed partition");
+            }
+        }
+        if window.all_done() {
+            tracing::info!(listener = &*self.plan.listener_id, "replay window done; stopping");
+            self.shared.stop_requested.store(true, Ordering::Release);
         }
     }
 
@@ -329,7 +439,7 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn commit(&mut self) {
-        if self.plan.settings.transactional.is_some() {
+        if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
             // Offsets are committed in each record's transaction.
             return;
         }
@@ -364,7 +474,8 @@ impl<'c> PollLoop<'_, 'c> {
     /// rebalance is in progress is tried again, serving the rebalance meanwhile, until the
     /// shutdown deadline (at least `FINAL_COMMIT_GRACE`).
     fn finish(&mut self) {
-        if self.plan.settings.transactional.is_some() {
+        // A replay commits nothing: the group's position stays where it was.
+        if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
             return;
         }
         let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
@@ -629,6 +740,9 @@ impl<'c> PollLoop<'_, 'c> {
                 return;
             }
             self.shared.handled.fetch_add(1, Ordering::Relaxed);
+            if let Some(replay) = &self.plan.replay {
+                replay.handled(std::slice::from_ref(record));
+            }
             if self.apply_requests(requests, &records[index..], &records[index + 1..], &mut skipped) {
                 return;
             }
@@ -865,6 +979,9 @@ impl<'c> PollLoop<'_, 'c> {
                 return;
             }
             self.shared.handled.fetch_add(handled.len() as u64, Ordering::Relaxed);
+            if let Some(replay) = &self.plan.replay {
+                replay.handled(handled);
+            }
             if self.apply_requests(requests, &records[start..], &records[end..], &mut Vec::new()) {
                 return;
             }

@@ -5,10 +5,13 @@ mod concurrent;
 mod context;
 mod handle;
 mod listener_container;
+mod replay;
 mod shared;
 
 pub use concurrent::ConcurrentContainer;
 pub use handle::ConsumerHandle;
 pub(crate) use listener_container::{ContainerPlan, Invoker, ReplyPlan};
+pub(crate) use replay::Replay;
+pub use replay::ReplayReport;
 pub(crate) use shared::ContainerShared;
 pub use shared::SeekTo;

@@ -61,6 +61,8 @@ pub struct Endpoint {
     /// Explicit partitions: (topic, partitions, start position as written).
     pub(crate) topic_partitions: Vec<(String, Vec<i32>, String)>,
     pub(crate) on_partitions_assigned: Option<OnPartitionsAssigned>,
+    /// A time-range replay: [from, to) in ms since the epoch.
+    pub(crate) replay: Option<(i64, i64)>,
     pub(crate) group: Option<String>,
     pub(crate) container_factory: Option<String>,
     pub(crate) concurrency: Option<String>,
@@ -101,6 +103,7 @@ impl Endpoint {
             topic_pattern: None,
             topic_partitions: Vec::new(),
             on_partitions_assigned: None,
+            replay: None,
             group: None,
             container_factory: None,
             concurrency: None,
@@ -135,6 +138,7 @@ impl Endpoint {
                 .map(|(topic, partitions, start)| (topic.to_string(), partitions.to_vec(), start.to_string()))
                 .collect(),
             on_partitions_assigned: a.on_partitions_assigned.map(|f| -> OnPartitionsAssigned { Arc::new(f) }),
+            replay: None,
             group: a.group.map(str::to_string),
             container_factory: a.container_factory.map(str::to_string),
             concurrency: a.concurrency.map(str::to_string),
@@ -229,6 +233,19 @@ impl Endpoint {
         start: impl Into<String>,
     ) -> Self {
         self.topic_partitions.push((topic.into(), partitions.into_iter().collect(), start.into()));
+        self
+    }
+
+    /// Runs the listener over the records of its topics (all partitions) whose timestamps are in
+    /// `[from, to)`, then stops it: each partition starts at the first record at or after `from`
+    /// (offsets for times) and ends before the first at or after `to` (taken when the listener
+    /// starts: with `to` in the future, the end of the partition then). Nothing is committed.
+    /// `RunningListeners::replayed(id)` resolves with the records handled per partition.
+    pub fn replay(mut self, from: std::time::SystemTime, to: std::time::SystemTime) -> Self {
+        let ms = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        };
+        self.replay = Some((ms(from), ms(to)));
         self
     }
 

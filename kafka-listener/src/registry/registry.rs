@@ -13,6 +13,8 @@ use crate::error::{Error, Problem, Result};
 use crate::error_handler::RetryForwarder;
 use crate::extract::StateMap;
 use crate::producer::KafkaTemplate;
+use crate::registry::{AssignedPartition, StartPosition};
+use crate::support::Admin;
 
 /// All listeners of a program, their factories and state; [`start`](Self::start) validates them
 /// together and starts their containers (Spring's `KafkaListenerEndpointRegistry`).
@@ -114,7 +116,8 @@ impl ListenerRegistry {
         })?;
         let mut problems = Vec::new();
 
-        let resolved = self.resolve_selected(&mut problems);
+        let mut resolved = self.resolve_selected(&mut problems);
+        self.replay_partitions(&mut resolved, &mut problems).await;
         duplicate_ids(&resolved, &mut problems);
         let bound = self.bind(resolved, &mut problems);
         check_cluster(&bound, &mut problems).await;
@@ -143,6 +146,45 @@ impl ListenerRegistry {
             }
         }
         Ok(RunningListeners { containers })
+    }
+
+    /// Gives each replay every partition of its topics, starting at its window's start.
+    async fn replay_partitions(&self, resolved: &mut [Resolved], problems: &mut Vec<Problem>) {
+        for r in resolved.iter_mut().filter(|r| r.replay.is_some()) {
+            let factory = match &r.factory_name {
+                Some(name) => self.factories.get(name),
+                None => self.default_factory.as_ref(),
+            };
+            let (Some(factory), Some((from, _))) = (factory, r.replay) else { continue };
+            let admin = Admin::with_properties(factory.settings.properties.clone());
+            let topics = r.topics.clone();
+            let found = tokio::task::spawn_blocking(move || {
+                topics.iter().map(|t| admin.partitions(t).map(|ps| (t.clone(), ps))).collect::<Result<Vec<_>>>()
+            })
+            .await;
+            match found {
+                Ok(Ok(topics)) => {
+                    r.assignment = topics
+                        .into_iter()
+                        .flat_map(|(topic, partitions)| {
+                            partitions.into_iter().map(move |partition| AssignedPartition {
+                                topic: topic.clone(),
+                                partition,
+                                start: StartPosition::Timestamp(from),
+                            })
+                        })
+                        .collect();
+                }
+                Ok(Err(error)) => problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!("cannot read the partitions to replay: {error}"),
+                }),
+                Err(join) => problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!("cannot read the partitions to replay: {join}"),
+                }),
+            }
+        }
     }
 
     /// Resolves the listeners `only` selects (all without it).

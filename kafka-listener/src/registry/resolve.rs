@@ -7,7 +7,7 @@ use super::endpoint::Endpoint;
 use super::placeholder::resolve;
 use super::{AssignedPartition, StartPosition};
 use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
-use crate::container::{ContainerPlan, Invoker, ReplyPlan};
+use crate::container::{ContainerPlan, Invoker, Replay, ReplyPlan};
 use crate::error::Problem;
 use crate::error_handler::RetryTopics;
 use crate::extract::StateMap;
@@ -19,8 +19,10 @@ pub(crate) struct Resolved {
     pub(crate) id: String,
     pub(crate) topics: Vec<String>,
     pub(crate) pattern: Option<String>,
-    /// Explicit partitions (`topic_partitions`), resolved and parsed.
+    /// Explicit partitions (`topic_partitions`, or all partitions of a replay), resolved and parsed.
     pub(crate) assignment: Vec<AssignedPartition>,
+    /// A time-range replay: [from, to) in ms since the epoch.
+    pub(crate) replay: Option<(i64, i64)>,
     pub(crate) group: Option<String>,
     pub(crate) factory_name: Option<String>,
     pub(crate) concurrency: Option<usize>,
@@ -92,6 +94,7 @@ impl Resolved {
             retry_topic: false,
             assignment: self.assignment.clone(),
             on_assigned: self.endpoint.on_partitions_assigned.clone(),
+            replay: self.replay.map(|(from, to)| Arc::new(Replay::new(from, to, concurrency))),
         };
         Some((plan, concurrency))
     }
@@ -131,6 +134,7 @@ impl Resolved {
                     retry_topic: true,
                     assignment: Vec::new(),
                     on_assigned: None,
+                    replay: None,
                 }
             })
             .collect()
@@ -242,6 +246,17 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
             )),
         }
     }
+    if let Some((from, to)) = e.replay {
+        if e.topics.is_empty() {
+            problem("a replay takes named topics (all their partitions are replayed), not a topic_pattern or topic_partitions".into());
+        }
+        if to <= from {
+            problem(format!("the replay window ends ({to} ms) before it starts ({from} ms)"));
+        }
+        if e.retry_topics.is_some() {
+            problem("a replay does not use retry topics (it commits nothing); drop retry_topics".into());
+        }
+    }
     if e.reply_to.is_some() && e.invoker.is_some() && !e.requirements.replies {
         problem("declares reply_to but its handler returns nothing to reply with; return the reply value".into());
     }
@@ -257,6 +272,7 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
             topics,
             pattern,
             assignment,
+            replay: e.replay,
             group,
             factory_name,
             concurrency,

@@ -16,6 +16,15 @@ impl RunningListeners {
         self.containers.iter().find(|c| c.id() == id).map(|c| &**c)
     }
 
+    /// Waits for the replay with this id (`Endpoint::replay`) to be over: the records it handled
+    /// per partition.
+    ///
+    /// # Errors
+    /// [`Error::UnknownListener`] for an unknown id; [`Error::Config`] when it is not a replay.
+    pub async fn replayed(&self, id: &str) -> Result<crate::container::ReplayReport> {
+        self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.replayed().await
+    }
+
     /// Every container.
     pub fn containers(&self) -> impl Iterator<Item = &ConcurrentContainer> {
         self.containers.iter().map(|c| &**c)

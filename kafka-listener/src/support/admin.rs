@@ -97,6 +97,27 @@ impl Admin {
             .collect())
     }
 
+    /// The offset of the first record at or after `timestamp_ms` in each partition of `topic` (the
+    /// end offset where there is none): the broker's offsets for times, or a binary search over
+    /// the records where the broker keeps no time index (the embedded broker).
+    ///
+    /// # Errors
+    /// When the broker cannot be reached.
+    pub fn offsets_for_time(&self, topic: &str, timestamp_ms: i64) -> Result<BTreeMap<i32, i64>> {
+        let consumer = self.consumer(None)?;
+        let probe = self.properties.to_client_config();
+        self.partitions_with(&consumer, topic)?
+            .into_iter()
+            .map(|p| {
+                super::offset_for_time(&consumer, &probe, topic, p, timestamp_ms, self.timeout)
+                    .map(|offset| (p, offset))
+                    .map_err(|e| {
+                        Error::kafka(format!("finding the offset for time {timestamp_ms} in `{topic}`-{p}"), e)
+                    })
+            })
+            .collect()
+    }
+
     /// The end offset (high watermark) of each partition of `topic`.
     ///
     /// # Errors

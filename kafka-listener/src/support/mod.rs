@@ -5,4 +5,4 @@ mod admin;
 mod time_index;
 
 pub use admin::Admin;
-pub(crate) use time_index::offset_for_time;
+pub(crate) use time_index::{offset_for_time, offsets_for_times};

@@ -24,6 +24,34 @@ pub(crate) fn offset_for_time<C: ConsumerContext>(
     timestamp_ms: i64,
     timeout: Duration,
 ) -> KafkaResult<i64> {
+    offsets_for_times(consumer, probe_config, topic, partition, &[timestamp_ms], timeout).map(|found| found[0])
+}
+
+/// [`offset_for_time`] for several times of one partition, sharing one probe consumer.
+pub(crate) fn offsets_for_times<C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    probe_config: &ClientConfig,
+    topic: &str,
+    partition: i32,
+    timestamps_ms: &[i64],
+    timeout: Duration,
+) -> KafkaResult<Vec<i64>> {
+    let mut probe = None;
+    timestamps_ms
+        .iter()
+        .map(|&ts| one_offset_for_time(consumer, probe_config, &mut probe, topic, partition, ts, timeout))
+        .collect()
+}
+
+fn one_offset_for_time<'t, C: ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    probe_config: &ClientConfig,
+    probe: &mut Option<Probe<'t>>,
+    topic: &'t str,
+    partition: i32,
+    timestamp_ms: i64,
+    timeout: Duration,
+) -> KafkaResult<i64> {
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, partition, Offset::Offset(timestamp_ms))?;
     let found = consumer.offsets_for_times(tpl, timeout)?;
@@ -34,7 +62,10 @@ pub(crate) fn offset_for_time<C: ConsumerContext>(
     if low >= high {
         return Ok(high);
     }
-    let probe = Probe::new(probe_config, topic, partition, timeout)?;
+    if probe.is_none() {
+        *probe = Some(Probe::new(probe_config, topic, partition, timeout)?);
+    }
+    let Some(probe) = probe.as_ref() else { return Ok(high) };
     if probe.timestamp_at(high - 1)? < timestamp_ms {
         return Ok(high);
     }
@@ -66,6 +97,7 @@ impl<'t> Probe<'t> {
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
             .set("fetch.wait.max.ms", "10")
+            .set("fetch.queue.backoff.ms", "0")
             .set("queued.min.messages", "1")
             .set("fetch.message.max.bytes", "65536");
         config.remove("group.instance.id");
