@@ -26,6 +26,7 @@ pub(crate) const KEYS: &[&str] = &[
     "topic_partitions",
     "auto_offset_reset",
     "on_partitions_assigned",
+    "filter",
 ];
 
 /// The arguments `retry(...)` accepts.
@@ -66,6 +67,8 @@ pub(crate) struct ListenerArgs {
     pub(crate) topic_partitions: Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)>,
     /// A path to a `fn(&[(String, i32)], &ConsumerHandle)`.
     pub(crate) on_partitions_assigned: Option<syn::Path>,
+    /// A path to a `fn(&Record<'_>) -> bool`.
+    pub(crate) filter: Option<syn::Path>,
 }
 
 /// Whether a start position is written as `topic_partitions` accepts (the runtime parses it).
@@ -357,6 +360,16 @@ impl ListenerArgs {
                             );
                         }
                     }
+                }
+                "filter" => {
+                    let path = match value {
+                        Expr::Path(p) => Some(p.path.clone()),
+                        other => {
+                            errors.add(other.span(), "`filter` takes the path of a `fn(&Record<'_>) -> bool` (true: hand the record over), e.g. filter = only_paid");
+                            None
+                        }
+                    };
+                    set_once(&mut args.filter, path, &key, span, errors);
                 }
                 "on_partitions_assigned" => {
                     let path = match value {

@@ -212,6 +212,17 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         },
         None => quote!(::core::option::Option::None),
     };
+    let filter = match &args.filter {
+        Some(path) => quote_spanned! {path.span()=>
+            ::core::option::Option::Some({
+                fn __filter(record: &#private::Record<'_>) -> bool {
+                    #path(record)
+                }
+                __filter
+            })
+        },
+        None => quote!(::core::option::Option::None),
+    };
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
@@ -240,6 +251,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                     topic_pattern: #topic_pattern,
                     topic_partitions: &[#(#partition_entries),*],
                     on_partitions_assigned: #on_partitions_assigned,
+                    filter: #filter,
                     group: #group,
                     container_factory: #container_factory,
                     concurrency: #concurrency,

@@ -5,6 +5,8 @@ use std::time::Duration;
 use super::{validate_property, AckMode, Properties};
 use crate::error::{Error, Result};
 use crate::error_handler::{DefaultErrorHandler, ErrorHandler, RetryTopics};
+use crate::extract::Record;
+use crate::handler::{BatchInterceptor, RecordFilter, RecordInterceptor};
 use crate::producer::KafkaTemplate;
 
 /// Builds the containers of the listeners that name it (Spring's `ConcurrentKafkaListenerContainerFactory`).
@@ -45,6 +47,10 @@ pub(crate) struct FactorySettings {
     pub(crate) sync_commits: bool,
     pub(crate) delivery_attempt_header: bool,
     pub(crate) retry_topics: Option<Arc<RetryTopics>>,
+    pub(crate) record_filter: Option<RecordFilter>,
+    pub(crate) ack_discarded: bool,
+    pub(crate) record_interceptor: Option<Arc<dyn RecordInterceptor>>,
+    pub(crate) batch_interceptor: Option<Arc<dyn BatchInterceptor>>,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -135,6 +141,10 @@ impl Default for FactorySettings {
             sync_commits: false,
             delivery_attempt_header: false,
             retry_topics: None,
+            record_filter: None,
+            ack_discarded: true,
+            record_interceptor: None,
+            batch_interceptor: None,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -255,6 +265,34 @@ impl ContainerFactoryBuilder {
     /// own `retry(...)` takes precedence): see [`RetryTopics`]. Needs a template on the registry.
     pub fn retry_topics(mut self, policy: RetryTopics) -> Self {
         self.settings.retry_topics = Some(Arc::new(policy));
+        self
+    }
+
+    /// Which records the listeners of this factory get (`true`: hand it over); a listener's own
+    /// `filter` takes precedence. Discarded records count as processed unless
+    /// [`ack_discarded`](Self::ack_discarded) is false.
+    pub fn record_filter(mut self, filter: impl Fn(&Record<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.settings.record_filter = Some(Arc::new(filter));
+        self
+    }
+
+    /// Whether records a filter or interceptor discards are committed as processed (default true,
+    /// Spring's `ackDiscarded`). With false, a discarded record is committed only with a later
+    /// handled one (an acknowledging listener's commit passes it once the next record is acked).
+    pub fn ack_discarded(mut self, ack: bool) -> Self {
+        self.settings.ack_discarded = ack;
+        self
+    }
+
+    /// Runs around each invocation of a record listener of this factory.
+    pub fn record_interceptor(mut self, interceptor: impl RecordInterceptor) -> Self {
+        self.settings.record_interceptor = Some(Arc::new(interceptor));
+        self
+    }
+
+    /// Runs around each invocation of a batch listener of this factory.
+    pub fn batch_interceptor(mut self, interceptor: impl BatchInterceptor) -> Self {
+        self.settings.batch_interceptor = Some(Arc::new(interceptor));
         self
     }
 

@@ -24,6 +24,7 @@ use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
 use crate::error_handler::{attempt_of, due_of, now_millis, ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
+use crate::handler::RecordFilter;
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
 use crate::producer::{headers, KafkaTemplate};
 use crate::registry::{AssignedPartition, OnPartitionsAssigned, StartPosition};
@@ -64,6 +65,8 @@ pub(crate) struct ContainerPlan {
     /// A time-range replay: the explicit partitions start at its first time, and the consumers
     /// stop at its end time, committing nothing.
     pub(crate) replay: Option<Arc<Replay>>,
+    /// The listener's record filter, else its factory's.
+    pub(crate) filter: Option<RecordFilter>,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.
@@ -387,6 +390,7 @@ impl<'c> PollLoop<'_, 'c> {
                 }
                 None => Vec::new(),
             };
+            let mut records = self.discard(records);
             if records.is_empty() {
                 self.replayed(reached);
                 self.idle();
@@ -401,6 +405,57 @@ impl<'c> PollLoop<'_, 'c> {
             self.apply(decision);
             self.replayed(reached);
         }
+    }
+
+    /// Applies the record filter and the factory's interceptor: the records left out count as
+    /// processed (unless `ack_discarded` is false).
+    fn discard(&mut self, records: Vec<Record<'c>>) -> Vec<Record<'c>> {
+        let settings = &self.plan.settings;
+        let (record_interceptor, batch_interceptor) = match self.plan.invoker {
+            Invoker::Record(_) => (settings.record_interceptor.clone(), None),
+            Invoker::Batch(_) => (None, settings.batch_interceptor.clone()),
+        };
+        if self.plan.filter.is_none() && record_interceptor.is_none() && batch_interceptor.is_none() {
+            return records;
+        }
+        let listener = &*self.plan.listener_id;
+        let ack = settings.ack_discarded;
+        let mut discarded: Vec<(String, i32, i64)> = Vec::new();
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records {
+            let at = || (record.topic().to_string(), record.partition(), record.offset());
+            if self.plan.filter.as_ref().is_some_and(|keep| !keep(&record)) {
+                discarded.push(at());
+                continue;
+            }
+            match &record_interceptor {
+                Some(interceptor) => {
+                    let place = at();
+                    match interceptor.intercept(record, listener) {
+                        Some(record) => kept.push(record),
+                        None => discarded.push(place),
+                    }
+                }
+                None => kept.push(record),
+            }
+        }
+        if let Some(interceptor) = batch_interceptor {
+            let before: Vec<(String, i32, i64)> =
+                kept.iter().map(|r| (r.topic().to_string(), r.partition(), r.offset())).collect();
+            kept = interceptor.intercept(kept, listener);
+            discarded.extend(
+                before.into_iter().filter(|(t, p, o)| {
+                    !kept.iter().any(|r| r.topic() == t && r.partition() == *p && r.offset() == *o)
+                }),
+            );
+        }
+        if ack && !discarded.is_empty() {
+            let mut offsets = self.shared.offsets();
+            for (topic, partition, offset) in discarded {
+                offsets.complete(&topic, partition, offset, false);
+            }
+        }
+        kept
     }
 
     /// Partitions that reached the end of the replay window are paused; when all have, the
@@ -767,7 +822,19 @@ impl<'c> PollLoop<'_, 'c> {
                     .unwrap_or_else(|panic| Err(panic_failure(panic)))
             });
             let result = result.and_then(|output| self.publish(record, output));
-            let Err(failure) = result else { return Outcome::Handled };
+            let interceptor = self.plan.settings.record_interceptor.as_deref();
+            let failure = match result {
+                Ok(()) => {
+                    if let Some(interceptor) = interceptor {
+                        interceptor.success(record, &self.plan.listener_id);
+                    }
+                    return Outcome::Handled;
+                }
+                Err(failure) => failure,
+            };
+            if let Some(interceptor) = interceptor {
+                interceptor.failure(record, &failure, &self.plan.listener_id);
+            }
             self.abort_transaction();
             let decision = self.plan.error_handler.handle_record(&FailedRecord {
                 listener_id: &self.plan.listener_id,
@@ -1129,6 +1196,12 @@ impl<'c> PollLoop<'_, 'c> {
             });
             if result.is_err() {
                 self.abort_transaction();
+            }
+            if let Some(interceptor) = self.plan.settings.batch_interceptor.as_deref() {
+                match &result {
+                    Ok(()) => interceptor.success(&records[start..end], &self.plan.listener_id),
+                    Err((_, failure)) => interceptor.failure(&records[start..end], failure, &self.plan.listener_id),
+                }
             }
             let failure = match result {
                 Ok(()) => return (end, Outcome::Handled),

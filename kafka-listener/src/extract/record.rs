@@ -1,64 +1,144 @@
 use bytes::Bytes;
-use rdkafka::message::{BorrowedMessage, Headers as _, Message};
+use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message, OwnedHeaders, OwnedMessage};
 
 use super::{ConversionError, FromRecord, ListenerContext};
 
 /// A record as the consumer delivered it, borrowed: what extractors read from.
 ///
-/// It lives only while the listener is invoked; [`Record::to_owned`] copies it.
+/// It lives only while the listener is invoked; [`Record::to_owned`] copies it. An interceptor may
+/// change it ([`with_payload`](Self::with_payload), ...), which makes it an owned copy.
 pub struct Record<'a> {
-    message: BorrowedMessage<'a>,
+    message: Delivered<'a>,
+}
+
+enum Delivered<'a> {
+    Borrowed(BorrowedMessage<'a>),
+    Owned(OwnedMessage),
+}
+
+/// Calls `$body` with `$m` bound to the message, whichever way it is held.
+macro_rules! with_message {
+    ($record:expr, $m:ident => $body:expr) => {
+        match &$record.message {
+            Delivered::Borrowed($m) => $body,
+            Delivered::Owned($m) => $body,
+        }
+    };
 }
 
 impl<'a> Record<'a> {
     pub(crate) fn new(message: BorrowedMessage<'a>) -> Self {
-        Record { message }
+        Record { message: Delivered::Borrowed(message) }
     }
 
     /// The topic.
     pub fn topic(&self) -> &str {
-        self.message.topic()
+        with_message!(self, m => m.topic())
     }
 
     /// The partition.
     pub fn partition(&self) -> i32 {
-        self.message.partition()
+        with_message!(self, m => m.partition())
     }
 
     /// The offset.
     pub fn offset(&self) -> i64 {
-        self.message.offset()
+        with_message!(self, m => m.offset())
     }
 
     /// The timestamp in milliseconds since the epoch (create or log-append time), if any.
     pub fn timestamp(&self) -> Option<i64> {
-        self.message.timestamp().to_millis()
+        with_message!(self, m => m.timestamp().to_millis())
     }
 
     /// The key bytes, if the record has a key.
     pub fn key(&self) -> Option<&[u8]> {
-        self.message.key()
+        with_message!(self, m => m.key())
     }
 
     /// The value bytes; `None` for a tombstone.
     pub fn payload(&self) -> Option<&[u8]> {
-        self.message.payload()
+        with_message!(self, m => m.payload())
     }
 
     /// The value of the last header called `name` (`Some(None)` for a header with a null value).
     pub fn header(&self, name: &str) -> Option<Option<&[u8]>> {
-        let headers = self.message.headers()?;
-        headers.iter().filter(|h| h.key == name).last().map(|h| h.value)
+        with_message!(self, m => {
+            let headers = m.headers()?;
+            headers.iter().filter(|h| h.key == name).last().map(|h| h.value)
+        })
     }
 
     /// All headers, copied.
     pub fn headers(&self) -> Headers {
-        let entries = self
-            .message
+        let entries = with_message!(self, m => m
             .headers()
             .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
-            .unwrap_or_default();
+            .unwrap_or_default());
         Headers { entries }
+    }
+
+    /// The record with another value (for interceptors): an owned copy from then on.
+    #[must_use]
+    pub fn with_payload(self, payload: Option<Vec<u8>>) -> Record<'a> {
+        let mut owned = self.into_owned_message();
+        let headers = owned.detach_headers();
+        let key = owned.key().map(<[u8]>::to_vec);
+        Record::owned(OwnedMessage::new(
+            payload,
+            key,
+            owned.topic().to_string(),
+            owned.timestamp(),
+            owned.partition(),
+            owned.offset(),
+            headers,
+        ))
+    }
+
+    /// The record with another key (for interceptors).
+    #[must_use]
+    pub fn with_key(self, key: Option<Vec<u8>>) -> Record<'a> {
+        let mut owned = self.into_owned_message();
+        let headers = owned.detach_headers();
+        let payload = owned.payload().map(<[u8]>::to_vec);
+        Record::owned(OwnedMessage::new(
+            payload,
+            key,
+            owned.topic().to_string(),
+            owned.timestamp(),
+            owned.partition(),
+            owned.offset(),
+            headers,
+        ))
+    }
+
+    /// The record with a header added (for interceptors).
+    #[must_use]
+    pub fn with_header(self, name: &str, value: &[u8]) -> Record<'a> {
+        let mut owned = self.into_owned_message();
+        let headers = owned.detach_headers().unwrap_or_else(|| OwnedHeaders::new_with_capacity(1));
+        let headers = headers.insert(Header { key: name, value: Some(value) });
+        let (payload, key) = (owned.payload().map(<[u8]>::to_vec), owned.key().map(<[u8]>::to_vec));
+        Record::owned(OwnedMessage::new(
+            payload,
+            key,
+            owned.topic().to_string(),
+            owned.timestamp(),
+            owned.partition(),
+            owned.offset(),
+            Some(headers),
+        ))
+    }
+
+    fn owned(message: OwnedMessage) -> Record<'a> {
+        Record { message: Delivered::Owned(message) }
+    }
+
+    fn into_owned_message(self) -> OwnedMessage {
+        match self.message {
+            Delivered::Borrowed(m) => m.detach(),
+            Delivered::Owned(m) => m,
+        }
     }
 
     /// A copy of the whole record that outlives the invocation.

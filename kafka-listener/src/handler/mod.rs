@@ -6,11 +6,13 @@
 //! to 12 parameters (as axum's handlers are).
 
 mod error;
+mod interceptor;
 mod invoke;
 
 pub use error::{
     BatchListenerFailed, BatchOutcome, HandlerOutput, IntoListenerResult, ListenerError, ListenerFailure, RecordOutcome,
 };
+pub use interceptor::{BatchInterceptor, RecordFilter, RecordInterceptor};
 #[doc(hidden)]
 pub use invoke::drive;
 pub(crate) use invoke::{BatchInvoker, RecordInvoker};

@@ -26,6 +26,7 @@ pub struct AnnotatedListener {
     pub topic_pattern: Option<&'static str>,
     pub topic_partitions: &'static [(&'static str, &'static [i32], &'static str)],
     pub on_partitions_assigned: Option<AssignedFn>,
+    pub filter: Option<fn(&Record<'_>) -> bool>,
     pub group: Option<&'static str>,
     pub container_factory: Option<&'static str>,
     pub concurrency: Option<&'static str>,

@@ -63,6 +63,7 @@ pub struct Endpoint {
     pub(crate) on_partitions_assigned: Option<OnPartitionsAssigned>,
     /// A time-range replay: [from, to) in ms since the epoch.
     pub(crate) replay: Option<(i64, i64)>,
+    pub(crate) filter: Option<crate::handler::RecordFilter>,
     pub(crate) group: Option<String>,
     pub(crate) container_factory: Option<String>,
     pub(crate) concurrency: Option<String>,
@@ -104,6 +105,7 @@ impl Endpoint {
             topic_partitions: Vec::new(),
             on_partitions_assigned: None,
             replay: None,
+            filter: None,
             group: None,
             container_factory: None,
             concurrency: None,
@@ -139,6 +141,7 @@ impl Endpoint {
                 .collect(),
             on_partitions_assigned: a.on_partitions_assigned.map(|f| -> OnPartitionsAssigned { Arc::new(f) }),
             replay: None,
+            filter: a.filter.map(|f| -> crate::handler::RecordFilter { Arc::new(f) }),
             group: a.group.map(str::to_string),
             container_factory: a.container_factory.map(str::to_string),
             concurrency: a.concurrency.map(str::to_string),
@@ -233,6 +236,12 @@ impl Endpoint {
         start: impl Into<String>,
     ) -> Self {
         self.topic_partitions.push((topic.into(), partitions.into_iter().collect(), start.into()));
+        self
+    }
+
+    /// Which records this listener gets (`true`: hand it over), over its factory's filter.
+    pub fn filter(mut self, filter: impl Fn(&crate::Record<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.filter = Some(Arc::new(filter));
         self
     }
 

@@ -95,6 +95,7 @@ impl Resolved {
             assignment: self.assignment.clone(),
             on_assigned: self.endpoint.on_partitions_assigned.clone(),
             replay: self.replay.map(|(from, to)| Arc::new(Replay::new(from, to, concurrency))),
+            filter: self.endpoint.filter.clone().or_else(|| factory.settings.record_filter.clone()),
         };
         Some((plan, concurrency))
     }
@@ -135,6 +136,7 @@ impl Resolved {
                     assignment: Vec::new(),
                     on_assigned: None,
                     replay: None,
+                    filter: main.filter.clone(),
                 }
             })
             .collect()
