@@ -3,6 +3,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{validate_property, AckMode, Properties};
+use crate::container::{ContainerEvent, EventListener};
 use crate::error::{Error, Result};
 use crate::error_handler::{DefaultErrorHandler, ErrorHandler, RetryTopics};
 use crate::extract::Record;
@@ -51,6 +52,9 @@ pub(crate) struct FactorySettings {
     pub(crate) ack_discarded: bool,
     pub(crate) record_interceptor: Option<Arc<dyn RecordInterceptor>>,
     pub(crate) batch_interceptor: Option<Arc<dyn BatchInterceptor>>,
+    pub(crate) event_listener: Option<EventListener>,
+    pub(crate) idle_event_interval: Option<Duration>,
+    pub(crate) non_responsive_after: Duration,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -145,6 +149,9 @@ impl Default for FactorySettings {
             ack_discarded: true,
             record_interceptor: None,
             batch_interceptor: None,
+            event_listener: None,
+            idle_event_interval: None,
+            non_responsive_after: Duration::from_secs(30),
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -293,6 +300,27 @@ impl ContainerFactoryBuilder {
     /// Runs around each invocation of a batch listener of this factory.
     pub fn batch_interceptor(mut self, interceptor: impl BatchInterceptor) -> Self {
         self.settings.batch_interceptor = Some(Arc::new(interceptor));
+        self
+    }
+
+    /// Receives the container events of this factory's listeners (started, stopped, partitions
+    /// assigned / revoked / lost, idle, non-responsive, commit failures), on the container threads.
+    pub fn event_listener(mut self, listener: impl Fn(&ContainerEvent) + Send + Sync + 'static) -> Self {
+        self.settings.event_listener = Some(Arc::new(listener));
+        self
+    }
+
+    /// Sends `Idle` (per consumer) and `PartitionIdle` events when no record arrived for this long,
+    /// and again every interval while it lasts (default: none).
+    pub fn idle_event_interval(mut self, interval: Duration) -> Self {
+        self.settings.idle_event_interval = Some(interval);
+        self
+    }
+
+    /// Sends a `NonResponsive` event when a consumer has not polled for this long (a handler stuck
+    /// or slow; default 30 s).
+    pub fn non_responsive_after(mut self, threshold: Duration) -> Self {
+        self.settings.non_responsive_after = threshold;
         self
     }
 

@@ -75,7 +75,34 @@ impl ConcurrentContainer {
             })?;
             children.push(child);
         }
+        if children.first().is_some_and(|c| c.shared.has_events()) {
+            self.watch_polls(children.iter().map(|c| c.shared.clone()).collect());
+        }
         Ok(())
+    }
+
+    /// Sends `NonResponsive` events for consumers that stop polling, until they all end.
+    fn watch_polls(&self, consumers: Vec<Arc<super::shared::ContainerShared>>) {
+        let threshold = self.plan.settings.non_responsive_after;
+        let every = (threshold / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+        self.plan.runtime.spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if consumers.iter().all(|c| c.finished.load(Ordering::Acquire)) {
+                    return;
+                }
+                for c in consumers.iter().filter(|c| !c.finished.load(Ordering::Acquire)) {
+                    let since_last_poll = c.since_last_poll();
+                    if since_last_poll >= threshold && !c.non_responsive.swap(true, Ordering::AcqRel) {
+                        c.emit(|listener, consumer| super::events::ContainerEvent::NonResponsive {
+                            listener,
+                            consumer,
+                            since_last_poll,
+                        });
+                    }
+                }
+            }
+        });
     }
 
     /// Whether any of its consumers runs.
@@ -152,6 +179,24 @@ impl ConcurrentContainer {
             .find(|c| c.shared.offsets().owns(topic, partition))
             .map(|c| ConsumerHandle::new(c.shared.clone()))
             .ok_or_else(|| Error::NotAssigned { listener: self.id().to_string(), topic: topic.to_string(), partition })
+    }
+
+    /// Pauses one partition (through the consumer that owns it): it is not fetched until
+    /// [`resume_partition`](Self::resume_partition); the consumer keeps polling and stays in its
+    /// group.
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] when none of its consumers owns the partition.
+    pub fn pause_partition(&self, topic: &str, partition: i32) -> Result<()> {
+        self.consumer_for(topic, partition)?.pause(&[(topic, partition)])
+    }
+
+    /// Resumes a partition paused with [`pause_partition`](Self::pause_partition).
+    ///
+    /// # Errors
+    /// [`Error::NotAssigned`] when none of its consumers owns the partition.
+    pub fn resume_partition(&self, topic: &str, partition: i32) -> Result<()> {
+        self.consumer_for(topic, partition)?.resume(&[(topic, partition)])
     }
 
     /// Moves a partition's position, from outside the listener (Spring's `ConsumerSeekAware`

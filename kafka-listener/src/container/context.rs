@@ -10,6 +10,7 @@ use rdkafka::TopicPartitionList;
 
 use rdkafka::Offset;
 
+use super::events::ContainerEvent;
 use super::shared::{describe, ContainerShared, SeekTo};
 use crate::ack::Selection;
 use crate::registry::OnPartitionsAssigned;
@@ -112,7 +113,16 @@ impl ConsumerContext for ContainerContext {
             Rebalance::Revoke(tpl) => {
                 // Handlers run between polls on this thread, so none is in flight now: commit what
                 // was processed before the partitions go to another consumer.
-                if consumer.assignment_lost() {
+                let lost = consumer.assignment_lost();
+                self.shared.emit(|listener, consumer| {
+                    let partitions = super::handle::pairs(tpl);
+                    if lost {
+                        ContainerEvent::PartitionsLost { listener, consumer, partitions }
+                    } else {
+                        ContainerEvent::PartitionsRevoked { listener, consumer, partitions }
+                    }
+                });
+                if lost {
                     tracing::warn!(listener, partitions = %describe(tpl), "assignment lost; processed offsets cannot be committed");
                 } else if let Err(error) = self.shared.commit(consumer, true, Selection::Partitions(tpl)) {
                     tracing::warn!(listener, partitions = %describe(tpl), %error,
@@ -151,6 +161,11 @@ impl ConsumerContext for ContainerContext {
                 }
             }
             tracing::info!(listener = &*self.shared.listener_id, partitions = %partitions(tpl), "partitions assigned");
+            self.shared.emit(|listener, consumer| ContainerEvent::PartitionsAssigned {
+                listener,
+                consumer,
+                partitions: super::handle::pairs(tpl),
+            });
         }
     }
 

@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::ContainerContext;
+use super::events::ContainerEvent;
 use super::replay::{Replay, ReplayWindow};
 use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer, SeekTo};
 use crate::ack::Selection;
@@ -95,8 +96,13 @@ const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(3);
 
 impl ListenerContainer {
     pub(crate) fn spawn(plan: Arc<ContainerPlan>, index: usize, siblings: Arc<Siblings>) -> std::io::Result<Self> {
-        let shared =
-            Arc::new(ContainerShared::new(plan.listener_id.clone(), plan.ack_mode, plan.settings.sync_commits));
+        let shared = Arc::new(ContainerShared::new(
+            plan.listener_id.clone(),
+            plan.ack_mode,
+            plan.settings.sync_commits,
+            index,
+            plan.settings.event_listener.clone(),
+        ));
         let (done_tx, done) = watch::channel(());
         let thread_shared = shared.clone();
         let thread = std::thread::Builder::new().name(format!("kafka-listener-{}-{index}", plan.listener_id)).spawn(
@@ -105,7 +111,9 @@ impl ListenerContainer {
                 let _done = done_tx;
                 // Counts as arrived however the thread ends.
                 let arrival = Arrival { siblings: &siblings, arrived: std::cell::Cell::new(false) };
-                run(&plan, index, thread_shared, &arrival);
+                run(&plan, index, thread_shared.clone(), &arrival);
+                thread_shared.finished.store(true, Ordering::Release);
+                thread_shared.emit(|listener, consumer| ContainerEvent::Stopped { listener, consumer });
             },
         )?;
         Ok(ListenerContainer { shared, done, _thread: thread })
@@ -226,6 +234,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         }
     }
     tracing::debug!(listener, index, topics = ?plan.subscription, "container started");
+    shared.emit(|listener, consumer| ContainerEvent::Started { listener, consumer });
     {
         let mut poll_loop = PollLoop {
             plan,
@@ -239,6 +248,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             halted: false,
             waiting: Vec::new(),
             replay,
+            idle: IdleWatch::new(plan.settings.idle_event_interval),
         };
         poll_loop.run();
         poll_loop.finish();
@@ -355,6 +365,46 @@ struct PollLoop<'p, 'c> {
     waiting: Vec<(String, i32, Instant)>,
     /// This consumer's part of a time-range replay.
     replay: Option<ReplayWindow>,
+    idle: IdleWatch,
+}
+
+/// When records last arrived, for idle events (kept only with an `idle_event_interval`).
+struct IdleWatch {
+    interval: Option<Duration>,
+    /// When the consumer started: the partitions' last record before any arrived.
+    since: Instant,
+    last_record: Instant,
+    partitions: std::collections::HashMap<(String, i32), Instant>,
+    next_check: Instant,
+}
+
+impl IdleWatch {
+    fn new(interval: Option<Duration>) -> Self {
+        let now = Instant::now();
+        IdleWatch {
+            interval,
+            since: now,
+            last_record: now,
+            partitions: std::collections::HashMap::new(),
+            next_check: now,
+        }
+    }
+
+    fn arrived(&mut self, records: &[Record<'_>]) {
+        if self.interval.is_none() || records.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        self.last_record = now;
+        for r in records {
+            match self.partitions.get_mut(&(r.topic().to_string(), r.partition())) {
+                Some(at) => *at = now,
+                None => {
+                    self.partitions.insert((r.topic().to_string(), r.partition()), now);
+                }
+            }
+        }
+    }
 }
 
 /// The failures so far of the batch record a listener named in `BatchListenerFailed`, and the
@@ -374,7 +424,9 @@ impl<'c> PollLoop<'_, 'c> {
             self.resume_due();
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
+            self.idle_events();
             let mut records = self.gather(limit);
+            self.idle.arrived(&records);
             let seeks = std::mem::take(&mut lock(&self.shared.requests).seeks);
             if !seeks.is_empty() {
                 // Requested from outside (or when partitions were assigned): applied before any
@@ -456,6 +508,35 @@ impl<'c> PollLoop<'_, 'c> {
             }
         }
         kept
+    }
+
+    /// Sends the idle events that are due (at most once per interval).
+    fn idle_events(&mut self) {
+        let Some(interval) = self.idle.interval else { return };
+        let now = Instant::now();
+        if now < self.idle.next_check {
+            return;
+        }
+        self.idle.next_check = now + interval;
+        let idle_for = now.duration_since(self.idle.last_record);
+        if idle_for >= interval {
+            self.shared.emit(|listener, consumer| ContainerEvent::Idle { listener, consumer, idle_for });
+        }
+        let Ok(assignment) = self.consumer.assignment() else { return };
+        for e in assignment.elements() {
+            let key = (e.topic().to_string(), e.partition());
+            let last = *self.idle.partitions.entry(key).or_insert(self.idle.since);
+            let idle_for = now.duration_since(last);
+            if idle_for >= interval {
+                self.shared.emit(|listener, consumer| ContainerEvent::PartitionIdle {
+                    listener,
+                    consumer,
+                    topic: e.topic().to_string(),
+                    partition: e.partition(),
+                    idle_for,
+                });
+            }
+        }
     }
 
     /// Partitions that reached the end of the replay window are paused; when all have, the
@@ -580,6 +661,7 @@ impl<'c> PollLoop<'_, 'c> {
     fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
         let mut records = Vec::new();
         let first = self.plan.settings.poll_timeout.min(POLL_SLICE);
+        self.shared.polled();
         match self.consumer.poll(first) {
             Some(Ok(message)) => records.push(Record::new(message)),
             Some(Err(error)) => {
@@ -998,6 +1080,7 @@ impl<'c> PollLoop<'_, 'c> {
             if left.is_zero() || self.past_deadline() {
                 break;
             }
+            self.shared.polled();
             if let Some(Ok(message)) = self.consumer.poll(left.min(POLL_SLICE)) {
                 let (topic, partition, offset) = (message.topic(), message.partition(), message.offset());
                 match rewinds.iter_mut().find(|(t, p, _)| t == topic && *p == partition) {

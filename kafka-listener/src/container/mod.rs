@@ -3,12 +3,14 @@
 mod commit_policy;
 mod concurrent;
 mod context;
+mod events;
 mod handle;
 mod listener_container;
 mod replay;
 mod shared;
 
 pub use concurrent::ConcurrentContainer;
+pub use events::{ContainerEvent, EventListener};
 pub use handle::ConsumerHandle;
 pub(crate) use listener_container::{ContainerPlan, Invoker, ReplyPlan};
 pub(crate) use replay::Replay;

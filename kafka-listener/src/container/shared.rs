@@ -1,13 +1,14 @@
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::ContainerContext;
+use super::events::{ContainerEvent, EventListener};
 use crate::ack::{OffsetTracker, Selection};
 use crate::config::AckMode;
 
@@ -69,11 +70,37 @@ pub(crate) struct ContainerShared {
     /// A deferred commit (AckMode::Record) is scheduled.
     pub(crate) flush_scheduled: AtomicBool,
     pub(crate) handled: AtomicU64,
+    /// The consumer's index in its listener's container.
+    pub(crate) index: usize,
+    events: Option<EventListener>,
+    /// When the poll loop last polled, in ms since `EPOCH`.
+    last_poll_ms: AtomicU64,
+    /// A non-responsive event was sent and the loop has not polled since.
+    pub(crate) non_responsive: AtomicBool,
+    /// The poll thread has ended.
+    pub(crate) finished: AtomicBool,
+}
+
+/// The process's reference instant for poll times.
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
 }
 
 impl ContainerShared {
-    pub(crate) fn new(listener_id: Arc<str>, ack_mode: AckMode, sync_commits: bool) -> Self {
+    pub(crate) fn new(
+        listener_id: Arc<str>,
+        ack_mode: AckMode,
+        sync_commits: bool,
+        index: usize,
+        events: Option<EventListener>,
+    ) -> Self {
         ContainerShared {
+            index,
+            events,
+            last_poll_ms: AtomicU64::new(epoch().elapsed().as_millis() as u64),
+            non_responsive: AtomicBool::new(false),
+            finished: AtomicBool::new(false),
             listener_id,
             ack_mode,
             sync_commits,
@@ -90,6 +117,30 @@ impl ContainerShared {
             flush_scheduled: AtomicBool::new(false),
             handled: AtomicU64::new(0),
         }
+    }
+
+    /// Tells the subscriber, if any (the event is built only then).
+    pub(crate) fn emit(&self, event: impl FnOnce(String, usize) -> ContainerEvent) {
+        if let Some(events) = &self.events {
+            events(&event(self.listener_id.to_string(), self.index));
+        }
+    }
+
+    /// Whether a subscriber listens.
+    pub(crate) fn has_events(&self) -> bool {
+        self.events.is_some()
+    }
+
+    /// The poll loop is about to poll.
+    pub(crate) fn polled(&self) {
+        self.last_poll_ms.store(epoch().elapsed().as_millis() as u64, Ordering::Relaxed);
+        self.non_responsive.store(false, Ordering::Relaxed);
+    }
+
+    /// Since the poll loop last polled.
+    pub(crate) fn since_last_poll(&self) -> Duration {
+        let now = epoch().elapsed().as_millis() as u64;
+        Duration::from_millis(now.saturating_sub(self.last_poll_ms.load(Ordering::Relaxed)))
     }
 
     pub(crate) fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
@@ -129,6 +180,13 @@ impl ContainerShared {
         let result = consumer.commit(&tpl, mode);
         if result.is_ok() && !asynchronous {
             offsets.confirmed(&tpl);
+        }
+        if let Err(error) = &result {
+            self.emit(|listener, consumer| ContainerEvent::CommitFailed {
+                listener,
+                consumer,
+                error: format!("{error} (offsets {})", describe(&tpl)),
+            });
         }
         tracing::trace!(listener = %self.listener_id, offsets = %describe(&tpl), asynchronous, ok = result.is_ok(), "commit");
         result

@@ -25,6 +25,22 @@ impl RunningListeners {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.replayed().await
     }
 
+    /// Starts the listener with this id (one registered with `auto_startup = false`, or stopped).
+    ///
+    /// # Errors
+    /// [`Error::UnknownListener`] for an unknown id; when a container thread cannot be spawned.
+    pub fn start(&self, id: &str) -> Result<()> {
+        self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.start()
+    }
+
+    /// Stops the listener with this id (committing what was processed); the others keep running.
+    ///
+    /// # Errors
+    /// [`Error::UnknownListener`] for an unknown id; [`Error::ShutdownTimeout`].
+    pub async fn stop(&self, id: &str) -> Result<()> {
+        self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.stop().await
+    }
+
     /// Every container.
     pub fn containers(&self) -> impl Iterator<Item = &ConcurrentContainer> {
         self.containers.iter().map(|c| &**c)

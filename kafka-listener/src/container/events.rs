@@ -1,0 +1,114 @@
+//! What containers tell a subscriber (Spring's container events): started, stopped, partitions
+//! assigned / revoked / lost, idle, non-responsive, commit failures.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Something that happened to one of a listener's consumers (`consumer`: its index).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ContainerEvent {
+    /// The consumer started.
+    Started {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index in the listener's container.
+        consumer: usize,
+    },
+    /// The consumer stopped (after committing and leaving its group).
+    Stopped {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+    },
+    /// Partitions were assigned to the consumer.
+    PartitionsAssigned {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// (topic, partition), sorted.
+        partitions: Vec<(String, i32)>,
+    },
+    /// Partitions were taken from the consumer in a rebalance (what was processed was committed).
+    PartitionsRevoked {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// (topic, partition), sorted.
+        partitions: Vec<(String, i32)>,
+    },
+    /// The consumer lost partitions without a chance to commit (its session expired).
+    PartitionsLost {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// (topic, partition), sorted.
+        partitions: Vec<(String, i32)>,
+    },
+    /// No record reached the consumer for `idle_for` (every `idle_event_interval`).
+    Idle {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// Since the last record (or the start).
+        idle_for: Duration,
+    },
+    /// No record of this partition reached the consumer for `idle_for`.
+    PartitionIdle {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// The topic.
+        topic: String,
+        /// The partition.
+        partition: i32,
+        /// Since the partition's last record (or its assignment).
+        idle_for: Duration,
+    },
+    /// The consumer has not polled for `since_last_poll` (a handler is stuck or slow); said once
+    /// until it polls again.
+    NonResponsive {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// Since its last poll.
+        since_last_poll: Duration,
+    },
+    /// A synchronous commit failed; the offsets are sent again.
+    CommitFailed {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// The broker's or client's error.
+        error: String,
+    },
+}
+
+impl ContainerEvent {
+    /// The listener the event is about.
+    pub fn listener(&self) -> &str {
+        match self {
+            ContainerEvent::Started { listener, .. }
+            | ContainerEvent::Stopped { listener, .. }
+            | ContainerEvent::PartitionsAssigned { listener, .. }
+            | ContainerEvent::PartitionsRevoked { listener, .. }
+            | ContainerEvent::PartitionsLost { listener, .. }
+            | ContainerEvent::Idle { listener, .. }
+            | ContainerEvent::PartitionIdle { listener, .. }
+            | ContainerEvent::NonResponsive { listener, .. }
+            | ContainerEvent::CommitFailed { listener, .. } => listener,
+        }
+    }
+}
+
+/// Receives container events, on the thread where they happen (keep it quick; send them on to a
+/// channel for slow work).
+pub type EventListener = Arc<dyn Fn(&ContainerEvent) + Send + Sync>;
