@@ -128,3 +128,88 @@ async fn a_seek_from_outside_and_the_offsets_of_a_running_listener() {
     let expected: Vec<i64> = [0..10, 4..10].into_iter().flatten().collect();
     assert_eq!(*seen.lock().unwrap(), expected);
 }
+
+fn count_of(seen: &Arc<Mutex<Vec<(i32, i64)>>>, partition: i32) -> usize {
+    seen.lock().unwrap().iter().filter(|(p, _)| *p == partition).count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pause_longer_than_max_poll_interval_keeps_the_group_and_holds_the_records() {
+    let kafka = embedded(&[("paused", 2)]);
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .set("session.timeout.ms", "1000")
+        .set("heartbeat.interval.ms", "200")
+        .set("max.poll.interval.ms", "1000")
+        .build()
+        .unwrap();
+    let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("paused").topic("paused").group("paused").blocking_handler(move |meta: Meta| {
+            log.lock().unwrap().push((meta.partition, meta.offset));
+        }))
+        .start()
+        .await
+        .unwrap();
+    let container = running.container("paused").unwrap();
+    produce(&kafka, "paused", &[(0, "k", "a".into()), (1, "k", "b".into())]);
+    wait_until("the first records", Duration::from_secs(20), || seen.lock().unwrap().len() == 2).await;
+
+    container.pause();
+    wait_until("paused", Duration::from_secs(20), || container.is_paused()).await;
+    produce(&kafka, "paused", &[(0, "k", "c".into()), (1, "k", "d".into())]);
+    assert_stays("nothing handled while paused, for 2.5 x max.poll.interval.ms", Duration::from_millis(2500), || {
+        std::future::ready(seen.lock().unwrap().len() == 2)
+    })
+    .await;
+    container.resume();
+    wait_until("all after resume", Duration::from_secs(20), || seen.lock().unwrap().len() == 4).await;
+
+    container.pause_partition("paused", 0).unwrap();
+    produce(&kafka, "paused", &[(0, "k", "e".into()), (1, "k", "f".into())]);
+    wait_until("the other partition flows", Duration::from_secs(20), || count_of(&seen, 1) == 3).await;
+    assert_stays("the paused partition waits", Duration::from_millis(1500), || {
+        std::future::ready(count_of(&seen, 0) == 2)
+    })
+    .await;
+    container.resume_partition("paused", 0).unwrap();
+    wait_until("the partition after resume", Duration::from_secs(20), || count_of(&seen, 0) == 3).await;
+    assert_eq!(container.revocations(), 0, "no rebalance: the consumer kept polling");
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_pattern_picks_up_topics_created_while_running() {
+    let kafka = embedded(&[("metrics.cpu", 1)]);
+    produce(&kafka, "metrics.cpu", &[(0, "k", "cpu-1".into())]);
+    let seen: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch))
+        .register(
+            Endpoint::new("metrics")
+                .topic_pattern(r"metrics\..*")
+                .group("metrics")
+                // How often the client looks for new matching topics (librdkafka's default: 5 min).
+                .property("topic.metadata.refresh.interval.ms", "500")
+                .blocking_handler(move |meta: Meta, text: String| {
+                    log.lock().unwrap().push((meta.topic.clone(), text));
+                }),
+        )
+        .start()
+        .await
+        .unwrap();
+    wait_until("the first topic", Duration::from_secs(20), || seen.lock().unwrap().len() == 1).await;
+    kafka.create_topic("metrics.disk", 1).unwrap();
+    kafka.create_topic("other.disk", 1).unwrap();
+    produce(&kafka, "metrics.disk", &[(0, "k", "disk-1".into())]);
+    produce(&kafka, "other.disk", &[(0, "k", "not mine".into())]);
+    wait_until("the new matching topic", Duration::from_secs(30), || seen.lock().unwrap().len() == 2).await;
+    running.shutdown().await.unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [("metrics.cpu".to_string(), "cpu-1".to_string()), ("metrics.disk".to_string(), "disk-1".to_string())]
+    );
+}
