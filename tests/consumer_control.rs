@@ -213,3 +213,44 @@ async fn a_topic_pattern_picks_up_topics_created_while_running() {
         [("metrics.cpu".to_string(), "cpu-1".to_string()), ("metrics.disk".to_string(), "disk-1".to_string())]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unacknowledged_records_past_max_in_flight_pause_their_partition() {
+    let kafka = embedded(&[("in-flight", 1)]);
+    produce(&kafka, "in-flight", &numbered(50));
+    let acks: Arc<Mutex<Vec<Acknowledgment>>> = Arc::default();
+    let held = acks.clone();
+    let factory = factory(&kafka, AckMode::Manual).to_builder().max_in_flight(5).build().unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(
+            Endpoint::new("in-flight")
+                .topic("in-flight")
+                .group("in-flight")
+                .blocking_handler(move |ack: Acknowledgment| held.lock().unwrap().push(ack)),
+        )
+        .start()
+        .await
+        .unwrap();
+    wait_until("five records in flight", Duration::from_secs(20), || acks.lock().unwrap().len() == 5).await;
+    assert_stays("no more until they are acknowledged", Duration::from_millis(1000), || {
+        std::future::ready(acks.lock().unwrap().len() == 5)
+    })
+    .await;
+    // Acknowledging three (5 - 3 = 2 <= half of 5) lets the partition go on, five at a time.
+    acks.lock().unwrap().drain(..3).for_each(|ack| ack.acknowledge());
+    wait_until("more after the acks", Duration::from_secs(20), || acks.lock().unwrap().len() >= 5).await;
+    let mut total = 3;
+    loop {
+        let batch: Vec<Acknowledgment> = acks.lock().unwrap().drain(..).collect();
+        total += batch.len();
+        batch.into_iter().for_each(|ack| ack.acknowledge());
+        if total >= 50 {
+            break;
+        }
+        wait_until("the next records", Duration::from_secs(20), || !acks.lock().unwrap().is_empty()).await;
+        assert!(acks.lock().unwrap().len() <= 5, "never more than max_in_flight waiting");
+    }
+    wait_committed(&kafka.bootstrap_servers(), "in-flight", "in-flight", [(0, 50)].into()).await;
+    running.shutdown().await.unwrap();
+}

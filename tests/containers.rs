@@ -210,7 +210,7 @@ async fn container_pause_resume_stop_and_start() {
         .unwrap();
     let container = running.container("ctl").unwrap();
     assert!(!container.is_running(), "auto_startup = false");
-    container.start().unwrap();
+    running.start("ctl").unwrap();
     assert!(container.is_running());
     wait_until("partition assigned", Duration::from_secs(20), || container.assignment().len() == 1).await;
 
@@ -228,8 +228,9 @@ async fn container_pause_resume_stop_and_start() {
     assert!(!container.is_pause_requested());
     wait_until("3 records after resume", Duration::from_secs(20), || log.lock().unwrap().len() == 3).await;
 
-    container.stop().await.unwrap();
+    running.stop("ctl").await.unwrap();
     assert!(!container.is_running());
+    assert!(matches!(running.start("nope"), Err(kafka_listener::Error::UnknownListener(_))));
     assert_eq!(committed(&bootstrap, "ctl", "ctl").await, [(0, 3)].into());
     produce(&kafka, "ctl", &[(0, "k", "v3".into())]);
     container.start().unwrap();

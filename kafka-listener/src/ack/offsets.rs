@@ -187,6 +187,12 @@ impl OffsetTracker {
         }
     }
 
+    /// How many records of the partition were delivered and wait for an acknowledgment, counting
+    /// those acknowledged behind an unacknowledged one (they cannot be committed yet either).
+    pub(crate) fn outstanding(&self, topic: &str, partition: i32) -> usize {
+        self.topics.get(topic).and_then(|p| p.get(&partition)).map_or(0, |p| p.outstanding.len())
+    }
+
     /// Whether a commit sent is not known to have landed.
     pub(crate) fn has_unconfirmed(&self) -> bool {
         self.topics.values().flat_map(HashMap::values).any(|p| p.unconfirmed)

@@ -55,6 +55,7 @@ pub(crate) struct FactorySettings {
     pub(crate) event_listener: Option<EventListener>,
     pub(crate) idle_event_interval: Option<Duration>,
     pub(crate) non_responsive_after: Duration,
+    pub(crate) max_in_flight: usize,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -152,6 +153,7 @@ impl Default for FactorySettings {
             event_listener: None,
             idle_event_interval: None,
             non_responsive_after: Duration::from_secs(30),
+            max_in_flight: 10_000,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -321,6 +323,15 @@ impl ContainerFactoryBuilder {
     /// or slow; default 30 s).
     pub fn non_responsive_after(mut self, threshold: Duration) -> Self {
         self.settings.non_responsive_after = threshold;
+        self
+    }
+
+    /// Back-pressure for acknowledging listeners: when this many records of a partition are
+    /// delivered but not acknowledged, the container pauses the partition (the consumer keeps
+    /// polling), and resumes it once half of them are (default 10,000). Work handed to tasks then
+    /// cannot grow with the backlog.
+    pub fn max_in_flight(mut self, records: usize) -> Self {
+        self.settings.max_in_flight = records.max(1);
         self
     }
 

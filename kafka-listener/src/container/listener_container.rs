@@ -247,6 +247,8 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             transaction: None,
             halted: false,
             waiting: Vec::new(),
+            throttled: Vec::new(),
+            sought: Vec::new(),
             replay,
             idle: IdleWatch::new(plan.settings.idle_event_interval),
         };
@@ -363,6 +365,10 @@ struct PollLoop<'p, 'c> {
     halted: bool,
     /// Partitions of a retry topic paused until their head record is due.
     waiting: Vec<(String, i32, Instant)>,
+    /// Partitions paused because too many of their records wait for an acknowledgment.
+    throttled: Vec<(String, i32)>,
+    /// Partitions a seek moved during the current poll.
+    sought: Vec<(String, i32)>,
     /// This consumer's part of a time-range replay.
     replay: Option<ReplayWindow>,
     idle: IdleWatch,
@@ -422,6 +428,7 @@ impl<'c> PollLoop<'_, 'c> {
         while !self.stopping() {
             self.apply_container_pause();
             self.resume_due();
+            self.release_throttled();
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
             self.idle_events();
@@ -449,10 +456,12 @@ impl<'c> PollLoop<'_, 'c> {
                 continue;
             }
             self.drop_revoked(&mut records);
+            let touched = if self.plan.acknowledging { partitions_of(&records) } else { Vec::new() };
             match self.plan.invoker.clone() {
                 Invoker::Record(invoker) => self.handle_records(&invoker, records),
                 Invoker::Batch(invoker) => self.handle_batch(&invoker, records),
             }
+            self.throttle(touched);
             let decision = self.policy.poll_done();
             self.apply(decision);
             self.replayed(reached);
@@ -508,6 +517,81 @@ impl<'c> PollLoop<'_, 'c> {
             }
         }
         kept
+    }
+
+    /// Pauses the partitions with `max_in_flight` records or more waiting for an acknowledgment,
+    /// and seeks each to the record after the last one delivered, so that records fetched ahead
+    /// are dropped (fetched again after the resume) instead of piling up.
+    fn throttle(&mut self, touched: Vec<(String, i32, i64)>) {
+        let bound = self.plan.settings.max_in_flight;
+        let mut over: Vec<(String, i32, i64)> = Vec::new();
+        {
+            let offsets = self.shared.offsets();
+            for (topic, partition, last) in touched {
+                let owned = offsets.owns(&topic, partition);
+                let throttled = self.throttled.iter().any(|(t, p)| *t == topic && *p == partition);
+                if owned && !throttled && offsets.outstanding(&topic, partition) >= bound {
+                    over.push((topic, partition, last));
+                }
+            }
+        }
+        let listener = &*self.plan.listener_id;
+        for (topic, partition, last) in over {
+            let mut tpl = TopicPartitionList::new();
+            tpl.add_partition(&topic, partition);
+            let held = self.consumer.pause(&tpl).and_then(|()| {
+                if self.sought.iter().any(|(t, p)| *t == topic && *p == partition) {
+                    // A handler moved the partition in this poll: its position stands.
+                    return Ok(());
+                }
+                self.consumer.seek(&topic, partition, Offset::Offset(last + 1), SEEK_TIMEOUT)
+            });
+            match held {
+                Ok(()) => {
+                    tracing::debug!(
+                        listener,
+                        topic,
+                        partition,
+                        bound,
+                        "paused: too many records wait for an acknowledgment"
+                    );
+                    self.throttled.push((topic, partition));
+                }
+                Err(error) => tracing::warn!(listener, topic, partition, %error, "could not pause for back-pressure"),
+            }
+        }
+        self.sought.clear();
+    }
+
+    /// Resumes throttled partitions once half their records in flight are acknowledged.
+    fn release_throttled(&mut self) {
+        if self.throttled.is_empty() {
+            return;
+        }
+        let low = self.plan.settings.max_in_flight / 2;
+        let offsets = self.shared.offsets();
+        let (release, keep): (Vec<_>, Vec<_>) = std::mem::take(&mut self.throttled)
+            .into_iter()
+            .partition(|(t, p)| !offsets.owns(t, *p) || offsets.outstanding(t, *p) <= low);
+        drop(offsets);
+        self.throttled = keep;
+        if release.is_empty() || self.shared.paused.load(Ordering::Acquire) {
+            return;
+        }
+        let by_handler = lock(&self.shared.paused_by_handler);
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in &release {
+            let waiting = self.waiting.iter().any(|(t, p, _)| t == topic && p == partition);
+            if !waiting && !by_handler.contains(&(topic.clone(), *partition)) {
+                tpl.add_partition(topic, *partition);
+            }
+        }
+        drop(by_handler);
+        if tpl.count() > 0 {
+            if let Err(error) = self.consumer.resume(&tpl) {
+                tracing::warn!(listener = &*self.plan.listener_id, %error, "could not resume after back-pressure");
+            }
+        }
     }
 
     /// Sends the idle events that are due (at most once per interval).
@@ -745,7 +829,8 @@ impl<'c> PollLoop<'_, 'c> {
         let paused = lock(&self.shared.paused_by_handler);
         let mut tpl = TopicPartitionList::new();
         for e in assignment.elements() {
-            let waiting = self.waiting.iter().any(|(t, p, _)| t == e.topic() && *p == e.partition());
+            let waiting = self.waiting.iter().any(|(t, p, _)| t == e.topic() && *p == e.partition())
+                || self.throttled.iter().any(|(t, p)| t == e.topic() && *p == e.partition());
             if !waiting && !paused.contains(&(e.topic().to_string(), e.partition())) {
                 tpl.add_partition(e.topic(), e.partition());
             }
@@ -810,7 +895,8 @@ impl<'c> PollLoop<'_, 'c> {
         let by_handler = lock(&self.shared.paused_by_handler);
         let mut tpl = TopicPartitionList::new();
         for (topic, partition, _) in &due {
-            if offsets.owns(topic, *partition) && !by_handler.contains(&(topic.clone(), *partition)) {
+            let throttled = self.throttled.iter().any(|(t, p)| t == topic && p == partition);
+            if offsets.owns(topic, *partition) && !throttled && !by_handler.contains(&(topic.clone(), *partition)) {
                 tpl.add_partition(topic, *partition);
             }
         }
@@ -882,6 +968,14 @@ impl<'c> PollLoop<'_, 'c> {
             }
             if self.apply_requests(requests, &records[index..], &records[index + 1..], &mut skipped) {
                 return;
+            }
+            if self.plan.acknowledging
+                && self.shared.offsets().outstanding(record.topic(), record.partition())
+                    >= self.plan.settings.max_in_flight
+            {
+                // Back-pressure: the rest of the partition waits (sought back) until acks catch up.
+                self.throttle(vec![(record.topic().to_string(), record.partition(), record.offset())]);
+                skipped.push((record.topic().to_string(), record.partition()));
             }
             let decision = self.policy.handled(1);
             self.apply(decision);
@@ -1006,6 +1100,7 @@ impl<'c> PollLoop<'_, 'c> {
                 Ok(offset) => {
                     tracing::debug!(listener, topic, partition, ?to, offset, "sought");
                     self.shared.offsets().rewind(&topic, partition, offset);
+                    self.sought.push((topic.clone(), partition));
                     sought.push((topic, partition));
                 }
                 Err(error) => tracing::warn!(listener, topic, partition, ?to, %error, "seek failed"),
@@ -1392,6 +1487,18 @@ impl<'c> PollLoop<'_, 'c> {
             }
         }
     }
+}
+
+/// The partitions of these records, each once, with the offset of its last record.
+fn partitions_of(records: &[Record<'_>]) -> Vec<(String, i32, i64)> {
+    let mut partitions: Vec<(String, i32, i64)> = Vec::new();
+    for r in records {
+        match partitions.iter_mut().find(|(t, p, _)| t == r.topic() && *p == r.partition()) {
+            Some(entry) => entry.2 = entry.2.max(r.offset()),
+            None => partitions.push((r.topic().to_string(), r.partition(), r.offset())),
+        }
+    }
+    partitions
 }
 
 fn panic_failure(panic: Box<dyn std::any::Any + Send>) -> ListenerFailure {

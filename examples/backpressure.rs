@@ -1,0 +1,111 @@
+//! Back-pressure: a slow, acknowledging listener in front of a large backlog keeps its memory flat.
+//!
+//! Delivery: at least once (AckMode::Manual). The handler hands each record to a task that waits
+//! for one of 50 workers, works 5 ms and then acknowledges it (10,000 records/s at most) — work
+//! accepted far faster than it is done. Without a bound the
+//! tasks would pile up as fast as the consumer fetches; with `max_in_flight` (default 10,000
+//! per partition) the container pauses a partition once that many of its records wait for an
+//! acknowledgment, and resumes it when half are done, so memory does not grow with the backlog.
+//!
+//! `cargo run --release --example backpressure`: produces 1,000,000 records (8 partitions, lz4,
+//! so that the embedded broker keeps them all), then runs the listener for 10 s in a child process
+//! per case — backlogs of 10,000 and 1,000,000 records with the default bound, and 1,000,000
+//! with no bound — and prints each one's peak RSS.
+
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use kafka_listener::prelude::*;
+use kafka_listener_suite::{produce_all, Broker};
+
+const PARTITIONS: i32 = 8;
+const RUN: Duration = Duration::from_secs(10);
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("--child") {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        return runtime.block_on(child(&args[2], &args[3], args[4].parse()?));
+    }
+    let kafka = EmbeddedKafka::start(1)?;
+    let broker = Broker::External(kafka.bootstrap_servers());
+    let producer = broker.producer(&[
+        ("compression.type", "lz4"),
+        ("linger.ms", "100"),
+        ("batch.num.messages", "100000"),
+        ("queue.buffering.max.messages", "1000000"),
+    ])?;
+    for (topic, count) in [("small", 10_000u64), ("large", 1_000_000)] {
+        kafka.create_topic(topic, PARTITIONS)?;
+        produce_all(
+            &producer,
+            (0..count)
+                .map(|i| (topic, format!("k{}", i % 1000), format!(r#"{{"id":{i},"pad":"{}"}}"#, "x".repeat(40)))),
+        )?;
+    }
+    println!("produced backlogs of 10,000 and 1,000,000 records; each case runs {RUN:?}");
+    let exe = std::env::current_exe()?;
+    for (case, topic, bound) in
+        [("10k backlog", "small", "10000"), ("1M backlog", "large", "10000"), ("1M backlog, no bound", "large", "0")]
+    {
+        let output = Command::new(&exe)
+            .args(["--child", &kafka.bootstrap_servers(), topic, bound])
+            .output()
+            .with_context(|| format!("running {case}"))?;
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let Some(line) = stdout.lines().find(|l| l.starts_with("RESULT")) else {
+            bail!("{case} failed: {}", String::from_utf8_lossy(&output.stderr));
+        };
+        println!("{case:<22} {line}");
+    }
+    Ok(())
+}
+
+async fn child(bootstrap: &str, topic: &str, bound: usize) -> anyhow::Result<()> {
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap)
+        .ack_mode(AckMode::Manual)
+        .max_in_flight(if bound == 0 { usize::MAX } else { bound })
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let counter = done.clone();
+    let workers = Arc::new(tokio::sync::Semaphore::new(50));
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("slow").topic(topic).group(format!("slow-{topic}-{bound}")).handler(
+            move |record: ConsumerRecord, ack: Acknowledgment| {
+                let (counter, workers) = (counter.clone(), workers.clone());
+                tokio::spawn(async move {
+                    let Ok(_worker) = workers.acquire().await else { return };
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    std::hint::black_box(&record);
+                    ack.acknowledge();
+                    counter.fetch_add(1, Ordering::Relaxed);
+                });
+                std::future::ready(())
+            },
+        ))
+        .start()
+        .await?;
+    tokio::time::sleep(RUN).await;
+    let handed = running.container("slow").map_or(0, ConcurrentContainer::records_handled);
+    running.shutdown().await?;
+    println!(
+        "RESULT peak RSS {:>6.1} MiB, {handed} records handed to tasks, {} acknowledged",
+        peak_rss_kb() / 1024.0,
+        done.load(Ordering::Relaxed)
+    );
+    Ok(())
+}
+
+/// The peak resident set size of this process, in KiB.
+fn peak_rss_kb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
