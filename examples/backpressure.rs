@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use kafka_listener::prelude::*;
-use kafka_listener_suite::{produce_all, Broker};
+use kafka_listener_suite::{peak_rss_kb, produce_all, Broker};
 
 const PARTITIONS: i32 = 8;
 const RUN: Duration = Duration::from_secs(10);
@@ -99,13 +99,4 @@ async fn child(bootstrap: &str, topic: &str, bound: usize) -> anyhow::Result<()>
         done.load(Ordering::Relaxed)
     );
     Ok(())
-}
-
-/// The peak resident set size of this process, in KiB.
-fn peak_rss_kb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
 }

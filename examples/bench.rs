@@ -32,7 +32,7 @@ use anyhow::{bail, Context as _};
 use kafka_listener::error_handler::{DeadLetterRecoverer, ExponentialBackOff};
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
-use kafka_listener_suite::{produce_all, Broker};
+use kafka_listener_suite::{peak_rss_kb, produce_all, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -160,15 +160,6 @@ fn parent(records: u64) -> anyhow::Result<()> {
     println!("ListenerRegistry::start) to the first record handled, over raw-poll-loop's; *-c4 include the 500 ms");
     println!("initial rebalance delay that lets four consumers join the group's first assignment together.");
     Ok(())
-}
-
-/// The peak resident set size of this process, in KiB.
-fn peak_rss_kb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
 }
 
 fn report(scenario: &str, records: u64, started: Instant, first: Instant, last: Instant, sum: u64) {

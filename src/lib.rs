@@ -76,6 +76,15 @@ impl Broker {
     }
 }
 
+/// The peak resident set size of this process, in KiB (Linux; NaN elsewhere).
+pub fn peak_rss_kb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
+}
+
 /// Sends every record (topic, key, payload) and waits until all are delivered.
 pub fn produce_all<'a>(
     producer: &BaseProducer,

@@ -136,13 +136,7 @@ fn count_of(seen: &Arc<Mutex<Vec<(i32, i64)>>>, partition: i32) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pause_longer_than_max_poll_interval_keeps_the_group_and_holds_the_records() {
     let kafka = embedded(&[("paused", 2)]);
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(kafka.bootstrap_servers())
-        .set("session.timeout.ms", "1000")
-        .set("heartbeat.interval.ms", "200")
-        .set("max.poll.interval.ms", "1000")
-        .build()
-        .unwrap();
+    let factory = impatient_factory(&kafka).build().unwrap();
     let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
     let log = seen.clone();
     let running = ListenerRegistry::empty()

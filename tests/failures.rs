@@ -65,14 +65,7 @@ async fn a_back_off_longer_than_max_poll_interval_keeps_the_group() {
     let deliveries: Deliveries = Arc::default();
     let handler =
         DefaultErrorHandler::new().backoff(FixedBackOff { interval: Duration::from_millis(3500), max_retries: 1 });
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(kafka.bootstrap_servers())
-        .set("session.timeout.ms", "1000")
-        .set("heartbeat.interval.ms", "200")
-        .set("max.poll.interval.ms", "1000")
-        .error_handler(handler)
-        .build()
-        .unwrap();
+    let factory = impatient_factory(&kafka).error_handler(handler).build().unwrap();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
         .register(failing("long", "long-backoff", &deliveries, false))

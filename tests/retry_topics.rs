@@ -46,13 +46,7 @@ async fn a_failed_record_moves_through_the_retry_topics_to_the_dlt_while_the_top
     produce(&kafka, "retry-orders", &["fail-always", "ok-1", "fail-once", "ok-2"].map(|p| (0, "k", p.to_string())));
     // A max.poll.interval.ms shorter than the back-offs: the waits pause partitions, they do not
     // stop polling.
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(kafka.bootstrap_servers())
-        .set("session.timeout.ms", "1000")
-        .set("heartbeat.interval.ms", "200")
-        .set("max.poll.interval.ms", "1000")
-        .build()
-        .unwrap();
+    let factory = impatient_factory(&kafka).build().unwrap();
     let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
     let running = ListenerRegistry::from_annotations()
         .only(["retry-orders"])

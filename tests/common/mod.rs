@@ -40,6 +40,16 @@ pub fn factory(kafka: &EmbeddedKafka, ack_mode: AckMode) -> ContainerFactory {
         .expect("factory")
 }
 
+/// A factory whose consumers must poll at least every second (`max.poll.interval.ms=1000`, with a
+/// 1 s session): a wait that stopped polling would cost the group a rebalance.
+pub fn impatient_factory(kafka: &EmbeddedKafka) -> kafka_listener::ContainerFactoryBuilder {
+    ContainerFactory::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .set("session.timeout.ms", "1000")
+        .set("heartbeat.interval.ms", "200")
+        .set("max.poll.interval.ms", "1000")
+}
+
 /// Waits until `condition` holds, checking every 20 ms; panics with `what` after `timeout`.
 pub async fn wait_until(what: &str, timeout: Duration, mut condition: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;

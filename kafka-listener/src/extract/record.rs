@@ -11,6 +11,13 @@ pub struct Record<'a> {
     message: Delivered<'a>,
 }
 
+/// The parts of a record an interceptor may change.
+struct Parts {
+    headers: Option<OwnedHeaders>,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+}
+
 enum Delivered<'a> {
     Borrowed(BorrowedMessage<'a>),
     Owned(OwnedMessage),
@@ -81,56 +88,42 @@ impl<'a> Record<'a> {
     /// The record with another value (for interceptors): an owned copy from then on.
     #[must_use]
     pub fn with_payload(self, payload: Option<Vec<u8>>) -> Record<'a> {
-        let mut owned = self.into_owned_message();
-        let headers = owned.detach_headers();
-        let key = owned.key().map(<[u8]>::to_vec);
-        Record::owned(OwnedMessage::new(
-            payload,
-            key,
-            owned.topic().to_string(),
-            owned.timestamp(),
-            owned.partition(),
-            owned.offset(),
-            headers,
-        ))
+        self.rebuilt(|parts| parts.payload = payload)
     }
 
     /// The record with another key (for interceptors).
     #[must_use]
     pub fn with_key(self, key: Option<Vec<u8>>) -> Record<'a> {
-        let mut owned = self.into_owned_message();
-        let headers = owned.detach_headers();
-        let payload = owned.payload().map(<[u8]>::to_vec);
-        Record::owned(OwnedMessage::new(
-            payload,
-            key,
-            owned.topic().to_string(),
-            owned.timestamp(),
-            owned.partition(),
-            owned.offset(),
-            headers,
-        ))
+        self.rebuilt(|parts| parts.key = key)
     }
 
     /// The record with a header added (for interceptors).
     #[must_use]
     pub fn with_header(self, name: &str, value: &[u8]) -> Record<'a> {
+        self.rebuilt(|parts| {
+            let headers = parts.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(1));
+            parts.headers = Some(headers.insert(Header { key: name, value: Some(value) }));
+        })
+    }
+
+    /// An owned copy with its key, value or headers changed by `change`.
+    fn rebuilt(self, change: impl FnOnce(&mut Parts)) -> Record<'a> {
         let mut owned = self.into_owned_message();
-        let headers = owned.detach_headers().unwrap_or_else(|| OwnedHeaders::new_with_capacity(1));
-        let headers = headers.insert(Header { key: name, value: Some(value) });
-        let (payload, key) = (owned.payload().map(<[u8]>::to_vec), owned.key().map(<[u8]>::to_vec));
-        Record::owned(OwnedMessage::new(
-            payload,
-            key,
+        let mut parts = Parts {
+            headers: owned.detach_headers(),
+            key: owned.key().map(<[u8]>::to_vec),
+            payload: owned.payload().map(<[u8]>::to_vec),
+        };
+        change(&mut parts);
+        let message = OwnedMessage::new(
+            parts.payload,
+            parts.key,
             owned.topic().to_string(),
             owned.timestamp(),
             owned.partition(),
             owned.offset(),
-            Some(headers),
-        ))
-    }
-
-    fn owned(message: OwnedMessage) -> Record<'a> {
+            parts.headers,
+        );
         Record { message: Delivered::Owned(message) }
     }
 
