@@ -181,6 +181,8 @@ impl ContainerShared {
         if result.is_ok() && !asynchronous {
             offsets.confirmed(&tpl);
         }
+        // The subscriber may use the container (and its tracker): not under the lock.
+        drop(offsets);
         if let Err(error) = &result {
             self.emit(|listener, consumer| ContainerEvent::CommitFailed {
                 listener,
