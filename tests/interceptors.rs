@@ -37,6 +37,9 @@ async fn a_filter_discards_records_and_commits_past_them() {
         .await
         .unwrap();
     wait_committed(&kafka.bootstrap_servers(), "paid-only", "payments-filtered", [(0, 4)].into()).await;
+    // A poll whose records are all discarded is committed too.
+    produce(&kafka, "payments-filtered", &[(0, "k", "free:5".into()), (0, "k", "free:6".into())]);
+    wait_committed(&kafka.bootstrap_servers(), "paid-only", "payments-filtered", [(0, 6)].into()).await;
     running.shutdown().await.unwrap();
     assert_eq!(*PAID.lock().unwrap(), ["paid:1", "paid:3"], "the discarded ones are committed, not handled");
 }

@@ -431,6 +431,7 @@ impl<'c> PollLoop<'_, 'c> {
             self.release_throttled();
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
+            self.sought.clear();
             self.idle_events();
             let mut records = self.gather(limit);
             self.idle.arrived(&records);
@@ -449,8 +450,14 @@ impl<'c> PollLoop<'_, 'c> {
                 }
                 None => Vec::new(),
             };
+            let polled = !records.is_empty();
             let mut records = self.discard(records);
             if records.is_empty() {
+                if polled {
+                    // Every record was discarded: they count as a handled poll (committed).
+                    let decision = self.policy.poll_done();
+                    self.apply(decision);
+                }
                 self.replayed(reached);
                 self.idle();
                 continue;
@@ -560,7 +567,6 @@ impl<'c> PollLoop<'_, 'c> {
                 Err(error) => tracing::warn!(listener, topic, partition, %error, "could not pause for back-pressure"),
             }
         }
-        self.sought.clear();
     }
 
     /// Resumes throttled partitions once half their records in flight are acknowledged.
