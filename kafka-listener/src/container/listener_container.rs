@@ -581,23 +581,7 @@ impl<'c> PollLoop<'_, 'c> {
             .partition(|(t, p)| !offsets.owns(t, *p) || offsets.outstanding(t, *p) <= low);
         drop(offsets);
         self.throttled = keep;
-        if release.is_empty() || self.shared.paused.load(Ordering::Acquire) {
-            return;
-        }
-        let by_handler = lock(&self.shared.paused_by_handler);
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition) in &release {
-            let waiting = self.waiting.iter().any(|(t, p, _)| t == topic && p == partition);
-            if !waiting && !by_handler.contains(&(topic.clone(), *partition)) {
-                tpl.add_partition(topic, *partition);
-            }
-        }
-        drop(by_handler);
-        if tpl.count() > 0 {
-            if let Err(error) = self.consumer.resume(&tpl) {
-                tracing::warn!(listener = &*self.plan.listener_id, %error, "could not resume after back-pressure");
-            }
-        }
+        self.resume_released(&release, "after back-pressure");
     }
 
     /// Sends the idle events that are due (at most once per interval).
@@ -832,17 +816,45 @@ impl<'c> PollLoop<'_, 'c> {
     /// waiting for a retry record to be due.
     fn resume_all(&self) -> rdkafka::error::KafkaResult<()> {
         let assignment = self.consumer.assignment()?;
-        let paused = lock(&self.shared.paused_by_handler);
+        let by_handler = lock(&self.shared.paused_by_handler);
         let mut tpl = TopicPartitionList::new();
         for e in assignment.elements() {
-            let waiting = self.waiting.iter().any(|(t, p, _)| t == e.topic() && *p == e.partition())
-                || self.throttled.iter().any(|(t, p)| t == e.topic() && *p == e.partition());
-            if !waiting && !paused.contains(&(e.topic().to_string(), e.partition())) {
+            if !self.held_back(e.topic(), e.partition(), &by_handler) {
                 tpl.add_partition(e.topic(), e.partition());
             }
         }
-        drop(paused);
+        drop(by_handler);
         self.consumer.resume(&tpl)
+    }
+
+    /// Whether a partition must stay paused: its head retry record is not due, too many of its
+    /// records wait for an acknowledgment, or a `ConsumerHandle` paused it.
+    fn held_back(&self, topic: &str, partition: i32, by_handler: &std::collections::HashSet<(String, i32)>) -> bool {
+        self.waiting.iter().any(|(t, p, _)| t == topic && *p == partition)
+            || self.throttled.iter().any(|(t, p)| t == topic && *p == partition)
+            || by_handler.contains(&(topic.to_string(), partition))
+    }
+
+    /// Resumes the partitions one reason held back, unless another still does (or the whole
+    /// container is paused: its resume covers them).
+    fn resume_released(&self, released: &[(String, i32)], why: &str) {
+        if released.is_empty() || self.shared.paused.load(Ordering::Acquire) {
+            return;
+        }
+        let offsets = self.shared.offsets();
+        let by_handler = lock(&self.shared.paused_by_handler);
+        let mut tpl = TopicPartitionList::new();
+        for (topic, partition) in released {
+            if offsets.owns(topic, *partition) && !self.held_back(topic, *partition, &by_handler) {
+                tpl.add_partition(topic, *partition);
+            }
+        }
+        drop((offsets, by_handler));
+        if tpl.count() > 0 {
+            if let Err(error) = self.consumer.resume(&tpl) {
+                tracing::warn!(listener = &*self.plan.listener_id, %error, "could not resume {why}");
+            }
+        }
     }
 
     /// How long until a retry topic's record is due (`None`: it is due, or not from a retry topic).
@@ -894,22 +906,8 @@ impl<'c> PollLoop<'_, 'c> {
         let now = Instant::now();
         let (due, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut self.waiting).into_iter().partition(|w| w.2 <= now);
         self.waiting = waiting;
-        if due.is_empty() || self.shared.paused.load(Ordering::Acquire) {
-            return;
-        }
-        let offsets = self.shared.offsets();
-        let by_handler = lock(&self.shared.paused_by_handler);
-        let mut tpl = TopicPartitionList::new();
-        for (topic, partition, _) in &due {
-            let throttled = self.throttled.iter().any(|(t, p)| t == topic && p == partition);
-            if offsets.owns(topic, *partition) && !throttled && !by_handler.contains(&(topic.clone(), *partition)) {
-                tpl.add_partition(topic, *partition);
-            }
-        }
-        drop((offsets, by_handler));
-        if let Err(error) = self.consumer.resume(&tpl) {
-            tracing::warn!(listener = &*self.plan.listener_id, %error, "could not resume a retry topic's partition");
-        }
+        let due: Vec<(String, i32)> = due.into_iter().map(|(topic, partition, _)| (topic, partition)).collect();
+        self.resume_released(&due, "a retry topic's partition");
     }
 
     fn context(&self, attempt: u32) -> ListenerContext<'_> {
