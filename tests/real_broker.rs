@@ -213,3 +213,61 @@ async fn retry_topics_are_created_at_start_and_carry_the_record_on() {
     assert_eq!(flaky, [(topic.clone(), 1), (format!("{topic}-retry-0"), 2)]);
     assert_eq!(seen.iter().filter(|(p, ..)| p == "ok").count(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_partitions_and_a_seek_from_outside_on_a_real_broker() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let topic = format!("ledger-{run}");
+    let broker = Broker::External(bootstrap.clone());
+    broker.create_topic(&topic, 2).await.unwrap();
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
+    for partition in 0..2 {
+        for i in 0..10 {
+            template.send(&topic, format!("r{i}")).partition(partition).await.unwrap();
+        }
+    }
+    let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
+    let log = seen.clone();
+    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone());
+    for (key, value) in Broker::group_settings() {
+        factory = factory.set(key, value);
+    }
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory.build().unwrap())
+        .register(
+            Endpoint::new("ledger")
+                .group(topic.as_str())
+                .topic_partitions(topic.as_str(), [0, 1], "offset:3")
+                .blocking_handler(move |meta: Meta| log.lock().unwrap().push((meta.partition, meta.offset))),
+        )
+        .start()
+        .await
+        .unwrap();
+    let counts = |seen: &Arc<Mutex<Vec<(i32, i64)>>>| {
+        let seen = seen.lock().unwrap();
+        (0..2).map(|p| seen.iter().filter(|(q, _)| *q == p).count()).collect::<Vec<_>>()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    // 20 records on 2 partitions, each read from offset 3.
+    while counts(&seen) != [7, 7] {
+        assert!(std::time::Instant::now() < deadline, "records from offset 3: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let container = running.container("ledger").unwrap();
+    assert_eq!(container.revocations(), 0);
+    let before = seen.lock().unwrap().len();
+    container.seek(&topic, 0, kafka_listener::container::SeekTo::Offset(1)).unwrap();
+    while seen.lock().unwrap()[before..].len() < 9 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the seek to offset 1 took no effect: {:?}",
+            seen.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert!(seen[..before].iter().all(|(_, offset)| *offset >= 3), "nothing before offset 3 until the seek: {seen:?}");
+    assert_eq!(seen[before..], (1..10).map(|o| (0, o)).collect::<Vec<_>>(), "partition 0 again from offset 1");
+}
