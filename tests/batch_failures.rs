@@ -151,3 +151,48 @@ async fn any_other_batch_error_retries_the_batch_then_recovers_record_by_record(
     let payloads: Vec<_> = letters.iter().map(|r| r.payload_str().unwrap().to_string()).collect();
     assert_eq!(payloads, ["a", "b", "c"], "recovered record by record, in order");
 }
+
+/// Recovers records by noting their offsets; refuses the record at offset 1 the first time.
+struct RefusesOnce {
+    calls: Arc<Mutex<Vec<(i64, bool)>>>,
+}
+
+impl kafka_listener::error_handler::Recoverer for RefusesOnce {
+    fn recover(&self, failed: &kafka_listener::FailedRecord<'_>) -> Result<(), kafka_listener::Error> {
+        let offset = failed.record.offset();
+        let mut calls = self.calls.lock().unwrap();
+        let refuse = offset == 1 && !calls.iter().any(|(o, _)| *o == 1);
+        calls.push((offset, !refuse));
+        if refuse {
+            return Err(kafka_listener::Error::Recovery("refused once".into()));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recovery_failing_mid_batch_recovers_no_record_twice() {
+    let kafka = embedded(&[("half-recovered", 1)]);
+    produce(&kafka, "half-recovered", &[(0, "k", "a".into()), (0, "k", "b".into()), (0, "k", "c".into())]);
+    let calls: Arc<Mutex<Vec<(i64, bool)>>> = Arc::default();
+    let handler = DefaultErrorHandler::new()
+        .max_retries(0)
+        .recovery_retry_interval(Duration::from_millis(200))
+        .recoverer(RefusesOnce { calls: calls.clone() });
+    let running =
+        ListenerRegistry::empty()
+            .with_default_factory(factory(&kafka, AckMode::Batch).to_builder().error_handler(handler).build().unwrap())
+            .register(Endpoint::new("half-recovered").topic("half-recovered").group("half-recovered").batch_handler(
+                |_: Vec<String>| std::future::ready(Err::<(), _>(ListenerError::msg("the batch fails"))),
+            ))
+            .start()
+            .await
+            .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "half-recovered", "half-recovered", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    let calls = calls.lock().unwrap().clone();
+    let mut recovered: Vec<i64> = calls.iter().filter(|(_, ok)| *ok).map(|(o, _)| *o).collect();
+    recovered.sort_unstable();
+    assert_eq!(recovered, [0, 1, 2], "each record recovered exactly once: {calls:?}");
+    assert_eq!(calls.iter().filter(|(o, ok)| *o == 1 && !ok).count(), 1, "{calls:?}");
+}

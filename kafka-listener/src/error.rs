@@ -31,6 +31,9 @@ pub enum Error {
         #[source]
         source: rdkafka::error::KafkaError,
     },
+    /// A recoverer of your own could not deal with a failed record (it is delivered again).
+    #[error("recovery failed: {0}")]
+    Recovery(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// A listener did not stop within the shutdown timeout.
     #[error("listener `{listener}` did not stop within {timeout:?}; its in-flight work was not committed")]
     ShutdownTimeout {

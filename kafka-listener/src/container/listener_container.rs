@@ -1034,7 +1034,10 @@ impl<'c> PollLoop<'_, 'c> {
     /// Applies the error handler's decision; `None` means: try again.
     fn decide(&mut self, decision: ErrorDecision, partitions: &[(&str, i32)]) -> Option<Outcome> {
         match decision {
-            ErrorDecision::Recovered => Some(Outcome::Recovered),
+            ErrorDecision::Recovered | ErrorDecision::RecoveredFirst { recovered: 1.., .. } => Some(Outcome::Recovered),
+            ErrorDecision::RecoveredFirst { recovered: 0, retry_after } => {
+                self.decide(ErrorDecision::Retry(retry_after), partitions)
+            }
             ErrorDecision::Stop => {
                 tracing::error!(listener = &*self.plan.listener_id, "the error handler stopped the container");
                 self.halted = true;
@@ -1425,6 +1428,14 @@ impl<'c> PollLoop<'_, 'c> {
                 attempt,
                 elapsed: first_failure.get_or_insert_with(Instant::now).elapsed(),
             });
+            if let ErrorDecision::RecoveredFirst { recovered, retry_after } = decision {
+                if recovered > 0 && recovered < slice.len() {
+                    // The first records are recovered (committed before the wait); the rest comes
+                    // again after it.
+                    *carried = BatchAttempts { attempt, first_failure, wait: Some(retry_after) };
+                    return (start + recovered, Outcome::Recovered);
+                }
+            }
             let partitions: Vec<(&str, i32)> = slice.iter().map(|r| (r.topic(), r.partition())).collect();
             match self.decide(decision, &partitions) {
                 Some(outcome) => return (end, outcome),
@@ -1464,7 +1475,13 @@ impl<'c> PollLoop<'_, 'c> {
                 *carried = BatchAttempts { attempt, first_failure: Some(first_failure), wait: Some(delay) };
                 (at, Outcome::Recovered)
             }
-            ErrorDecision::Recovered => (at + 1, Outcome::Recovered),
+            ErrorDecision::Recovered | ErrorDecision::RecoveredFirst { recovered: 1.., .. } => {
+                (at + 1, Outcome::Recovered)
+            }
+            ErrorDecision::RecoveredFirst { recovered: 0, retry_after } => {
+                *carried = BatchAttempts { attempt, first_failure: Some(first_failure), wait: Some(retry_after) };
+                (at, Outcome::Recovered)
+            }
             ErrorDecision::Stop => {
                 self.decide(ErrorDecision::Stop, &[]);
                 (at, Outcome::Recovered)

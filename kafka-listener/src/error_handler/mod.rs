@@ -76,6 +76,33 @@ pub enum ErrorDecision {
     Recovered,
     /// Stop the container without committing the record; it is delivered again on restart.
     Stop,
+    /// For a batch: its first `recovered` records were recovered (they count as processed), and
+    /// recovering the next one failed: the rest of the batch is delivered again after
+    /// `retry_after`, without recovering the first ones twice. For a single record, `recovered: 0`
+    /// is `Retry(retry_after)` and more is `Recovered`.
+    RecoveredFirst {
+        /// How many records, from the batch's first, were recovered.
+        recovered: usize,
+        /// The wait before the rest is delivered again.
+        retry_after: Duration,
+    },
+}
+
+impl ErrorDecision {
+    /// The decision of recovering `records` one after another, `outcome(i)` being the recovery of
+    /// record `i`: `Recovered` when all are, else where it stopped.
+    pub fn recover_each(records: usize, mut outcome: impl FnMut(usize) -> ErrorDecision) -> ErrorDecision {
+        for i in 0..records {
+            match outcome(i) {
+                ErrorDecision::Recovered => {}
+                ErrorDecision::Retry(retry_after) if i > 0 => {
+                    return ErrorDecision::RecoveredFirst { recovered: i, retry_after }
+                }
+                other => return other,
+            }
+        }
+        ErrorDecision::Recovered
+    }
 }
 
 /// Decides what happens when a listener fails. Called on the container's thread.
@@ -203,13 +230,7 @@ impl ErrorHandler for DefaultErrorHandler {
         if let Some(retry) = self.retry(failed.failure, failed.attempt, failed.elapsed) {
             return retry;
         }
-        for record in failed.records {
-            let decision = self.recover(&failed.for_record(record));
-            if decision != ErrorDecision::Recovered {
-                return decision;
-            }
-        }
-        ErrorDecision::Recovered
+        ErrorDecision::recover_each(failed.records.len(), |i| self.recover(&failed.for_record(&failed.records[i])))
     }
 }
 

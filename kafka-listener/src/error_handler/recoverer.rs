@@ -17,7 +17,8 @@ pub trait Recoverer: Send + Sync + 'static {
     /// Recovers the failed record.
     ///
     /// # Errors
-    /// When the record could not be dealt with (e.g. the dead-letter topic did not take it).
+    /// When the record could not be dealt with (e.g. the dead-letter topic did not take it); a
+    /// recoverer of your own returns `Error::Recovery(cause.into())`.
     fn recover(&self, failed: &FailedRecord<'_>) -> Result<(), Error>;
 }
 

@@ -263,12 +263,8 @@ impl ErrorHandler for RetryForwarder {
     }
 
     fn handle_batch(&self, failed: &FailedBatch<'_>) -> ErrorDecision {
-        for record in failed.records {
-            let decision = self.forward_record(&failed.for_record(record));
-            if decision != ErrorDecision::Recovered {
-                return decision;
-            }
-        }
-        ErrorDecision::Recovered
+        ErrorDecision::recover_each(failed.records.len(), |i| {
+            self.forward_record(&failed.for_record(&failed.records[i]))
+        })
     }
 }
