@@ -306,6 +306,17 @@ fn strings(key: &str, expr: &Expr, errors: &mut Errors) -> Vec<LitStr> {
     }
 }
 
+/// A value that names a function: its path, or the error `usage` spanned on it.
+fn path_of(value: &Expr, usage: &str, errors: &mut Errors) -> Option<syn::Path> {
+    match value {
+        Expr::Path(p) => Some(p.path.clone()),
+        other => {
+            errors.add(other.span(), usage);
+            None
+        }
+    }
+}
+
 fn set_once<T>(slot: &mut Option<T>, value: Option<T>, key: &str, span: Span, errors: &mut Errors) {
     if slot.is_some() {
         errors.add(span, format!("`{key}` is given twice"));
@@ -362,33 +373,15 @@ impl ListenerArgs {
                     }
                 }
                 "filter" => {
-                    let path = match value {
-                        Expr::Path(p) => Some(p.path.clone()),
-                        other => {
-                            errors.add(other.span(), "`filter` takes the path of a `fn(&Record<'_>) -> bool` (true: hand the record over), e.g. filter = only_paid");
-                            None
-                        }
-                    };
+                    let path = path_of(value, "`filter` takes the path of a `fn(&Record<'_>) -> bool` (true: hand the record over), e.g. filter = only_paid", errors);
                     set_once(&mut args.filter, path, &key, span, errors);
                 }
                 "on_partitions_assigned" => {
-                    let path = match value {
-                        Expr::Path(p) => Some(p.path.clone()),
-                        other => {
-                            errors.add(other.span(), "`on_partitions_assigned` takes the path of a `fn(&[(String, i32)], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind");
-                            None
-                        }
-                    };
+                    let path = path_of(value, "`on_partitions_assigned` takes the path of a `fn(&[(String, i32)], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind", errors);
                     set_once(&mut args.on_partitions_assigned, path, &key, span, errors);
                 }
                 "error_handler" => {
-                    let path = match value {
-                        Expr::Path(p) => Some(p.path.clone()),
-                        other => {
-                            errors.add(other.span(), "`error_handler` takes the path of a `fn() -> impl ErrorHandler`, e.g. error_handler = handlers::dead_letters");
-                            None
-                        }
-                    };
+                    let path = path_of(value, "`error_handler` takes the path of a `fn() -> impl ErrorHandler`, e.g. error_handler = handlers::dead_letters", errors);
                     set_once(&mut args.error_handler, path, &key, span, errors);
                 }
                 "properties" => {
