@@ -285,7 +285,7 @@ fn replay_window(
         ends: std::collections::HashMap::new(),
         done: std::collections::HashSet::new(),
     };
-    for a in plan.assignment.iter().skip(index).step_by(total.max(1)) {
+    for a in share(plan, index, total) {
         let bounds = [replay.from_ms, replay.to_ms];
         let found = offsets_for_times(consumer, &plan.client_config, &a.topic, a.partition, &bounds, SEEK_TIMEOUT)?;
         let (start, end) = (found[0], found[1]);
@@ -300,6 +300,11 @@ fn replay_window(
     Ok(window)
 }
 
+/// Consumer `index`'s share of the listener's explicit partitions: every `total`-th from `index`.
+fn share(plan: &ContainerPlan, index: usize, total: usize) -> impl Iterator<Item = &AssignedPartition> {
+    plan.assignment.iter().skip(index).step_by(total.max(1))
+}
+
 /// Assigns this consumer its share of the listener's explicit partitions (every `total`-th from
 /// `index`), each at its start position; then tells the listener's assignment callback.
 fn assign(
@@ -310,7 +315,7 @@ fn assign(
     total: usize,
     replay: Option<&ReplayWindow>,
 ) -> rdkafka::error::KafkaResult<()> {
-    let mine: Vec<&AssignedPartition> = plan.assignment.iter().skip(index).step_by(total.max(1)).collect();
+    let mine: Vec<&AssignedPartition> = share(plan, index, total).collect();
     let mut tpl = TopicPartitionList::new();
     for a in &mine {
         let offset = match a.start {
@@ -463,7 +468,10 @@ impl<'c> PollLoop<'_, 'c> {
                 continue;
             }
             self.drop_revoked(&mut records);
-            let touched = if self.plan.acknowledging { partitions_of(&records) } else { Vec::new() };
+            // Record listeners are throttled record by record (`handle_records`); a batch is
+            // checked once it is handled.
+            let batch = matches!(self.plan.invoker, Invoker::Batch(_));
+            let touched = if self.plan.acknowledging && batch { partitions_of(&records) } else { Vec::new() };
             match self.plan.invoker.clone() {
                 Invoker::Record(invoker) => self.handle_records(&invoker, records),
                 Invoker::Batch(invoker) => self.handle_batch(&invoker, records),
