@@ -271,3 +271,129 @@ async fn explicit_partitions_and_a_seek_from_outside_on_a_real_broker() {
     assert!(seen[..before].iter().all(|(_, offset)| *offset >= 3), "nothing before offset 3 until the seek: {seen:?}");
     assert_eq!(seen[before..], (1..10).map(|o| (0, o)).collect::<Vec<_>>(), "partition 0 again from offset 1");
 }
+
+/// Issue 10, scenario 6: a listener starts on a topic that does not exist yet (the factory's
+/// default: warn and wait); the topic is created 3 s later and 5 records produced. They arrive
+/// within seconds, not after librdkafka's 5-minute metadata refresh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_topic_created_after_start_is_picked_up_within_seconds() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let topic = format!("late-{run}");
+    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).missing_topics_fatal(false);
+    for (key, value) in Broker::group_settings() {
+        factory = factory.set(key, value);
+    }
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory.build().unwrap())
+        .register(
+            Endpoint::new("late")
+                .topic(topic.as_str())
+                .group(topic.as_str())
+                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
+        )
+        .start()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let broker = Broker::External(bootstrap.clone());
+    broker.create_topic(&topic, 1).await.unwrap();
+    let created = std::time::Instant::now();
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
+    for i in 0..5 {
+        template.send(&topic, format!("r{i}")).await.unwrap();
+    }
+    // librdkafka alone took 300 s (topic.metadata.refresh.interval.ms); allow a slow machine 45 s.
+    let deadline = created + Duration::from_secs(45);
+    while seen.lock().unwrap().len() < 5 {
+        assert!(std::time::Instant::now() < deadline, "records of the new topic: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("the topic created after start was consumed {:?} after its creation", created.elapsed());
+    running.shutdown().await.unwrap();
+    assert_eq!(*seen.lock().unwrap(), (0..5).map(|i| format!("r{i}")).collect::<Vec<_>>());
+}
+
+/// Issue 10, scenario 7: a topic written in transactions ends with a commit marker the listener
+/// never sees. Without `fix_tx_offsets` the committed offset stays at the last record + 1 and the
+/// lag at 1; with it, the committed offset reaches the end.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fix_tx_offsets_commits_past_the_transaction_marker() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let topic = format!("txin-{run}");
+    let broker = Broker::External(bootstrap.clone());
+    broker.create_topic(&topic, 1).await.unwrap();
+    let producer = KafkaTemplate::builder()
+        .bootstrap_servers(bootstrap.clone())
+        .transactional_id(format!("txin-{run}"))
+        .build()
+        .unwrap();
+    let out = topic.clone();
+    producer
+        .transaction(|tx| async move {
+            for i in 0..5 {
+                tx.send(&out, format!("r{i}")).partition(0).await?;
+            }
+            Ok::<(), ListenerError>(())
+        })
+        .await
+        .unwrap();
+    let admin = Admin::new(bootstrap.as_str());
+    let end = {
+        let (admin, topic) = (admin.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || admin.end_offsets(&topic)).await.unwrap().unwrap()
+    };
+    assert_eq!(end, BTreeMap::from([(0, 6)]), "5 records and the commit marker");
+
+    let mut factory =
+        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).set("isolation.level", "read_committed");
+    for (key, value) in Broker::group_settings() {
+        factory = factory.set(key, value);
+    }
+    let factory = factory.build().unwrap();
+    let fixing = factory.to_builder().fix_tx_offsets(true).build().unwrap();
+    let seen: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();
+    let (plain_log, fixed_log) = (seen.clone(), seen.clone());
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .with_factory("fixing", fixing)
+        .register(
+            Endpoint::new("plain")
+                .topic(topic.as_str())
+                .group(format!("{topic}-plain"))
+                .blocking_handler(move |meta: Meta| plain_log.lock().unwrap().push(("plain".to_string(), meta.offset))),
+        )
+        .register(
+            Endpoint::new("fixed")
+                .topic(topic.as_str())
+                .group(format!("{topic}-fixed"))
+                .container_factory("fixing")
+                .blocking_handler(move |meta: Meta| fixed_log.lock().unwrap().push(("fixed".to_string(), meta.offset))),
+        )
+        .start()
+        .await
+        .unwrap();
+    let committed = |group: String| {
+        let (admin, topic) = (admin.clone(), topic.clone());
+        async move { tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic)).await.unwrap().unwrap() }
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (plain, fixed) = (committed(format!("{topic}-plain")).await, committed(format!("{topic}-fixed")).await);
+        if plain == BTreeMap::from([(0, 5)]) && fixed == BTreeMap::from([(0, 6)]) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "committed: plain {plain:?}, fixed {fixed:?} (end 6)");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    running.shutdown().await.unwrap();
+    let seen = seen.lock().unwrap().clone();
+    for listener in ["plain", "fixed"] {
+        let offsets: Vec<i64> = seen.iter().filter(|(l, _)| l == listener).map(|(_, o)| *o).collect();
+        assert_eq!(offsets, [0, 1, 2, 3, 4], "{listener}: every record once, no marker");
+    }
+    assert_eq!(committed(format!("{topic}-plain")).await, BTreeMap::from([(0, 5)]), "lag 1 without the fix");
+}

@@ -145,3 +145,52 @@ fn secrets_never_show() {
         .unwrap_or_default();
     assert!(!error.contains("hunter2"), "{error}");
 }
+
+/// Issue 10, scenario 8: properties librdkafka refuses only together are found before `start()`
+/// answers, as the container would create its consumers, and reported as what they are (not as
+/// an unreachable broker).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conflicting_consumer_properties_are_start_errors_naming_listener_and_properties() {
+    let kafka = embedded(&[("conflicts", 1)]);
+    // (a) On the factory: build() refuses it, naming a property and the cause.
+    let refused = ContainerFactory::builder()
+        .bootstrap_servers(kafka.bootstrap_servers())
+        .set("group.protocol", "consumer")
+        .set("session.timeout.ms", "3000")
+        .set("heartbeat.interval.ms", "300")
+        .build();
+    match refused {
+        Err(Error::Config { setting, reason }) => {
+            assert_eq!(setting, "session.timeout.ms", "{reason}");
+            assert!(reason.contains("group.protocol=consumer"), "{reason}");
+            assert!(!reason.contains("reach"), "not reported as a broker problem: {reason}");
+        }
+        other => panic!("expected a configuration error, got {other:?}"),
+    }
+
+    // (b) The factory's classic settings with a listener's `group.protocol=consumer`, and (c) a
+    // listener's `receive.message.max.bytes` not 512 above its `fetch.max.bytes`: start() fails,
+    // naming the listener and the properties, and starts nothing.
+    let result = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Batch))
+        .register(noop("new-protocol", "conflicts").property("group.protocol", "consumer"))
+        .register(
+            noop("fetch-sizes", "conflicts")
+                .property("receive.message.max.bytes", "1000000")
+                .property("fetch.max.bytes", "500000"),
+        )
+        .register(noop("fine", "conflicts"))
+        .start()
+        .await;
+    let Err(error) = result else { panic!("start should fail") };
+    let text = error.to_string();
+    let about = |listener: &str| -> String {
+        error.problems().iter().filter(|p| p.listener.as_deref() == Some(listener)).map(|p| p.message.clone()).collect()
+    };
+    let protocol = about("new-protocol");
+    assert!(protocol.contains("group.protocol") && protocol.contains("session.timeout.ms"), "{text}");
+    let sizes = about("fetch-sizes");
+    assert!(sizes.contains("receive.message.max.bytes") && sizes.contains("fetch.max.bytes"), "{text}");
+    assert!(about("fine").is_empty(), "{text}");
+    assert!(!text.contains("reach the broker"), "{text}");
+}

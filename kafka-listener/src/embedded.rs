@@ -13,11 +13,17 @@ use crate::error::{Error, Result};
 /// The request kinds and error codes of [`EmbeddedKafka::fail_requests`] (librdkafka's).
 pub use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 
+/// The embedded broker's `group.initial.rebalance.delay.ms`.
+const INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(100);
+
 /// A Kafka cluster inside this process (librdkafka's mock cluster): real brokers on loopback
 /// ports, speaking the Kafka protocol, with topics, consumer groups, committed offsets and
 /// transactions. Nothing to install; data lives in memory until it is dropped.
 ///
-/// A new consumer group joins at once (the mock's initial rebalance delay is set to 0).
+/// A new consumer group waits 100 ms for more members before its first assignment (a real
+/// broker's `group.initial.rebalance.delay.ms` is 3 s; the mock's own default, 3 s, is lowered):
+/// the consumers of a listener with concurrency above 1 subscribe together and share the first
+/// assignment instead of rebalancing once per consumer.
 /// The mock keeps only about 5 MiB per partition: produce large volumes compressed.
 ///
 /// ```
@@ -64,15 +70,16 @@ impl EmbeddedKafka {
         let bootstrap_servers = cluster.bootstrap_servers();
         drop(cluster);
         let kafka = EmbeddedKafka { producer, bootstrap_servers };
-        kafka.set_initial_rebalance_delay(Duration::ZERO);
+        kafka.set_initial_rebalance_delay(INITIAL_REBALANCE_DELAY);
         Ok(kafka)
     }
 
     /// How long a new consumer group waits for more members before its first assignment
-    /// (the broker's `group.initial.rebalance.delay.ms`; 0 after `start`). A listener with
-    /// concurrency above 1 gets all its consumers into the first assignment with a few hundred
-    /// milliseconds, instead of a second rebalance (which the mock cluster lets wait
-    /// `session.timeout.ms - 1 s`).
+    /// (the broker's `group.initial.rebalance.delay.ms`; 100 ms after `start`). The consumers of
+    /// a listener with concurrency above 1 subscribe together, so a short delay gets them all
+    /// into the first assignment, instead of a second rebalance (which the mock cluster lets
+    /// wait `session.timeout.ms - 1 s`, rejecting commits meanwhile). 0 starts a lone consumer
+    /// ~0.1 s sooner.
     pub fn set_initial_rebalance_delay(&self, delay: Duration) {
         // SAFETY: the client was created with `test.mock.num.brokers`, so it owns a mock cluster
         // that lives as long as the client; the mock API is thread-safe (it sends an operation to

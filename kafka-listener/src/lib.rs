@@ -69,7 +69,7 @@ pub use container::{ConcurrentContainer, ConsumerHandle};
 pub use embedded::EmbeddedKafka;
 pub use error::{Error, Problem, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, FailedBatch, FailedRecord};
-pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, Record, State};
+pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, OptionalFromRecord, Record, State};
 pub use handler::{BatchInterceptor, BatchListenerFailed, ListenerError, ListenerFailure, RecordInterceptor};
 pub use kafka_listener_macros::kafka_listener;
 pub use producer::{

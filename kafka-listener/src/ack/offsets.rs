@@ -5,20 +5,46 @@ use std::sync::Arc;
 
 use rdkafka::{Offset, TopicPartitionList};
 
+/// Which delivery of a record an acknowledgment belongs to: unique per tracker, never reused.
+///
+/// A partition's deliveries restart when it is revoked and assigned again, sought, nacked or
+/// retried; an acknowledgment of an earlier delivery then names an id the tracker no longer holds
+/// and is ignored, so it can never complete the record's new delivery (or a record it never saw).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct DeliveryId(u64);
+
+/// One delivered record waiting for its acknowledgment.
+#[derive(Debug, Clone, Copy)]
+struct Delivery {
+    offset: i64,
+    id: DeliveryId,
+    done: bool,
+}
+
 /// The offsets of one partition between delivery and commit.
 #[derive(Debug, Default)]
 struct PartitionOffsets {
-    /// Records delivered and awaiting completion (manual acks), in offset order; `true` once done.
-    outstanding: VecDeque<(i64, bool)>,
+    /// Records delivered and awaiting completion (manual acks), in offset order.
+    outstanding: VecDeque<Delivery>,
     /// The next offset to commit: last record of the done prefix + 1.
     committable: Option<i64>,
     /// The offset last sent in a commit.
     committed: Option<i64>,
     /// The last commit sent is not known to have landed (asynchronous, or failed).
     unconfirmed: bool,
+    /// The offset last known to have landed in a commit.
+    landed: Option<i64>,
+    /// The first offset delivered or done since the partition was assigned (for counts).
+    first: Option<i64>,
 }
 
 impl PartitionOffsets {
+    fn saw(&mut self, offset: i64) {
+        if self.first.is_none() {
+            self.first = Some(offset);
+        }
+    }
+
     fn advance(&mut self, next: i64) {
         if self.committable.is_none_or(|c| next > c) {
             self.committable = Some(next);
@@ -27,10 +53,22 @@ impl PartitionOffsets {
 
     /// Pops the done prefix of `outstanding` into `committable`.
     fn settle(&mut self) {
-        while let Some(&(offset, true)) = self.outstanding.front() {
+        while let Some(&Delivery { offset, done: true, .. }) = self.outstanding.front() {
             self.outstanding.pop_front();
             self.advance(offset + 1);
         }
+    }
+
+    fn find(&self, offset: i64) -> Option<usize> {
+        self.outstanding.binary_search_by_key(&offset, |d| d.offset).ok()
+    }
+
+    /// Forgets the deliveries from `offset` on (they start over); the done prefix before them
+    /// becomes committable.
+    fn truncate_from(&mut self, offset: i64) {
+        let keep = self.outstanding.partition_point(|d| d.offset < offset);
+        self.outstanding.truncate(keep);
+        self.settle();
     }
 }
 
@@ -42,7 +80,8 @@ pub(crate) enum Selection<'a> {
     /// Every committable offset not known to have landed, even one sent before: an asynchronous
     /// commit may have been rejected (a broker rejects commits while a rebalance is in progress).
     All,
-    /// Every committable offset of these partitions (about to be revoked), as with `All`.
+    /// Every committable offset of these partitions (about to be revoked) not known to have
+    /// landed, as with `All`.
     Partitions(&'a TopicPartitionList),
     /// The offsets sent before and not known to have landed, sent again as they were.
     Unconfirmed,
@@ -57,6 +96,8 @@ pub(crate) enum Selection<'a> {
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
     topics: HashMap<Arc<str>, HashMap<i32, PartitionOffsets>>,
+    /// The last delivery id handed out.
+    deliveries: u64,
 }
 
 impl OffsetTracker {
@@ -94,41 +135,66 @@ impl OffsetTracker {
         self.topics.get(topic).is_some_and(|p| p.contains_key(&partition))
     }
 
-    /// A record was delivered to a listener that will acknowledge it.
-    pub(crate) fn track(&mut self, topic: &str, partition: i32, offset: i64) {
+    /// A record was delivered to a listener that will acknowledge it: returns the id its
+    /// acknowledgment must carry, or `None` when the record is below the committable offset
+    /// (already processed, delivered again after a seek back: its acknowledgment changes nothing).
+    ///
+    /// A delivery at or before records still outstanding starts the partition's deliveries over
+    /// from there (a seek, nack or retry delivers it again): those records are forgotten, and the
+    /// acknowledgments of their earlier deliveries no longer count.
+    pub(crate) fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Option<DeliveryId> {
+        self.deliveries += 1;
+        let id = DeliveryId(self.deliveries);
         let p = self.partition_mut(topic, partition);
+        p.saw(offset);
         if p.committable.is_some_and(|c| offset < c) {
-            return;
+            return None;
         }
-        match p.outstanding.back() {
-            Some(&(last, _)) if last >= offset => {}
-            _ => p.outstanding.push_back((offset, false)),
+        if p.outstanding.back().is_some_and(|d| d.offset >= offset) {
+            p.truncate_from(offset);
+        }
+        p.outstanding.push_back(Delivery { offset, id, done: false });
+        Some(id)
+    }
+
+    /// The id of the outstanding delivery of this record, if it is tracked.
+    pub(crate) fn delivery(&self, topic: &str, partition: i32, offset: i64) -> Option<DeliveryId> {
+        let p = self.topics.get(topic)?.get(&partition)?;
+        p.find(offset).map(|i| p.outstanding[i].id)
+    }
+
+    /// An acknowledgment of one delivery. It counts only if the partition is owned and that very
+    /// delivery is outstanding: an acknowledgment of an earlier delivery (before a revocation, a
+    /// seek, a nack or a retry) or of a record never tracked is ignored. Returns whether it
+    /// counted.
+    pub(crate) fn acknowledge(&mut self, topic: &str, partition: i32, offset: i64, id: DeliveryId) -> bool {
+        let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return false };
+        match p.find(offset) {
+            Some(i) if p.outstanding[i].id == id => {
+                p.outstanding[i].done = true;
+                p.settle();
+                true
+            }
+            _ => false,
         }
     }
 
-    /// A record is done. Returns whether the committable offset advanced.
-    ///
-    /// `owned_only`: ignore partitions the container does not own (acknowledgments from other
-    /// threads arriving after a revocation); the poll thread passes false.
-    pub(crate) fn complete(&mut self, topic: &str, partition: i32, offset: i64, owned_only: bool) -> bool {
-        let p = if owned_only {
-            match self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
-                Some(p) => p,
-                None => return false,
-            }
-        } else {
-            self.partition_mut(topic, partition)
-        };
+    /// A record is done: handled, recovered or discarded by the container itself (on the poll
+    /// thread, which knows the record is of the partition's current delivery). Returns whether
+    /// the committable offset advanced.
+    pub(crate) fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+        let p = self.partition_mut(topic, partition);
+        p.saw(offset);
         let before = p.committable;
         if p.outstanding.is_empty() {
             p.advance(offset + 1);
-        } else if let Ok(i) = p.outstanding.binary_search_by_key(&offset, |&(o, _)| o) {
-            p.outstanding[i].1 = true;
+        } else if let Some(i) = p.find(offset) {
+            p.outstanding[i].done = true;
             p.settle();
-        } else if p.outstanding.back().is_some_and(|&(last, _)| offset > last) {
-            // Completed without being tracked, after every outstanding record: it is handled, but
-            // may only be committed once the records before it are.
-            p.outstanding.push_back((offset, true));
+        } else if p.outstanding.back().is_some_and(|d| offset > d.offset) {
+            // Completed without being tracked, after every outstanding record (a discarded
+            // record): it is processed, but may only be committed once the records before it are.
+            p.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true });
             p.settle();
         }
         p.committable != before
@@ -137,8 +203,7 @@ impl OffsetTracker {
     /// A seek back to `offset`: records from there on will be delivered again.
     pub(crate) fn rewind(&mut self, topic: &str, partition: i32, offset: i64) {
         if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
-            p.outstanding.retain(|&(o, _)| o < offset);
-            p.settle();
+            p.truncate_from(offset);
         }
     }
 
@@ -149,10 +214,11 @@ impl OffsetTracker {
             for (&partition, p) in partitions.iter_mut() {
                 let offset = match selection {
                     Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
-                    Selection::All => p.committable,
-                    Selection::Partitions(only) => {
-                        p.committable.filter(|_| only.find_partition(topic, partition).is_some())
-                    }
+                    Selection::All => p.committable.filter(|&next| p.landed.is_none_or(|l| l < next)),
+                    Selection::Partitions(only) => p
+                        .committable
+                        .filter(|&next| p.landed.is_none_or(|l| l < next))
+                        .filter(|_| only.find_partition(topic, partition).is_some()),
                     Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
                 };
                 if let Some(offset) = offset {
@@ -175,6 +241,9 @@ impl OffsetTracker {
                 if p.committed == Some(offset) {
                     p.unconfirmed = false;
                 }
+                if p.landed.is_none_or(|l| l < offset) {
+                    p.landed = Some(offset);
+                }
             }
         }
     }
@@ -184,7 +253,71 @@ impl OffsetTracker {
         if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
             p.committed = Some(next);
             p.unconfirmed = false;
+            p.landed = Some(next);
         }
+    }
+
+    /// A partition's processed offset not known to have landed in a commit: the next offset to
+    /// commit, and how many records it covers since the last landed commit (since the first
+    /// record seen when none landed).
+    pub(crate) fn uncommitted(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
+        let p = self.topics.get(topic)?.get(&partition)?;
+        let next = p.committable?;
+        let from = p.landed.or(p.first).unwrap_or(next);
+        (p.landed.is_none_or(|l| l < next)).then_some((next, (next - from).max(0)))
+    }
+
+    /// [`uncommitted`](Self::uncommitted) for every partition that has such an offset:
+    /// `(topic, partition, next, records)`, sorted.
+    pub(crate) fn all_uncommitted(&self) -> Vec<(String, i32, i64, i64)> {
+        let mut all: Vec<_> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, partitions)| partitions.keys().map(move |&p| (topic, p)))
+            .filter_map(|(topic, p)| self.uncommitted(topic, p).map(|(next, n)| (topic.to_string(), p, next, n)))
+            .collect();
+        all.sort();
+        all
+    }
+
+    /// Moves an owned partition's committable offset up to the consumer's `position` when all it
+    /// delivered is done and committed, and the position is past it (over transaction markers
+    /// the listener never sees). Returns whether it moved.
+    pub(crate) fn skip_to(&mut self, topic: &str, partition: i32, position: i64) -> bool {
+        let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return false };
+        match p.committable {
+            Some(c) if p.outstanding.is_empty() && p.committed == Some(c) && position > c => {
+                p.committable = Some(position);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A processed offset handed over for an owned partition (a sibling consumer processed the
+    /// records before it and could not commit them): it becomes committable, and the partition's
+    /// deliveries start there.
+    pub(crate) fn seed(&mut self, topic: &str, partition: i32, next: i64) {
+        if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
+            p.outstanding.clear();
+            p.advance(next);
+            p.saw(next);
+        }
+    }
+
+    /// The records delivered and not acknowledged yet, per owned partition that has any
+    /// (`only`: of these partitions): `(topic, partition, records)`, sorted. A record acknowledged
+    /// behind an unacknowledged one counts too (it cannot be committed either).
+    pub(crate) fn unacknowledged(&self, only: Option<&TopicPartitionList>) -> Vec<(String, i32, usize)> {
+        let mut all: Vec<_> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, partitions)| partitions.iter().map(move |(&p, o)| (topic, p, o.outstanding.len())))
+            .filter(|(topic, p, n)| *n > 0 && only.is_none_or(|only| only.find_partition(topic, *p).is_some()))
+            .map(|(topic, p, n)| (topic.to_string(), p, n))
+            .collect();
+        all.sort();
+        all
     }
 
     /// How many records of the partition were delivered and wait for an acknowledgment, counting
@@ -209,32 +342,35 @@ impl OffsetTracker {
 mod tests {
     use super::*;
 
+    /// Tracks `offsets` of t-0 and returns their delivery ids.
+    fn deliver(t: &mut OffsetTracker, offsets: std::ops::Range<i64>) -> Vec<DeliveryId> {
+        offsets.map(|o| t.track("t", 0, o).unwrap_or(DeliveryId(0))).collect()
+    }
+
     #[test]
-    fn out_of_order_completions_commit_only_the_contiguous_prefix() {
+    fn out_of_order_acknowledgments_commit_only_the_contiguous_prefix() {
         let mut t = OffsetTracker::default();
         t.assign("t", 0);
-        for o in 10..15 {
-            t.track("t", 0, o);
-        }
-        assert!(!t.complete("t", 0, 12, true));
-        assert!(!t.complete("t", 0, 11, true));
+        let ids = deliver(&mut t, 10..15);
+        assert!(t.acknowledge("t", 0, 12, ids[2]));
+        assert!(t.acknowledge("t", 0, 11, ids[1]));
         assert_eq!(t.committable("t", 0), None);
-        assert!(t.complete("t", 0, 10, true));
+        assert!(t.acknowledge("t", 0, 10, ids[0]));
         assert_eq!(t.committable("t", 0), Some(13));
-        assert!(!t.complete("t", 0, 14, true));
+        assert!(t.acknowledge("t", 0, 14, ids[4]));
         assert_eq!(t.committable("t", 0), Some(13));
-        assert!(t.complete("t", 0, 13, true));
+        assert!(t.acknowledge("t", 0, 13, ids[3]));
         assert_eq!(t.committable("t", 0), Some(15));
     }
 
     #[test]
     fn commits_are_taken_once_and_resent_until_confirmed() {
         let mut t = OffsetTracker::default();
-        t.complete("t", 1, 4, false);
+        t.complete("t", 1, 4);
         let tpl = t.take_commits(Selection::Advanced).unwrap_or_default();
         assert_eq!(tpl.find_partition("t", 1).map(|e| e.offset()), Some(Offset::Offset(5)));
         assert!(t.take_commits(Selection::Advanced).is_none());
-        t.complete("t", 1, 5, false);
+        t.complete("t", 1, 5);
         // Confirming re-sends what was sent, not what became committable since.
         let again = t.take_commits(Selection::Unconfirmed).unwrap_or_default();
         assert_eq!(again.find_partition("t", 1).map(|e| e.offset()), Some(Offset::Offset(5)));
@@ -248,24 +384,105 @@ mod tests {
     fn acknowledgments_for_revoked_partitions_are_ignored() {
         let mut t = OffsetTracker::default();
         t.assign("t", 0);
-        t.track("t", 0, 0);
+        let ids = deliver(&mut t, 0..1);
         t.remove("t", 0);
-        assert!(!t.complete("t", 0, 0, true));
+        assert!(!t.acknowledge("t", 0, 0, ids[0]));
         assert!(!t.owns("t", 0));
     }
 
     #[test]
     fn rewind_drops_outstanding_records_from_the_seek_offset() {
         let mut t = OffsetTracker::default();
-        for o in 0..4 {
-            t.track("t", 0, o);
-        }
-        t.complete("t", 0, 0, true);
-        t.complete("t", 0, 2, true);
+        t.assign("t", 0);
+        let ids = deliver(&mut t, 0..4);
+        t.acknowledge("t", 0, 0, ids[0]);
+        t.acknowledge("t", 0, 2, ids[2]);
         t.rewind("t", 0, 1);
         assert_eq!(t.committable("t", 0), Some(1));
-        t.track("t", 0, 1);
-        t.complete("t", 0, 1, true);
+        let again = deliver(&mut t, 1..2);
+        t.acknowledge("t", 0, 1, again[0]);
         assert_eq!(t.committable("t", 0), Some(2));
+    }
+
+    /// Issue 10, scenario 1: the partition is revoked and assigned back; a late acknowledgment of
+    /// the first delivery of record 9 must not count for the second delivery.
+    #[test]
+    fn an_acknowledgment_of_an_earlier_delivery_is_ignored_after_reassignment() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        let first = deliver(&mut t, 0..10);
+        t.remove("t", 0);
+        t.assign("t", 0);
+        let second = deliver(&mut t, 0..1);
+        assert!(!t.acknowledge("t", 0, 9, first[9]), "never tracked in this delivery");
+        assert!(!t.acknowledge("t", 0, 0, first[0]), "an earlier delivery of a tracked record");
+        assert_eq!(t.committable("t", 0), None);
+        assert!(t.acknowledge("t", 0, 0, second[0]));
+        assert_eq!(t.committable("t", 0), Some(1));
+        let rest = deliver(&mut t, 1..10);
+        assert!(!t.acknowledge("t", 0, 9, first[9]));
+        assert!(t.acknowledge("t", 0, 9, rest[8]), "the record's own delivery counts");
+        assert_eq!(t.committable("t", 0), Some(1), "records 1..8 are not acknowledged");
+    }
+
+    /// A seek back, a nack or a retry delivers records again without a rebalance: the
+    /// acknowledgments of the deliveries before are stale.
+    #[test]
+    fn delivering_again_from_an_offset_makes_earlier_acknowledgments_stale() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        let first = deliver(&mut t, 0..5);
+        // Delivered again from 2 (no explicit rewind: a retry of record 2).
+        let second = deliver(&mut t, 2..3);
+        assert!(t.acknowledge("t", 0, 0, first[0]), "record 0's delivery is still current");
+        assert!(t.acknowledge("t", 0, 1, first[1]));
+        assert!(!t.acknowledge("t", 0, 2, first[2]), "the failed attempt's acknowledgment");
+        assert!(!t.acknowledge("t", 0, 4, first[4]), "record 4 starts over too");
+        assert_eq!(t.committable("t", 0), Some(2));
+        assert!(t.acknowledge("t", 0, 2, second[0]));
+        assert_eq!(t.committable("t", 0), Some(3));
+        assert_eq!(t.delivery("t", 0, 3), None, "not delivered again yet");
+    }
+
+    #[test]
+    fn uncommitted_counts_from_the_last_landed_commit() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        for o in 100..110 {
+            t.complete("t", 0, o);
+        }
+        assert_eq!(t.uncommitted("t", 0), Some((110, 10)));
+        let sent = t.take_commits(Selection::All).unwrap_or_default();
+        assert_eq!(t.uncommitted("t", 0), Some((110, 10)), "sent, not confirmed");
+        t.confirmed(&sent);
+        assert_eq!(t.uncommitted("t", 0), None);
+        t.complete("t", 0, 110);
+        assert_eq!(t.all_uncommitted(), vec![("t".to_string(), 0, 111, 1)]);
+    }
+
+    #[test]
+    fn a_seeded_offset_is_committed_by_the_new_owner() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        t.seed("t", 0, 500);
+        let tpl = t.take_commits(Selection::Advanced).unwrap_or_default();
+        assert_eq!(tpl.find_partition("t", 0).map(|e| e.offset()), Some(Offset::Offset(500)));
+        // Records below the seed delivered again change nothing.
+        assert_eq!(t.track("t", 0, 499), None);
+        t.complete("t", 0, 499);
+        assert_eq!(t.committable("t", 0), Some(500));
+    }
+
+    #[test]
+    fn unacknowledged_lists_partitions_with_records_waiting() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        t.assign("t", 1);
+        let ids = deliver(&mut t, 0..3);
+        t.acknowledge("t", 0, 1, ids[1]);
+        assert_eq!(t.unacknowledged(None), vec![("t".to_string(), 0, 3)]);
+        t.acknowledge("t", 0, 0, ids[0]);
+        t.acknowledge("t", 0, 2, ids[2]);
+        assert!(t.unacknowledged(None).is_empty());
     }
 }

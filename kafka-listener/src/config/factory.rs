@@ -56,6 +56,7 @@ pub(crate) struct FactorySettings {
     pub(crate) idle_event_interval: Option<Duration>,
     pub(crate) non_responsive_after: Duration,
     pub(crate) max_in_flight: usize,
+    pub(crate) fix_tx_offsets: bool,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
     pub(crate) transactional: Option<KafkaTemplate>,
@@ -154,6 +155,7 @@ impl Default for FactorySettings {
             idle_event_interval: None,
             non_responsive_after: Duration::from_secs(30),
             max_in_flight: 10_000,
+            fix_tx_offsets: false,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
         }
@@ -335,6 +337,17 @@ impl ContainerFactoryBuilder {
         self
     }
 
+    /// Spring's `fixTxOffsets`: a topic written in transactions ends with a commit marker that
+    /// no listener sees, so a caught-up partition's committed offset stays one short of its end
+    /// (lag 1, forever). With `true`, when a poll returns nothing and a partition has nothing in
+    /// flight, the consumer's position past the marker is committed, and lag reaches 0. Default
+    /// false. (It also commits past records of aborted transactions that a `read_committed`
+    /// consumer skips.)
+    pub fn fix_tx_offsets(mut self, fix: bool) -> Self {
+        self.settings.fix_tx_offsets = fix;
+        self
+    }
+
     /// What happens when a handler fails (default: [`DefaultErrorHandler`]).
     pub fn error_handler(mut self, handler: impl ErrorHandler) -> Self {
         self.settings.error_handler = Arc::new(handler);
@@ -356,8 +369,9 @@ impl ContainerFactoryBuilder {
     ///
     /// # Errors
     /// [`Error::Config`] naming the first invalid setting: an unknown or invalid librdkafka
-    /// property, `enable.auto.commit=true`, a zero concurrency, `ack_count`, `ack_time` or
-    /// `max_poll_records`, or no `bootstrap_servers`.
+    /// property, properties librdkafka refuses together (e.g. `group.protocol=consumer` with
+    /// `session.timeout.ms`), `enable.auto.commit=true`, a zero concurrency, `ack_count`,
+    /// `ack_time` or `max_poll_records`, or no `bootstrap_servers`.
     pub fn build(self) -> Result<ContainerFactory> {
         let s = self.settings;
         if s.properties.get("bootstrap.servers").is_none_or(|v| v.trim().is_empty()) {
@@ -390,6 +404,17 @@ impl ContainerFactoryBuilder {
         for (key, value) in s.properties.iter() {
             check_owned_property(key, value)?;
             validate_property(key, value)?;
+        }
+        // Some properties conflict only together: check them as a consumer will be created.
+        let mut config = s.properties.to_client_config();
+        super::container_properties(&mut config, "kafka-listener-check");
+        if let Err(reason) = super::check_consumer_config(&config, &s.properties) {
+            return Err(Error::config(
+                super::named_property(&reason),
+                format!(
+                    "{reason}: librdkafka refuses these consumer properties together; change or remove one of them"
+                ),
+            ));
         }
         Ok(ContainerFactory { settings: Arc::new(s) })
     }

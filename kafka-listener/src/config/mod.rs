@@ -8,6 +8,9 @@ mod security;
 pub use ack_mode::AckMode;
 pub(crate) use factory::{check_owned_property, FactorySettings};
 pub use factory::{ContainerFactory, ContainerFactoryBuilder};
-pub(crate) use properties::{is_secret, redacted_error, validate_property, Properties};
+pub(crate) use properties::{
+    check_consumer_config, container_properties, is_secret, named_property, redacted_error, validate_property,
+    Properties,
+};
 pub(crate) use security::feature_hint;
 pub use security::{SaslMechanism, SecuritySettings};

@@ -89,3 +89,42 @@ pub(crate) fn redacted_error(properties: &Properties, message: &str) -> String {
         .filter(|(key, value)| is_secret(key) && !value.is_empty())
         .fold(message.to_string(), |text, (_, value)| text.replace(value, "<redacted>"))
 }
+
+/// The properties a container sets on every consumer it creates (it owns commits and offset
+/// storage; end-of-partition events are not used).
+pub(crate) fn container_properties(config: &mut ClientConfig, group: &str) {
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("enable.partition.eof", "false");
+}
+
+/// Checks a whole consumer configuration the way librdkafka does when a consumer is created:
+/// some properties are refused only together (`group.protocol=consumer` with
+/// `session.timeout.ms` or `heartbeat.interval.ms`, `receive.message.max.bytes` below
+/// `fetch.max.bytes` + 512, `max.poll.interval.ms` below `session.timeout.ms`, ...). A client is
+/// created without brokers or a group (so it connects nowhere) and dropped. Returns librdkafka's
+/// reason, secrets redacted.
+pub(crate) fn check_consumer_config(config: &ClientConfig, properties: &Properties) -> Result<(), String> {
+    let mut probe = config.clone();
+    probe.remove("bootstrap.servers");
+    probe.remove("group.id");
+    match probe.create::<rdkafka::consumer::BaseConsumer>() {
+        Ok(_) => Ok(()),
+        Err(KafkaError::ClientCreation(reason)) | Err(KafkaError::ClientConfig(_, reason, _, _)) => {
+            Err(redacted_error(properties, &reason))
+        }
+        Err(other) => Err(redacted_error(properties, &other.to_string())),
+    }
+}
+
+/// The first property a librdkafka message names (in backticks), else `properties`.
+pub(crate) fn named_property(reason: &str) -> String {
+    reason
+        .split('`')
+        .nth(1)
+        .map(|name| name.split('=').next().unwrap_or(name).to_string())
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "properties".to_string())
+}

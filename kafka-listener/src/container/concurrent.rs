@@ -10,8 +10,8 @@ use std::time::Duration;
 use super::handle::{pairs, ConsumerHandle};
 use super::listener_container::{ContainerPlan, ListenerContainer, Siblings};
 use super::replay::ReplayReport;
-use super::shared::lock;
 use super::shared::SeekTo;
+use super::shared::{lock, ListenerState};
 use crate::error::{Error, Result};
 
 /// The containers of one listener: `concurrency` consumers in the listener's group, each a
@@ -22,6 +22,10 @@ pub struct ConcurrentContainer {
     concurrency: usize,
     children: Mutex<Vec<ListenerContainer>>,
     siblings: Mutex<Arc<Siblings>>,
+    /// What outlives a stop: the pause request and offsets handed between consumers.
+    state: ListenerState,
+    /// The containers of the listener's retry topics: started, stopped, paused and resumed with it.
+    stages: Vec<Arc<ConcurrentContainer>>,
 }
 
 impl fmt::Debug for ConcurrentContainer {
@@ -41,7 +45,21 @@ impl ConcurrentContainer {
             concurrency,
             children: Mutex::new(Vec::new()),
             siblings: Mutex::new(Arc::new(Siblings::new(concurrency))),
+            state: ListenerState::default(),
+            stages: Vec::new(),
         }
+    }
+
+    /// The containers of the listener's retry topics, which follow this one's lifecycle.
+    pub(crate) fn with_stages(mut self, stages: Vec<Arc<ConcurrentContainer>>) -> Self {
+        self.stages = stages;
+        self
+    }
+
+    /// The ids of the containers of the listener's retry topics (`<id>-retry-<n>`), which start,
+    /// stop, pause and resume with it.
+    pub fn retry_stages(&self) -> Vec<&str> {
+        self.stages.iter().map(|s| s.id()).collect()
     }
 
     /// The listener id.
@@ -54,11 +72,18 @@ impl ConcurrentContainer {
         self.concurrency
     }
 
-    /// Starts the consumers, unless they run already.
+    /// Starts the consumers, unless they run already, and those of the listener's retry topics.
+    /// A pause requested before (even before the first start) holds: the partitions they get
+    /// stay paused until [`resume`](Self::resume).
     ///
     /// # Errors
     /// When a container thread cannot be spawned.
     pub fn start(&self) -> Result<()> {
+        self.start_own()?;
+        self.stages.iter().try_for_each(|stage| stage.start())
+    }
+
+    fn start_own(&self) -> Result<()> {
         let mut children = lock(&self.children);
         if children.iter().any(ListenerContainer::is_running) {
             return Ok(());
@@ -67,12 +92,13 @@ impl ConcurrentContainer {
         let siblings = Arc::new(Siblings::new(self.concurrency));
         *lock(&self.siblings) = siblings.clone();
         for index in 0..self.concurrency {
-            let child = ListenerContainer::spawn(self.plan.clone(), index, siblings.clone()).map_err(|e| {
-                Error::config(
-                    "concurrency",
-                    format!("cannot start a container thread for listener `{}`: {e}", self.id()),
-                )
-            })?;
+            let child =
+                ListenerContainer::spawn(self.plan.clone(), index, siblings.clone(), &self.state).map_err(|e| {
+                    Error::config(
+                        "concurrency",
+                        format!("cannot start a container thread for listener `{}`: {e}", self.id()),
+                    )
+                })?;
             children.push(child);
         }
         if children.first().is_some_and(|c| c.shared.has_events()) {
@@ -110,24 +136,24 @@ impl ConcurrentContainer {
         lock(&self.children).iter().any(ListenerContainer::is_running)
     }
 
-    /// Pauses every consumer's partitions (after the records in hand are handled); the consumers
-    /// stay in the group. Partitions assigned later are paused too.
+    /// Pauses every consumer's partitions (after the record in hand is handled), and those of
+    /// the listener's retry topics; the consumers stay in the group. Partitions assigned later are
+    /// paused too, and the pause holds across [`stop`](Self::stop) and [`start`](Self::start),
+    /// and before the first start (Spring keeps a pause requested before start, too).
     pub fn pause(&self) {
-        for child in lock(&self.children).iter() {
-            child.shared.pause_requested.store(true, Ordering::Release);
-        }
+        self.state.pause_requested.store(true, Ordering::Release);
+        self.stages.iter().for_each(|stage| stage.pause());
     }
 
     /// Resumes what [`pause`](Self::pause) paused.
     pub fn resume(&self) {
-        for child in lock(&self.children).iter() {
-            child.shared.pause_requested.store(false, Ordering::Release);
-        }
+        self.state.pause_requested.store(false, Ordering::Release);
+        self.stages.iter().for_each(|stage| stage.resume());
     }
 
     /// Whether a pause was requested (and not resumed since).
     pub fn is_pause_requested(&self) -> bool {
-        lock(&self.children).iter().any(|c| c.shared.pause_requested.load(Ordering::Acquire))
+        self.state.pause_requested.load(Ordering::Acquire)
     }
 
     /// Whether every running consumer has paused its partitions (Spring's `isContainerPaused`).
@@ -280,22 +306,36 @@ impl ConcurrentContainer {
     pub(crate) fn request_stop(&self) {
         lock(&self.siblings).stopping.store(true, Ordering::Release);
         lock(&self.children).iter().for_each(ListenerContainer::request_stop);
+        self.stages.iter().for_each(|stage| stage.request_stop());
     }
 
-    /// Stops its consumers: each finishes the records in hand (bounded by the factory's
-    /// `shutdown_timeout`), commits what was processed and leaves the group.
+    /// Stops its consumers and those of the listener's retry topics: each finishes the records in
+    /// hand (Spring's default; bounded by the factory's `shutdown_timeout`) — but a failed record
+    /// is not retried: its back-off ends at once and it stays uncommitted, with the records behind
+    /// it, for the next start — waits (up to `shutdown_timeout`) for records delivered but not yet
+    /// acknowledged, commits what was processed and leaves the group.
     ///
     /// # Errors
     /// [`Error::ShutdownTimeout`] when a consumer did not stop in time.
     pub async fn stop(&self) -> Result<()> {
         self.request_stop();
-        let stopped: Vec<_> = lock(&self.children).iter().map(ListenerContainer::stopped).collect();
+        let mut stopped: Vec<_> = lock(&self.children).iter().map(ListenerContainer::stopped).collect();
+        for stage in &self.stages {
+            stopped.extend(lock(&stage.children).iter().map(ListenerContainer::stopped));
+        }
         // The loop's own deadline covers the handlers; the margin covers the commit and leaving.
         let timeout = self.plan.settings.shutdown_timeout + std::time::Duration::from_secs(10);
         for stopped in stopped {
             if tokio::time::timeout(timeout, stopped).await.is_err() {
                 return Err(Error::ShutdownTimeout { listener: self.id().to_string(), timeout });
             }
+        }
+        let orphaned = self.state.handoff.pending();
+        if !orphaned.is_empty() {
+            let counts: Vec<(String, i32, String)> =
+                orphaned.into_iter().map(|(t, p, next)| (t, p, format!("processed up to offset {next}"))).collect();
+            tracing::warn!(listener = self.id(), uncommitted = %super::context::describe_counts(&counts),
+                "stopped with processed offsets whose commit a rebalance rejected and no consumer of the listener took over: the group's next consumer handles those records again");
         }
         Ok(())
     }

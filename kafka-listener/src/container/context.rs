@@ -10,6 +10,9 @@ use rdkafka::TopicPartitionList;
 
 use rdkafka::Offset;
 
+use std::time::Instant;
+
+use super::contain::contain;
 use super::events::ContainerEvent;
 use super::shared::{describe, ContainerShared, SeekTo};
 use crate::ack::Selection;
@@ -24,6 +27,11 @@ pub(crate) struct ContainerContext {
     pub(crate) on_assigned: Option<OnPartitionsAssigned>,
     /// Client properties for reading records by offset (offsets for times without a broker index).
     pub(crate) probe_config: rdkafka::config::ClientConfig,
+    /// Start offsets handed over (`take_handoff`), to seed the tracker with once assigned.
+    pub(crate) seeds: std::sync::Mutex<Vec<(String, i32, i64)>>,
+    /// How long a revocation waits for acknowledgments of records delivered from the revoked
+    /// partitions (the factory's `shutdown_timeout`).
+    pub(crate) shutdown_timeout: std::time::Duration,
 }
 
 /// Calls the listener's assignment callback before the partitions in `tpl` are assigned, and puts
@@ -37,8 +45,18 @@ pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
     probe_config: &rdkafka::config::ClientConfig,
     tpl: &TopicPartitionList,
 ) {
-    callback(&super::handle::pairs(tpl), &crate::ConsumerHandle::new(shared.clone()));
     let listener = &*shared.listener_id;
+    if let Err(panic) = contain(|| callback(&super::handle::pairs(tpl), &crate::ConsumerHandle::new(shared.clone()))) {
+        tracing::error!(listener, partitions = %describe(tpl), panic,
+            "the on_partitions_assigned callback panicked; the partitions start where they would without it (the seeks it asked for before the panic still apply)");
+        shared.emit(|listener, consumer| ContainerEvent::Panicked {
+            listener,
+            consumer,
+            during: "the on_partitions_assigned callback".to_string(),
+            message: panic,
+            stopped: false,
+        });
+    }
     let mut requests = super::shared::lock(&shared.requests);
     let (mine, others): (Vec<_>, Vec<_>) =
         std::mem::take(&mut requests.seeks).into_iter().partition(|(t, p, _)| tpl.find_partition(t, *p).is_some());
@@ -108,64 +126,29 @@ impl ClientContext for ContainerContext {
 
 impl ConsumerContext for ContainerContext {
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let listener = &*self.shared.listener_id;
-        match rebalance {
-            Rebalance::Revoke(tpl) => {
-                // Handlers run between polls on this thread, so none is in flight now: commit what
-                // was processed before the partitions go to another consumer.
-                let lost = consumer.assignment_lost();
-                self.shared.emit(|listener, consumer| {
-                    let partitions = super::handle::pairs(tpl);
-                    if lost {
-                        ContainerEvent::PartitionsLost { listener, consumer, partitions }
-                    } else {
-                        ContainerEvent::PartitionsRevoked { listener, consumer, partitions }
-                    }
-                });
-                if lost {
-                    tracing::warn!(listener, partitions = %describe(tpl), "assignment lost; processed offsets cannot be committed");
-                } else if let Err(error) = self.shared.commit(consumer, true, Selection::Partitions(tpl)) {
-                    tracing::warn!(listener, partitions = %describe(tpl), %error,
-                        "could not commit before the partitions were revoked; their new owner resumes from the last commit");
-                }
-                let mut offsets = self.shared.offsets();
-                let mut revoked = super::shared::lock(&self.shared.revoked);
-                for element in tpl.elements() {
-                    offsets.remove(element.topic(), element.partition());
-                    revoked.push((element.topic().to_string(), element.partition()));
-                }
-                drop(revoked);
-                drop(offsets);
-                self.shared.generation.fetch_add(1, Ordering::AcqRel);
-                tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");
-            }
-            Rebalance::Assign(tpl) => {
-                if let Some(callback) = &self.on_assigned {
-                    start_positions(callback, &self.shared, consumer, &self.probe_config, tpl);
-                }
-            }
-            Rebalance::Error(error) => tracing::warn!(listener, %error, "rebalance error"),
+        // librdkafka calls this from C: a panic must not unwind there.
+        if let Err(panic) = contain(|| match rebalance {
+            Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
+            Rebalance::Assign(tpl) => self.assign(consumer, tpl),
+            Rebalance::Error(error) => tracing::warn!(listener = &*self.shared.listener_id, %error, "rebalance error"),
+        }) {
+            tracing::error!(
+                listener = &*self.shared.listener_id,
+                panic,
+                "internal panic in the rebalance callback; please report it"
+            );
         }
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
-            let mut offsets = self.shared.offsets();
-            for element in tpl.elements() {
-                offsets.assign(element.topic(), element.partition());
+            if let Err(panic) = contain(|| self.assigned(consumer, tpl)) {
+                tracing::error!(
+                    listener = &*self.shared.listener_id,
+                    panic,
+                    "internal panic after an assignment; please report it"
+                );
             }
-            drop(offsets);
-            if self.shared.pause_requested.load(Ordering::Acquire) {
-                if let Err(error) = consumer.pause(tpl) {
-                    tracing::warn!(listener = &*self.shared.listener_id, %error, "could not pause newly assigned partitions");
-                }
-            }
-            tracing::info!(listener = &*self.shared.listener_id, partitions = %partitions(tpl), "partitions assigned");
-            self.shared.emit(|listener, consumer| ContainerEvent::PartitionsAssigned {
-                listener,
-                consumer,
-                partitions: super::handle::pairs(tpl),
-            });
         }
     }
 
@@ -176,6 +159,152 @@ impl ConsumerContext for ContainerContext {
             tracing::warn!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error, "commit failed");
         }
     }
+}
+
+impl ContainerContext {
+    /// Before partitions go to another consumer: waits (up to `shutdown_timeout`) for the
+    /// acknowledgments of records delivered from them, commits what was processed, and keeps what
+    /// could not be committed for the listener's next consumer of each partition.
+    fn revoke(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let listener = &*self.shared.listener_id;
+        // Handlers run between polls on this thread, so none is in flight now.
+        let lost = consumer.assignment_lost();
+        self.shared.emit(|listener, consumer| {
+            let partitions = super::handle::pairs(tpl);
+            if lost {
+                ContainerEvent::PartitionsLost { listener, consumer, partitions }
+            } else {
+                ContainerEvent::PartitionsRevoked { listener, consumer, partitions }
+            }
+        });
+        let mut committed = false;
+        if lost {
+            tracing::warn!(listener, partitions = %describe(tpl), "assignment lost; processed offsets cannot be committed by this consumer");
+        } else {
+            // Records handed to tasks may still be acknowledged: give them the time a shutdown gets
+            // (a stopping consumer has waited for them already).
+            let stopping = self.shared.stop_requested.load(Ordering::Acquire);
+            let wait = if stopping { std::time::Duration::ZERO } else { self.shutdown_timeout };
+            let left = self.shared.wait_for_acks(Some(tpl), Instant::now() + wait);
+            if !left.is_empty() {
+                tracing::warn!(listener, waiting = %describe_counts(&left), timeout = ?self.shutdown_timeout,
+                    "partitions revoked while records still wait for an acknowledgment; they will be delivered again to the partitions' next consumer");
+            }
+            match self.shared.commit(consumer, true, Selection::Partitions(tpl)) {
+                Ok(()) => committed = true,
+                Err(error) => tracing::warn!(listener, partitions = %describe(tpl), %error,
+                    "could not commit before the partitions were revoked; the listener's next consumer of each partition commits them"),
+            }
+        }
+        let mut offsets = self.shared.offsets();
+        let mut revoked = super::shared::lock(&self.shared.revoked);
+        for element in tpl.elements() {
+            let (topic, partition) = (element.topic(), element.partition());
+            if !committed {
+                if let Some((next, _)) = offsets.uncommitted(topic, partition) {
+                    self.shared.handoff.put(topic, partition, next);
+                }
+            }
+            offsets.remove(topic, partition);
+            revoked.push((topic.to_string(), partition));
+        }
+        drop(revoked);
+        drop(offsets);
+        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");
+    }
+
+    /// Before partitions are assigned: those with offsets handed over by a consumer of the
+    /// listener that processed them start there (unless the group has committed further since);
+    /// then the listener's assignment callback may move them.
+    fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        if !self.shared.handoff.is_empty() {
+            self.take_handoff(consumer, tpl);
+        }
+        if let Some(callback) = &self.on_assigned {
+            start_positions(callback, &self.shared, consumer, &self.probe_config, tpl);
+        }
+    }
+
+    fn take_handoff(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let listener = &*self.shared.listener_id;
+        let handed: Vec<(String, i32, i64)> = tpl
+            .elements()
+            .iter()
+            .filter_map(|e| {
+                self.shared.handoff.take(e.topic(), e.partition()).map(|n| (e.topic().to_string(), e.partition(), n))
+            })
+            .collect();
+        if handed.is_empty() {
+            return;
+        }
+        let mut asked = TopicPartitionList::new();
+        for (topic, partition, _) in &handed {
+            asked.add_partition(topic, *partition);
+        }
+        let committed = match consumer.committed_offsets(asked, START_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(listener, %error, "could not read the committed offsets of partitions handed over; they start from the group's committed offsets");
+                return;
+            }
+        };
+        let mut seeds = super::shared::lock(&self.seeds);
+        for (topic, partition, next) in handed {
+            let group_has =
+                committed.find_partition(&topic, partition).and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0);
+            if group_has.is_some_and(|c| c >= next) {
+                continue;
+            }
+            let set = tpl
+                .elements()
+                .into_iter()
+                .filter(|e| e.topic() == topic && e.partition() == partition)
+                .try_for_each(|mut e| e.set_offset(Offset::Offset(next)));
+            match set {
+                Ok(()) => {
+                    tracing::info!(listener, topic, partition, next, committed = ?group_has,
+                        "starting where another consumer of this listener stopped; its processed offset is committed from here");
+                    seeds.push((topic, partition, next));
+                }
+                Err(error) => {
+                    tracing::warn!(listener, topic, partition, %error, "could not start a handed-over partition at its processed offset")
+                }
+            }
+        }
+    }
+
+    /// After partitions were assigned.
+    fn assigned(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let mut offsets = self.shared.offsets();
+        for element in tpl.elements() {
+            offsets.assign(element.topic(), element.partition());
+        }
+        let seeds = std::mem::take(&mut *super::shared::lock(&self.seeds));
+        if !seeds.is_empty() {
+            self.shared.handed_over.store(true, Ordering::Release);
+        }
+        for (topic, partition, next) in seeds {
+            offsets.seed(&topic, partition, next);
+        }
+        drop(offsets);
+        if self.shared.pause_requested.load(Ordering::Acquire) {
+            if let Err(error) = consumer.pause(tpl) {
+                tracing::warn!(listener = &*self.shared.listener_id, %error, "could not pause newly assigned partitions");
+            }
+        }
+        tracing::info!(listener = &*self.shared.listener_id, partitions = %partitions(tpl), "partitions assigned");
+        self.shared.emit(|listener, consumer| ContainerEvent::PartitionsAssigned {
+            listener,
+            consumer,
+            partitions: super::handle::pairs(tpl),
+        });
+    }
+}
+
+/// `topic-partition: n, ...` for log lines.
+pub(crate) fn describe_counts<N: std::fmt::Display>(counts: &[(String, i32, N)]) -> String {
+    counts.iter().map(|(t, p, n)| format!("{t}-{p}: {n}")).collect::<Vec<_>>().join(", ")
 }
 
 fn partitions(tpl: &TopicPartitionList) -> String {

@@ -71,6 +71,22 @@ pub enum ContainerEvent {
         /// Since the partition's last record (or its assignment).
         idle_for: Duration,
     },
+    /// Code the container called panicked: a listener's callback, filter, interceptor, error
+    /// handler or recoverer (or, `stopped`, the container itself). The panic was contained: the
+    /// record concerned went to the error handler, or the callback's effect was skipped, and the
+    /// container went on — unless `stopped`.
+    Panicked {
+        /// The listener id.
+        listener: String,
+        /// The consumer's index.
+        consumer: usize,
+        /// What panicked, e.g. "the record filter" or "the on_partitions_assigned callback".
+        during: String,
+        /// The panic's message.
+        message: String,
+        /// Whether the consumer stopped because of it.
+        stopped: bool,
+    },
     /// The consumer has not polled for `since_last_poll` (a handler is stuck or slow); said once
     /// until it polls again.
     NonResponsive {
@@ -104,6 +120,7 @@ impl ContainerEvent {
             | ContainerEvent::Idle { listener, .. }
             | ContainerEvent::PartitionIdle { listener, .. }
             | ContainerEvent::NonResponsive { listener, .. }
+            | ContainerEvent::Panicked { listener, .. }
             | ContainerEvent::CommitFailed { listener, .. } => listener,
         }
     }

@@ -1,7 +1,6 @@
 //! One consumer and its poll loop, on a thread of its own.
 
 use std::future::IntoFuture;
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -16,10 +15,11 @@ use rdkafka::{Offset, TopicPartitionList};
 use tokio::sync::watch;
 
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
+use super::contain::contain;
 use super::context::ContainerContext;
 use super::events::ContainerEvent;
 use super::replay::{Replay, ReplayWindow};
-use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer, SeekTo};
+use super::shared::{lock, ContainerShared, HandlerRequests, KafkaConsumer, ListenerState, SeekTo};
 use crate::ack::Selection;
 use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
@@ -93,15 +93,24 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 const CONFIRM_INTERVAL: Duration = Duration::from_millis(500);
 /// The least time the final commit is tried for.
 const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(3);
+/// When an error handler panics, the record is delivered again after this (as when a recoverer
+/// fails).
+const ERROR_HANDLER_PANIC_RETRY: Duration = Duration::from_secs(1);
 
 impl ListenerContainer {
-    pub(crate) fn spawn(plan: Arc<ContainerPlan>, index: usize, siblings: Arc<Siblings>) -> std::io::Result<Self> {
+    pub(crate) fn spawn(
+        plan: Arc<ContainerPlan>,
+        index: usize,
+        siblings: Arc<Siblings>,
+        state: &ListenerState,
+    ) -> std::io::Result<Self> {
         let shared = Arc::new(ContainerShared::new(
             plan.listener_id.clone(),
             plan.ack_mode,
             plan.settings.sync_commits,
             index,
             plan.settings.event_listener.clone(),
+            state,
         ));
         let (done_tx, done) = watch::channel(());
         let thread_shared = shared.clone();
@@ -110,8 +119,23 @@ impl ListenerContainer {
                 // Dropped when the thread ends, however it ends: that is the "stopped" signal.
                 let _done = done_tx;
                 // Counts as arrived however the thread ends.
-                let arrival = Arrival { siblings: &siblings, arrived: std::cell::Cell::new(false) };
-                run(&plan, index, thread_shared.clone(), &arrival);
+                let arrival = Arrival { siblings: &siblings, index, arrived: std::cell::Cell::new(false) };
+                if let Err(panic) = contain(|| run(&plan, index, thread_shared.clone(), &arrival)) {
+                    // Only a bug of ours gets here (user code is contained where it is called).
+                    tracing::error!(
+                        listener = &*plan.listener_id,
+                        consumer = index,
+                        panic,
+                        "the consumer stopped after an internal panic; please report it"
+                    );
+                    thread_shared.emit(|listener, consumer| ContainerEvent::Panicked {
+                        listener,
+                        consumer,
+                        during: "the container".to_string(),
+                        message: panic,
+                        stopped: true,
+                    });
+                }
                 thread_shared.finished.store(true, Ordering::Release);
                 thread_shared.emit(|listener, consumer| ContainerEvent::Stopped { listener, consumer });
             },
@@ -143,21 +167,62 @@ pub(crate) struct Siblings {
     arrived: std::sync::atomic::AtomicUsize,
     /// The whole container is stopping (not one consumer alone).
     pub(crate) stopping: std::sync::atomic::AtomicBool,
+    /// How many consumers are ready to subscribe (created, or failed to be).
+    ready: std::sync::Mutex<usize>,
+    all_ready: std::sync::Condvar,
+    /// Which stopping consumers have nothing left to commit.
+    settled: std::sync::Mutex<Vec<bool>>,
 }
+
+/// The longest a consumer waits for its siblings before subscribing.
+const READY_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Siblings {
     pub(crate) fn new(total: usize) -> Self {
-        Siblings { total, ..Siblings::default() }
+        Siblings { total, settled: std::sync::Mutex::new(vec![false; total]), ..Siblings::default() }
+    }
+
+    /// Says whether consumer `index` has anything left to commit; returns whether none of them has.
+    fn settle(&self, index: usize, settled: bool) -> bool {
+        let mut all = lock(&self.settled);
+        if let Some(slot) = all.get_mut(index) {
+            *slot = settled;
+        }
+        all.iter().all(|s| *s)
     }
 
     fn all_arrived(&self) -> bool {
         self.arrived.load(Ordering::Acquire) >= self.total
+    }
+
+    /// This consumer is ready to subscribe.
+    fn ready(&self) {
+        *lock(&self.ready) += 1;
+        self.all_ready.notify_all();
+    }
+
+    /// Waits (at most `READY_TIMEOUT`) until every consumer is ready, so that they subscribe
+    /// together and, where the broker waits for members of a new group (Kafka's
+    /// `group.initial.rebalance.delay.ms`, the embedded broker's delay), join its first generation
+    /// together: one rebalance instead of one per consumer, and no commit of the first consumer
+    /// rejected while the others join.
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut ready = lock(&self.ready);
+        while *ready < self.total {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            ready = self.all_ready.wait_timeout(ready, deadline - now).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
     }
 }
 
 /// One consumer's arrival among its siblings, counted once.
 struct Arrival<'a> {
     siblings: &'a Siblings,
+    index: usize,
     arrived: std::cell::Cell<bool>,
 }
 
@@ -173,6 +238,7 @@ impl Drop for Arrival<'_> {
     /// A consumer that ended early (or panicked) must not hold its siblings back.
     fn drop(&mut self) {
         self.arrive();
+        self.siblings.settle(self.index, true);
     }
 }
 
@@ -181,11 +247,15 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     let listener = &*plan.listener_id;
     let mut config = plan.client_config.clone();
     config.set("client.id", format!("{}-{index}", plan.client_id));
-    let consumer: Arc<KafkaConsumer> = match config.create_with_context(ContainerContext {
+    let created = config.create_with_context(ContainerContext {
         shared: shared.clone(),
         on_assigned: plan.on_assigned.clone(),
         probe_config: plan.client_config.clone(),
-    }) {
+        shutdown_timeout: plan.settings.shutdown_timeout,
+        seeds: std::sync::Mutex::new(Vec::new()),
+    });
+    arrival.siblings.ready();
+    let consumer: Arc<KafkaConsumer> = match created {
         Ok(consumer) => Arc::new(consumer),
         Err(error) => {
             tracing::error!(listener, %error, "could not create the consumer; the container is not running");
@@ -193,11 +263,15 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         }
     };
     shared.attach(&consumer);
+    arrival.siblings.wait_ready();
     if plan.assignment.is_empty() {
         let topics: Vec<&str> = plan.subscription.iter().map(String::as_str).collect();
         if let Err(error) = consumer.subscribe(&topics) {
             tracing::error!(listener, %error, topics = ?plan.subscription, "could not subscribe; the container is not running");
             return;
+        }
+        if plan.replay.is_none() {
+            super::missing_topics::watch(shared.clone(), &plan.subscription, &plan.runtime);
         }
     }
     // A replay finds where its window starts and ends before its partitions are assigned.
@@ -251,8 +325,25 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             sought: Vec::new(),
             replay,
             idle: IdleWatch::new(plan.settings.idle_event_interval),
+            pre_failed: Vec::new(),
+            last_tx_fix: Instant::now(),
         };
-        poll_loop.run();
+        if let Err(panic) = contain(|| poll_loop.run()) {
+            // Only a bug of ours gets here: what was processed is still committed below.
+            tracing::error!(
+                listener,
+                consumer = index,
+                panic,
+                "the consumer stops after an internal panic; please report it"
+            );
+            shared.emit(|listener, consumer| ContainerEvent::Panicked {
+                listener,
+                consumer,
+                during: "the container's poll loop".to_string(),
+                message: panic,
+                stopped: true,
+            });
+        }
         poll_loop.finish();
         if let (Some(replay), Some(window)) = (&plan.replay, &poll_loop.replay) {
             replay.consumer_finished(window.all_done());
@@ -261,6 +352,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         if arrival.siblings.stopping.load(Ordering::Acquire) {
             poll_loop.wait_for(arrival.siblings);
         }
+        poll_loop.report_uncommitted();
     }
     // Dropping the last reference closes the consumer: it leaves the group (the revocation
     // callback commits again, a no-op by now).
@@ -377,6 +469,10 @@ struct PollLoop<'p, 'c> {
     /// This consumer's part of a time-range replay.
     replay: Option<ReplayWindow>,
     idle: IdleWatch,
+    /// Records of the current poll a filter or interceptor panicked on, with the failure.
+    pre_failed: Vec<(String, i32, i64, ListenerFailure)>,
+    /// When positions were last compared with commits (`fix_tx_offsets`).
+    last_tx_fix: Instant,
 }
 
 /// When records last arrived, for idle events (kept only with an `idle_event_interval`).
@@ -434,9 +530,15 @@ impl<'c> PollLoop<'_, 'c> {
             self.apply_container_pause();
             self.resume_due();
             self.release_throttled();
+            if self.shared.handed_over.swap(false, Ordering::AcqRel) {
+                // Offsets another consumer of the listener processed: committed now, whatever
+                // the ack mode (they were due before the rebalance).
+                self.commit();
+            }
             // Nothing is in hand: revocations so far concern no record.
             lock(&self.shared.revoked).clear();
             self.sought.clear();
+            self.pre_failed.clear();
             self.idle_events();
             let mut records = self.gather(limit);
             self.idle.arrived(&records);
@@ -485,6 +587,10 @@ impl<'c> PollLoop<'_, 'c> {
 
     /// Applies the record filter and the factory's interceptor: the records left out count as
     /// processed (unless `ack_discarded` is false).
+    ///
+    /// A filter or interceptor that panics fails the record (for a batch interceptor, the batch)
+    /// as a listener would: it is handed on as polled, and the error handler decides about it
+    /// before the listener sees it (`pre_failed`).
     fn discard(&mut self, records: Vec<Record<'c>>) -> Vec<Record<'c>> {
         let settings = &self.plan.settings;
         let (record_interceptor, batch_interceptor) = match self.plan.invoker {
@@ -494,22 +600,38 @@ impl<'c> PollLoop<'_, 'c> {
         if self.plan.filter.is_none() && record_interceptor.is_none() && batch_interceptor.is_none() {
             return records;
         }
-        let listener = &*self.plan.listener_id;
+        let listener = self.plan.listener_id.clone();
         let ack = settings.ack_discarded;
         let mut discarded: Vec<(String, i32, i64)> = Vec::new();
         let mut kept = Vec::with_capacity(records.len());
         for record in records {
             let at = || (record.topic().to_string(), record.partition(), record.offset());
-            if self.plan.filter.as_ref().is_some_and(|keep| !keep(&record)) {
-                discarded.push(at());
-                continue;
+            if let Some(keep) = &self.plan.filter {
+                match contain(|| keep(&record)) {
+                    Ok(true) => {}
+                    Ok(false) => {
+                        discarded.push(at());
+                        continue;
+                    }
+                    Err(panic) => {
+                        self.stage_panicked("the record filter", &record, panic);
+                        kept.push(record);
+                        continue;
+                    }
+                }
             }
             match &record_interceptor {
                 Some(interceptor) => {
                     let place = at();
-                    match interceptor.intercept(record, listener) {
-                        Some(record) => kept.push(record),
-                        None => discarded.push(place),
+                    // The interceptor consumes the record: keep a copy to fail if it panics.
+                    let copy = record.duplicate();
+                    match contain(|| interceptor.intercept(record, &listener)) {
+                        Ok(Some(record)) => kept.push(record),
+                        Ok(None) => discarded.push(place),
+                        Err(panic) => {
+                            self.stage_panicked("the record interceptor", &copy, panic);
+                            kept.push(copy);
+                        }
                     }
                 }
                 None => kept.push(record),
@@ -518,7 +640,16 @@ impl<'c> PollLoop<'_, 'c> {
         if let Some(interceptor) = batch_interceptor {
             let before: Vec<(String, i32, i64)> =
                 kept.iter().map(|r| (r.topic().to_string(), r.partition(), r.offset())).collect();
-            kept = interceptor.intercept(kept, listener);
+            let copies: Vec<Record<'c>> = kept.iter().map(|r| r.duplicate()).collect();
+            match contain(|| interceptor.intercept(kept, &listener)) {
+                Ok(intercepted) => kept = intercepted,
+                Err(panic) => {
+                    if let Some(first) = copies.first() {
+                        self.stage_panicked("the batch interceptor", first, panic);
+                    }
+                    kept = copies;
+                }
+            }
             discarded.extend(
                 before.into_iter().filter(|(t, p, o)| {
                     !kept.iter().any(|r| r.topic() == t && r.partition() == *p && r.offset() == *o)
@@ -528,10 +659,83 @@ impl<'c> PollLoop<'_, 'c> {
         if ack && !discarded.is_empty() {
             let mut offsets = self.shared.offsets();
             for (topic, partition, offset) in discarded {
-                offsets.complete(&topic, partition, offset, false);
+                offsets.complete(&topic, partition, offset);
             }
         }
         kept
+    }
+
+    /// Code run for a record before its listener panicked: the record fails with the panic.
+    fn stage_panicked(&mut self, during: &str, record: &Record<'_>, panic: String) {
+        tracing::error!(
+            listener = &*self.plan.listener_id,
+            topic = record.topic(),
+            partition = record.partition(),
+            offset = record.offset(),
+            panic,
+            "{during} panicked; the record goes to the error handler"
+        );
+        self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
+            listener,
+            consumer,
+            during: during.to_string(),
+            message: panic.clone(),
+            stopped: false,
+        });
+        let failure = ListenerFailure::Panic(format!("{during} panicked: {panic}"));
+        self.pre_failed.push((record.topic().to_string(), record.partition(), record.offset(), failure));
+    }
+
+    /// The failure of code run for the record before its listener, if it failed (once).
+    fn take_pre_failure(&mut self, record: &Record<'_>) -> Option<ListenerFailure> {
+        if self.pre_failed.is_empty() {
+            return None;
+        }
+        let i = self
+            .pre_failed
+            .iter()
+            .position(|(t, p, o, _)| t == record.topic() && *p == record.partition() && *o == record.offset())?;
+        Some(self.pre_failed.swap_remove(i).3)
+    }
+
+    /// Calls a user's hook whose failure changes nothing but must not end the container.
+    fn hook(&self, during: &str, f: impl FnOnce()) {
+        if let Err(panic) = contain(f) {
+            tracing::error!(listener = &*self.plan.listener_id, panic, "{during} panicked; ignored");
+            self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
+                listener,
+                consumer,
+                during: during.to_string(),
+                message: panic,
+                stopped: false,
+            });
+        }
+    }
+
+    /// Asks the error handler about a failed record; a handler (or recoverer) that panics has the
+    /// record delivered again after a second, never skipped.
+    fn ask_error_handler(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
+        contain(|| self.plan.error_handler.handle_record(failed))
+            .unwrap_or_else(|panic| self.error_handler_panicked(panic))
+    }
+
+    /// [`ask_error_handler`](Self::ask_error_handler) for a failed batch.
+    fn ask_batch_error_handler(&self, failed: &FailedBatch<'_>) -> ErrorDecision {
+        contain(|| self.plan.error_handler.handle_batch(failed))
+            .unwrap_or_else(|panic| self.error_handler_panicked(panic))
+    }
+
+    fn error_handler_panicked(&self, panic: String) -> ErrorDecision {
+        tracing::error!(listener = &*self.plan.listener_id, panic,
+            "the error handler (or its recoverer) panicked; the record is delivered again in {ERROR_HANDLER_PANIC_RETRY:?}");
+        self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
+            listener,
+            consumer,
+            during: "the error handler".to_string(),
+            message: panic,
+            stopped: false,
+        });
+        ErrorDecision::Retry(ERROR_HANDLER_PANIC_RETRY)
     }
 
     /// Pauses the partitions with `max_in_flight` records or more waiting for an acknowledgment,
@@ -550,6 +754,11 @@ impl<'c> PollLoop<'_, 'c> {
                 }
             }
         }
+        if over.is_empty() {
+            return;
+        }
+        // A wait: what is done is committed first, not held back by it.
+        self.commit();
         let listener = &*self.plan.listener_id;
         for (topic, partition, last) in over {
             let mut tpl = TopicPartitionList::new();
@@ -671,6 +880,9 @@ impl<'c> PollLoop<'_, 'c> {
         if self.policy.idle() {
             self.commit();
         }
+        if self.plan.settings.fix_tx_offsets {
+            self.fix_tx_offsets();
+        }
         if self.last_confirm.elapsed() >= CONFIRM_INTERVAL && self.shared.offsets().has_unconfirmed() {
             self.last_confirm = Instant::now();
             if let Err(error) = self.shared.commit(self.consumer, true, Selection::Unconfirmed) {
@@ -680,15 +892,105 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     /// Waits (serving the consumer, handling nothing) until every sibling has committed, or the
-    /// shutdown deadline.
+    /// shutdown deadline. Meanwhile a rebalance may hand this consumer partitions whose offsets a
+    /// sibling processed but could not commit (the broker rejected it during the rebalance):
+    /// they are committed here, and the wait lasts until no such offsets are left.
     fn wait_for(&mut self, siblings: &Siblings) {
         let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
-        while !siblings.all_arrived() && Instant::now() < deadline {
+        let mut last_try = Instant::now();
+        loop {
+            let uncommitted = !self.shared.offsets().all_uncommitted().is_empty();
+            // Nobody leaves (which would start another rebalance) before all have committed.
+            let all_settled = siblings.settle(self.shared.index, !uncommitted);
+            if (siblings.all_arrived() && self.shared.handoff.is_empty() && all_settled) || Instant::now() >= deadline {
+                return;
+            }
+            if uncommitted && last_try.elapsed() >= Duration::from_millis(100) {
+                last_try = Instant::now();
+                if let Err(error) = self.shared.commit(self.consumer, true, Selection::All) {
+                    tracing::debug!(listener = &*self.plan.listener_id, %error, "commit while stopping rejected; trying again");
+                }
+            }
+            self.shared.polled();
+            // Records fetched now are neither handled nor committed: the group's next consumer
+            // gets them.
             let _ = self.consumer.poll(Duration::from_millis(10));
         }
     }
 
-    /// Commits what was processed before the consumer leaves its group. A commit rejected while a
+    /// Says (at WARN) which processed records this consumer leaves uncommitted.
+    fn report_uncommitted(&self) {
+        if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
+            return;
+        }
+    }
+
+    /// Spring's `fixTxOffsets`: records written in transactions are followed by a commit marker
+    /// the listener never sees, so a caught-up partition's committed offset stays one (or more)
+    /// short of its end and its lag never reaches 0. When nothing was polled and a partition has
+    /// nothing in flight, its committed offset is the last processed record + 1 and the
+    /// consumer's position is past it (over markers, or records of aborted transactions), the
+    /// position is committed.
+    fn fix_tx_offsets(&mut self) {
+        if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
+            return;
+        }
+        if self.last_tx_fix.elapsed() < CONFIRM_INTERVAL {
+            return;
+        }
+        self.last_tx_fix = Instant::now();
+        let Ok(positions) = self.consumer.position() else { return };
+        let mut moved = Vec::new();
+        {
+            let mut offsets = self.shared.offsets();
+            for e in positions.elements() {
+                if let Offset::Offset(position) = e.offset() {
+                    if offsets.skip_to(e.topic(), e.partition(), position) {
+                        moved.push(format!("{}-{}@{position}", e.topic(), e.partition()));
+                    }
+                }
+            }
+        }
+        if !moved.is_empty() {
+            tracing::debug!(listener = &*self.plan.listener_id, positions = %moved.join(", "),
+                "committing positions past transaction markers (fix_tx_offsets)");
+            self.commit();
+        }
+    }
+
+    /// Waits (up to `deadline`) until the records delivered to the listener are acknowledged,
+    /// serving the consumer with its partitions paused so that it stays in its group and fetches
+    /// nothing more.
+    fn wait_for_acknowledgments(&mut self, deadline: Instant) {
+        if self.shared.offsets().unacknowledged(None).is_empty() {
+            return;
+        }
+        if let Ok(assignment) = self.consumer.assignment() {
+            if let Err(error) = self.consumer.pause(&assignment) {
+                tracing::debug!(listener = &*self.plan.listener_id, %error, "could not pause while waiting for acknowledgments");
+            }
+        }
+        loop {
+            let slice = (Instant::now() + POLL_SLICE).min(deadline);
+            let left = self.shared.wait_for_acks(None, slice);
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                tracing::warn!(listener = &*self.plan.listener_id, waiting = %super::context::describe_counts(&left),
+                    timeout = ?self.plan.settings.shutdown_timeout,
+                    "stopping with records delivered but not acknowledged within shutdown_timeout: they are not committed and will be delivered again");
+                return;
+            }
+            self.shared.polled();
+            // Records fetched before the pause are not handled (nor committed): the group's next
+            // consumer gets them.
+            let _ = self.consumer.poll(Duration::ZERO);
+        }
+    }
+
+    /// Commits what was processed before the consumer leaves its group, once the records handed
+    /// to tasks were acknowledged (or the shutdown timeout passed). A commit rejected while a
     /// rebalance is in progress is tried again, serving the rebalance meanwhile, until the
     /// shutdown deadline (at least `FINAL_COMMIT_GRACE`).
     fn finish(&mut self) {
@@ -696,22 +998,31 @@ impl<'c> PollLoop<'_, 'c> {
         if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
             return;
         }
+        let ack_deadline = self.stop_deadline.unwrap_or_else(|| Instant::now() + self.plan.settings.shutdown_timeout);
+        self.wait_for_acknowledgments(ack_deadline);
         let deadline = self.stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
         loop {
             match self.shared.commit(self.consumer, true, Selection::All) {
-                Ok(()) => return,
+                Ok(()) => break,
                 Err(error) if Instant::now() >= deadline => {
-                    tracing::warn!(listener = &*self.plan.listener_id, %error,
-                        "could not commit before stopping; records after the last commit will be delivered again");
-                    return;
+                    tracing::warn!(listener = &*self.plan.listener_id, %error, "the final commit failed");
+                    break;
                 }
                 Err(error) => {
                     tracing::debug!(listener = &*self.plan.listener_id, %error, "final commit rejected; trying again");
                     // Records fetched now are neither handled nor committed: the group's next
                     // consumer gets them.
+                    self.shared.polled();
                     let _ = self.consumer.poll(POLL_SLICE);
                 }
             }
+        }
+        let left = self.shared.offsets().all_uncommitted();
+        if !left.is_empty() {
+            let counts: Vec<(String, i32, String)> =
+                left.into_iter().map(|(t, p, next, n)| (t, p, format!("{n} record(s) before offset {next}"))).collect();
+            tracing::warn!(listener = &*self.plan.listener_id, uncommitted = %super::context::describe_counts(&counts),
+                "stopping with processed records not committed: the group's next consumer handles them again");
         }
     }
 
@@ -877,6 +1188,8 @@ impl<'c> PollLoop<'_, 'c> {
     /// Holds a retry topic's partition until its head record is due: sought back to the record and
     /// paused (the consumer keeps polling, so it stays in its group; Spring pauses likewise).
     fn wait_until_due(&mut self, record: &Record<'_>, wait: Duration) {
+        // A wait: what is done is committed first, not held back by it.
+        self.commit();
         let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(topic, partition);
@@ -932,6 +1245,8 @@ impl<'c> PollLoop<'_, 'c> {
         let mut skipped: Vec<(String, i32)> = Vec::new();
         let mut generation = self.shared.generation.load(Ordering::Acquire);
         for (index, record) in records.iter().enumerate() {
+            // On stop, the records in hand are finished (Spring's default, `stopImmediate`
+            // false), within the shutdown timeout; a retry is not (see `decide`).
             if self.past_deadline() {
                 return;
             }
@@ -953,9 +1268,6 @@ impl<'c> PollLoop<'_, 'c> {
                 skipped.push((record.topic().to_string(), record.partition()));
                 continue;
             }
-            if self.plan.acknowledging {
-                self.shared.offsets().track(record.topic(), record.partition(), record.offset());
-            }
             let outcome = self.invoke_record(invoker, record);
             let requests = std::mem::take(&mut *lock(&self.shared.requests));
             match outcome {
@@ -963,6 +1275,8 @@ impl<'c> PollLoop<'_, 'c> {
                 Outcome::Handled => {}
                 Outcome::Recovered => self.complete(record),
                 Outcome::Abandoned => {
+                    // Not processed: its delivery no longer waits for an acknowledgment.
+                    self.shared.offsets().rewind(record.topic(), record.partition(), record.offset());
                     if self.shared.stop_requested.load(Ordering::Acquire) {
                         return;
                     }
@@ -995,7 +1309,7 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn complete(&self, record: &Record<'_>) {
-        self.shared.offsets().complete(record.topic(), record.partition(), record.offset(), false);
+        self.shared.offsets().complete(record.topic(), record.partition(), record.offset());
     }
 
     fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
@@ -1003,28 +1317,48 @@ impl<'c> PollLoop<'_, 'c> {
         let mut first_failure: Option<Instant> = None;
         // On a retry topic, the deliveries before this one.
         let earlier = if self.plan.retry_topic { attempt_of(record) - 1 } else { 0 };
+        // A filter or interceptor that panicked on the record failed its first attempt.
+        let mut failed_before = self.take_pre_failure(record);
+        let interceptor = self.plan.settings.record_interceptor.as_deref();
         loop {
-            let result = self.begin_transaction().and_then(|()| {
-                let cx = self.context(earlier + attempt);
-                catch_unwind(AssertUnwindSafe(|| invoker(record, &cx)))
-                    .unwrap_or_else(|panic| Err(panic_failure(panic)))
-            });
-            let result = result.and_then(|output| self.publish(record, output));
-            let interceptor = self.plan.settings.record_interceptor.as_deref();
+            let result = match failed_before.take() {
+                Some(failure) => Err(failure),
+                None => {
+                    if self.plan.acknowledging {
+                        // Each attempt is a delivery of its own: an acknowledgment of an earlier
+                        // (failed) one no longer counts.
+                        self.shared.offsets().track(record.topic(), record.partition(), record.offset());
+                    }
+                    self.begin_transaction()
+                        .and_then(|()| {
+                            let cx = self.context(earlier + attempt);
+                            contain(|| invoker(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))
+                        })
+                        .and_then(|output| self.publish(record, output))
+                }
+            };
             let failure = match result {
                 Ok(()) => {
                     if let Some(interceptor) = interceptor {
-                        interceptor.success(record, &self.plan.listener_id);
+                        self.hook("the record interceptor's success hook", || {
+                            interceptor.success(record, &self.plan.listener_id)
+                        });
                     }
                     return Outcome::Handled;
                 }
                 Err(failure) => failure,
             };
             if let Some(interceptor) = interceptor {
-                interceptor.failure(record, &failure, &self.plan.listener_id);
+                self.hook("the record interceptor's failure hook", || {
+                    interceptor.failure(record, &failure, &self.plan.listener_id)
+                });
+            }
+            if self.plan.acknowledging {
+                // The failed delivery is over: a task of it acknowledging later does not count.
+                self.shared.offsets().rewind(record.topic(), record.partition(), record.offset());
             }
             self.abort_transaction();
-            let decision = self.plan.error_handler.handle_record(&FailedRecord {
+            let decision = self.ask_error_handler(&FailedRecord {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 record,
@@ -1053,7 +1387,9 @@ impl<'c> PollLoop<'_, 'c> {
                 Some(Outcome::Abandoned)
             }
             ErrorDecision::Retry(delay) => {
-                if self.past_deadline() {
+                // A failed record is not retried once a stop is requested (nor the records behind
+                // it handled): it stays uncommitted, for the next start.
+                if self.stopping() {
                     return Some(Outcome::Abandoned);
                 }
                 if !delay.is_zero() {
@@ -1061,6 +1397,9 @@ impl<'c> PollLoop<'_, 'c> {
                     // before the wait, not held back by it.
                     self.commit();
                     self.paused_wait(delay);
+                    if self.stopping() {
+                        return Some(Outcome::Abandoned);
+                    }
                     let offsets = self.shared.offsets();
                     if partitions.iter().any(|(t, p)| !offsets.owns(t, *p)) {
                         return Some(Outcome::Abandoned);
@@ -1158,19 +1497,16 @@ impl<'c> PollLoop<'_, 'c> {
     /// Seeks every partition of `records` back to its first record there, then waits `sleep`
     /// with the assignment paused (the consumer stays in its group).
     fn redeliver(&mut self, records: &[Record<'_>], sleep: Duration) {
-        let mut firsts: Vec<(&str, i32, i64)> = Vec::new();
-        for r in records {
-            if !firsts.iter().any(|(t, p, _)| *t == r.topic() && *p == r.partition()) {
-                firsts.push((r.topic(), r.partition(), r.offset()));
-            }
-        }
-        for (topic, partition, offset) in firsts {
+        for (topic, partition, offset) in firsts(records) {
             self.shared.offsets().rewind(topic, partition, offset);
             if let Err(error) = self.consumer.seek(topic, partition, Offset::Offset(offset), SEEK_TIMEOUT) {
                 tracing::warn!(listener = &*self.plan.listener_id, topic, partition, offset, %error, "seek for nack failed");
             }
         }
         if !sleep.is_zero() {
+            // What was processed before (acknowledged, handled) is committed before the wait, as
+            // Spring commits pending offsets before a nack's pause.
+            self.commit();
             self.paused_wait(sleep);
         }
     }
@@ -1187,7 +1523,8 @@ impl<'c> PollLoop<'_, 'c> {
         let mut rewinds: Vec<(String, i32, i64)> = Vec::new();
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.past_deadline() {
+            // A stop ends the wait at once: nothing more is handled.
+            if left.is_zero() || self.stopping() {
                 break;
             }
             self.shared.polled();
@@ -1212,12 +1549,6 @@ impl<'c> PollLoop<'_, 'c> {
     }
 
     fn handle_batch(&mut self, invoker: &BatchInvoker, records: Vec<Record<'c>>) {
-        if self.plan.acknowledging {
-            let mut offsets = self.shared.offsets();
-            for r in &records {
-                offsets.track(r.topic(), r.partition(), r.offset());
-            }
-        }
         let mut start = 0;
         let mut carried = BatchAttempts::default();
         while start < records.len() {
@@ -1231,7 +1562,14 @@ impl<'c> PollLoop<'_, 'c> {
                 Outcome::Handled if !self.plan.acknowledging => handled.iter().for_each(|r| self.complete(r)),
                 Outcome::Handled => {}
                 Outcome::Recovered => handled.iter().for_each(|r| self.complete(r)),
-                Outcome::Abandoned => return,
+                Outcome::Abandoned => {
+                    // Not processed: their deliveries no longer wait for acknowledgments.
+                    let mut offsets = self.shared.offsets();
+                    for (topic, partition, first) in firsts(&records[start..]) {
+                        offsets.rewind(topic, partition, first);
+                    }
+                    return;
+                }
             }
             if self.plan.settings.transactional.is_some() && !self.commit_transaction(handled) {
                 // Their outputs were aborted: the records are delivered again, with the rest.
@@ -1376,24 +1714,56 @@ impl<'c> PollLoop<'_, 'c> {
                 return (start, outcome);
             }
         }
+        // A filter or interceptor that panicked on a record of the batch failed the first attempt.
+        let mut failed_before: Option<ListenerFailure> = None;
+        for record in &records[start..end] {
+            if let Some(failure) = self.take_pre_failure(record) {
+                failed_before.get_or_insert(failure);
+            }
+        }
         loop {
-            let result = self.begin_transaction().map_err(|failure| (None, failure)).and_then(|()| {
-                let cx = self.context(attempt);
-                let slice = &records[start..end];
-                catch_unwind(AssertUnwindSafe(|| invoker(slice, &cx)))
-                    .unwrap_or_else(|panic| Err((None, panic_failure(panic))))
-            });
-            let result = result.and_then(|output| match records.get(start) {
-                Some(first) => self.publish(first, output).map_err(|failure| (None, failure)),
-                None => Ok(()),
-            });
+            let result = match failed_before.take() {
+                Some(failure) => Err((None, failure)),
+                None => {
+                    if self.plan.acknowledging {
+                        // Each invocation is a delivery of its own: acknowledgments of an earlier
+                        // (failed) one no longer count.
+                        let mut offsets = self.shared.offsets();
+                        for r in &records[start..end] {
+                            offsets.track(r.topic(), r.partition(), r.offset());
+                        }
+                    }
+                    let result = self.begin_transaction().map_err(|failure| (None, failure)).and_then(|()| {
+                        let cx = self.context(attempt);
+                        let slice = &records[start..end];
+                        contain(|| invoker(slice, &cx))
+                            .unwrap_or_else(|panic| Err((None, ListenerFailure::Panic(panic))))
+                    });
+                    result.and_then(|output| match records.get(start) {
+                        Some(first) => self.publish(first, output).map_err(|failure| (None, failure)),
+                        None => Ok(()),
+                    })
+                }
+            };
             if result.is_err() {
                 self.abort_transaction();
+                if self.plan.acknowledging {
+                    // The failed delivery is over: its tasks acknowledging later do not count.
+                    let mut offsets = self.shared.offsets();
+                    for (topic, partition, first) in firsts(&records[start..end]) {
+                        offsets.rewind(topic, partition, first);
+                    }
+                }
             }
             if let Some(interceptor) = self.plan.settings.batch_interceptor.as_deref() {
+                let slice = &records[start..end];
                 match &result {
-                    Ok(()) => interceptor.success(&records[start..end], &self.plan.listener_id),
-                    Err((_, failure)) => interceptor.failure(&records[start..end], failure, &self.plan.listener_id),
+                    Ok(()) => self.hook("the batch interceptor's success hook", || {
+                        interceptor.success(slice, &self.plan.listener_id)
+                    }),
+                    Err((_, failure)) => self.hook("the batch interceptor's failure hook", || {
+                        interceptor.failure(slice, failure, &self.plan.listener_id)
+                    }),
                 }
             }
             let failure = match result {
@@ -1428,7 +1798,7 @@ impl<'c> PollLoop<'_, 'c> {
                 Err((_, failure)) => failure,
             };
             let slice = &records[start..end];
-            let decision = self.plan.error_handler.handle_batch(&FailedBatch {
+            let decision = self.ask_batch_error_handler(&FailedBatch {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 records: slice,
@@ -1468,7 +1838,7 @@ impl<'c> PollLoop<'_, 'c> {
         let at = start + failed.index;
         let first_failure = first_failure.unwrap_or_else(Instant::now);
         let failure = ListenerFailure::Handler(failed.error);
-        let decision = self.plan.error_handler.handle_record(&FailedRecord {
+        let decision = self.ask_error_handler(&FailedRecord {
             listener_id: &self.plan.listener_id,
             group: &self.plan.group,
             record: &records[at],
@@ -1501,7 +1871,7 @@ impl<'c> PollLoop<'_, 'c> {
         let mut attempt = 1;
         let first_failure = Instant::now();
         loop {
-            let decision = self.plan.error_handler.handle_record(&FailedRecord {
+            let decision = self.ask_error_handler(&FailedRecord {
                 listener_id: &self.plan.listener_id,
                 group: &self.plan.group,
                 record,
@@ -1530,11 +1900,13 @@ fn partitions_of(records: &[Record<'_>]) -> Vec<(String, i32, i64)> {
     partitions
 }
 
-fn panic_failure(panic: Box<dyn std::any::Any + Send>) -> ListenerFailure {
-    let message = panic
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "a panic without a message".to_string());
-    ListenerFailure::Panic(message)
+/// The first offset of each partition among these records.
+fn firsts<'r>(records: &'r [Record<'_>]) -> Vec<(&'r str, i32, i64)> {
+    let mut firsts: Vec<(&str, i32, i64)> = Vec::new();
+    for r in records {
+        if !firsts.iter().any(|(t, p, _)| *t == r.topic() && *p == r.partition()) {
+            firsts.push((r.topic(), r.partition(), r.offset()));
+        }
+    }
+    firsts
 }

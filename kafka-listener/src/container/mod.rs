@@ -2,10 +2,12 @@
 
 mod commit_policy;
 mod concurrent;
+mod contain;
 mod context;
 mod events;
 mod handle;
 mod listener_container;
+mod missing_topics;
 mod replay;
 mod shared;
 

@@ -1,6 +1,7 @@
 use std::collections::HashSet;
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
@@ -51,13 +52,22 @@ pub(crate) struct ContainerShared {
     pub(crate) ack_mode: AckMode,
     pub(crate) sync_commits: bool,
     offsets: Mutex<OffsetTracker>,
+    /// Signalled on acknowledgments while someone waits for them (`ack_waiters` > 0).
+    acked: Condvar,
+    ack_waiters: AtomicUsize,
+    /// Processed offsets of partitions a consumer of the listener lost before it could commit
+    /// them, for whichever consumer of the listener gets the partition next.
+    pub(crate) handoff: Arc<HandOff>,
+    /// Offsets handed over were put into the tracker: the poll loop commits them.
+    pub(crate) handed_over: AtomicBool,
     consumer: OnceLock<Weak<KafkaConsumer>>,
     poll_thread: OnceLock<ThreadId>,
     pub(crate) requests: Mutex<HandlerRequests>,
     /// Partitions paused through a `ConsumerHandle`: waits for retries must not resume them.
     pub(crate) paused_by_handler: Mutex<HashSet<(String, i32)>>,
-    /// A pause of the container was requested (`ConcurrentContainer::pause`).
-    pub(crate) pause_requested: AtomicBool,
+    /// A pause of the listener was requested (`ConcurrentContainer::pause`); shared by its
+    /// consumers and kept across stop and start.
+    pub(crate) pause_requested: Arc<AtomicBool>,
     /// The poll loop has paused its consumer's partitions.
     pub(crate) paused: AtomicBool,
     pub(crate) stop_requested: AtomicBool,
@@ -87,6 +97,49 @@ fn epoch() -> Instant {
     *EPOCH.get_or_init(Instant::now)
 }
 
+/// What the consumers of one listener share beyond a restart: the pause request and the offsets
+/// handed from one to another.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerState {
+    pub(crate) pause_requested: Arc<AtomicBool>,
+    pub(crate) handoff: Arc<HandOff>,
+}
+
+/// Processed offsets of partitions whose commit failed when their consumer gave them up (a broker
+/// rejects commits while the group rebalances), by partition: the next consumer of the same
+/// listener to get the partition starts there and commits them (Spring stashes such offsets and
+/// commits them after the rebalance; siblings in one process can do better).
+#[derive(Debug, Default)]
+pub(crate) struct HandOff {
+    offsets: Mutex<std::collections::HashMap<(String, i32), i64>>,
+}
+
+impl HandOff {
+    /// Keeps `next` (the offset after the last processed record) for the partition.
+    pub(crate) fn put(&self, topic: &str, partition: i32, next: i64) {
+        let mut offsets = lock(&self.offsets);
+        let slot = offsets.entry((topic.to_string(), partition)).or_insert(next);
+        *slot = (*slot).max(next);
+    }
+
+    /// Takes what was kept for the partition.
+    pub(crate) fn take(&self, topic: &str, partition: i32) -> Option<i64> {
+        lock(&self.offsets).remove(&(topic.to_string(), partition))
+    }
+
+    /// Whether anything is kept.
+    pub(crate) fn is_empty(&self) -> bool {
+        lock(&self.offsets).is_empty()
+    }
+
+    /// Everything kept, sorted: `(topic, partition, next)`.
+    pub(crate) fn pending(&self) -> Vec<(String, i32, i64)> {
+        let mut all: Vec<_> = lock(&self.offsets).iter().map(|((t, p), n)| (t.clone(), *p, *n)).collect();
+        all.sort();
+        all
+    }
+}
+
 impl ContainerShared {
     pub(crate) fn new(
         listener_id: Arc<str>,
@@ -94,8 +147,13 @@ impl ContainerShared {
         sync_commits: bool,
         index: usize,
         events: Option<EventListener>,
+        state: &ListenerState,
     ) -> Self {
         ContainerShared {
+            acked: Condvar::new(),
+            ack_waiters: AtomicUsize::new(0),
+            handoff: state.handoff.clone(),
+            handed_over: AtomicBool::new(false),
             index,
             events,
             last_poll_ms: AtomicU64::new(epoch().elapsed().as_millis() as u64),
@@ -109,7 +167,7 @@ impl ContainerShared {
             poll_thread: OnceLock::new(),
             requests: Mutex::new(HandlerRequests::default()),
             paused_by_handler: Mutex::new(HashSet::new()),
-            pause_requested: AtomicBool::new(false),
+            pause_requested: state.pause_requested.clone(),
             paused: AtomicBool::new(false),
             stop_requested: AtomicBool::new(false),
             generation: AtomicU64::new(0),
@@ -120,9 +178,20 @@ impl ContainerShared {
     }
 
     /// Tells the subscriber, if any (the event is built only then).
+    ///
+    /// A panicking subscriber is logged and the event dropped: the container goes on.
     pub(crate) fn emit(&self, event: impl FnOnce(String, usize) -> ContainerEvent) {
         if let Some(events) = &self.events {
-            events(&event(self.listener_id.to_string(), self.index));
+            let event = event(self.listener_id.to_string(), self.index);
+            if let Err(panic) = super::contain::contain(|| events(&event)) {
+                tracing::error!(
+                    listener = &*self.listener_id,
+                    consumer = self.index,
+                    ?event,
+                    panic,
+                    "the factory's event listener panicked; the event is dropped and the container goes on"
+                );
+            }
         }
     }
 
@@ -145,6 +214,35 @@ impl ContainerShared {
 
     pub(crate) fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
         lock(&self.offsets)
+    }
+
+    /// Wakes whoever waits for acknowledgments (after the tracker's lock is released).
+    pub(crate) fn acknowledged(&self) {
+        if self.ack_waiters.load(Ordering::Acquire) > 0 {
+            self.acked.notify_all();
+        }
+    }
+
+    /// Waits until no record of the owned partitions (`only`: of these) waits for an
+    /// acknowledgment, or until `deadline`. Returns what still waits: `(topic, partition, records)`.
+    pub(crate) fn wait_for_acks(
+        &self,
+        only: Option<&TopicPartitionList>,
+        deadline: Instant,
+    ) -> Vec<(String, i32, usize)> {
+        self.ack_waiters.fetch_add(1, Ordering::AcqRel);
+        let mut offsets = self.offsets();
+        let left = loop {
+            let left = offsets.unacknowledged(only);
+            let now = Instant::now();
+            if left.is_empty() || now >= deadline {
+                break left;
+            }
+            offsets = self.acked.wait_timeout(offsets, deadline - now).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        };
+        drop(offsets);
+        self.ack_waiters.fetch_sub(1, Ordering::AcqRel);
+        left
     }
 
     pub(crate) fn attach(&self, consumer: &Arc<KafkaConsumer>) {

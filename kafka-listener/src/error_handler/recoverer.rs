@@ -120,8 +120,8 @@ impl Recoverer for DeadLetterRecoverer {
 }
 
 /// Headers a forward replaces: the previous failure's and the retry state.
-fn replaced(name: &str) -> bool {
-    name.starts_with("kafka_dlt-exception-") || name.starts_with("retry_topic-")
+fn replaced(name: &[u8]) -> bool {
+    name.starts_with(b"kafka_dlt-exception-") || name.starts_with(b"retry_topic-")
 }
 
 /// Publishes a failed record to `topic` and waits for the broker's ack: on the same partition when
@@ -143,8 +143,9 @@ pub(crate) fn forward(
         send = send.partition(record.partition());
     }
     let headers = record.headers();
-    for (name, value) in headers.iter().filter(|(name, _)| !replaced(name)) {
-        send = send.header(name, value.unwrap_or_default());
+    // As they were: null values stay null, names that are not UTF-8 stay bytes.
+    for (name, value) in headers.iter_raw().filter(|(name, _)| !replaced(name)) {
+        send = send.raw_header(name, value);
     }
     send = send
         .header(dlt_headers::EXCEPTION_FQCN, failure_type(failed.failure))

@@ -3,11 +3,11 @@ use std::ops::{Deref, DerefMut};
 use bytes::Bytes;
 use serde::de::DeserializeOwned;
 
-use super::{ConversionError, FromRecord, Json, ListenerContext, Record, RecordPart};
+use super::{ConversionError, FromRecord, Json, ListenerContext, OptionalFromRecord, Record, RecordPart};
 
 /// The record's key, decoded as `T`: `String`, `Vec<u8>`, `Bytes`, `Json<T>`, or a big-endian
 /// integer (`i32`, `i64`, `u64`, as Java's serializers write them). A record without a key is a
-/// conversion error.
+/// conversion error; take `Option<Key<T>>` to receive such records with `None`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
 pub struct Key<T>(pub T);
 
@@ -73,10 +73,25 @@ macro_rules! big_endian_keys {
 big_endian_keys!(i32, i64, u64);
 
 impl<T: FromKey> FromRecord for Key<T> {
-    fn from_record(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
-        let key = record
-            .key()
-            .ok_or_else(|| ConversionError::new::<Self>(record, RecordPart::Key, "the record has no key"))?;
-        T::from_key(key).map(Key).map_err(|e| ConversionError::new::<Self>(record, RecordPart::Key, e))
+    fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        Self::from_record_optional(record, cx)?.ok_or_else(|| {
+            ConversionError::new::<Self>(
+                record,
+                RecordPart::Key,
+                format!(
+                    "the record has no key; take Option<{}> to receive keyless records as None",
+                    std::any::type_name::<Self>()
+                ),
+            )
+        })
+    }
+}
+
+/// `Option<Key<T>>`: `None` for a record without a key; a key that does not decode as `T` is still
+/// a conversion error.
+impl<T: FromKey> OptionalFromRecord for Key<T> {
+    fn from_record_optional(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Option<Self>, ConversionError> {
+        let Some(key) = record.key() else { return Ok(None) };
+        T::from_key(key).map(|k| Some(Key(k))).map_err(|e| ConversionError::new::<Self>(record, RecordPart::Key, e))
     }
 }

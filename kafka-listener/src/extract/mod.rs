@@ -43,7 +43,7 @@ pub type BatchConversion<T> = Result<T, (usize, ConversionError)>;
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a record listener parameter",
     label = "this type does not implement `FromRecord`",
-    note = "record listener parameters: Json<T>, String, Vec<u8>, Bytes, Key<T>, Headers, Meta, ConsumerRecord, Acknowledgment, ConsumerHandle, State<T>, or your own type with `impl FromRecord for ...`",
+    note = "record listener parameters: Json<T>, String, Vec<u8>, Bytes, Key<T> (each also as Option<X> for tombstones and keyless records), Headers, Meta, ConsumerRecord, Acknowledgment, ConsumerHandle, State<T>, or your own type with `impl FromRecord for ...`",
     note = "to receive all records of one poll, add `batch = true` to #[kafka_listener] and take `Vec<X>`"
 )]
 pub trait FromRecord: Sized {
@@ -70,6 +70,55 @@ pub trait FromBatch: Sized {
     /// What the parameter needs from its container, checked by `ListenerRegistry::start`.
     fn requirements(requirements: &mut Requirements) {
         let _ = requirements;
+    }
+}
+
+/// An extractor of a part of the record that Kafka allows to be null (the value of a tombstone,
+/// the key of a keyless record): `Option<Self>` is then a handler parameter that is `None` for the
+/// null part, as Spring's `@Payload(required = false)`. A part that is present but cannot be
+/// converted is still a conversion error.
+///
+/// Implemented for `Json<T>`, `String`, `Vec<u8>`, `Bytes` (the value) and `Key<T>` (the key);
+/// implement it for your own payload types to take them as `Option<YourType>`.
+///
+/// ```
+/// use kafka_listener::extract::{ConversionError, FromRecord, ListenerContext, OptionalFromRecord, Record, RecordPart};
+///
+/// /// A payload in a made-up format: a decimal number as text.
+/// struct Amount(u64);
+///
+/// impl FromRecord for Amount {
+///     fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+///         Self::from_record_optional(record, cx)?
+///             .ok_or_else(|| ConversionError::new::<Self>(record, RecordPart::Payload, "a tombstone"))
+///     }
+/// }
+///
+/// impl OptionalFromRecord for Amount {
+///     fn from_record_optional(record: &Record<'_>, _cx: &ListenerContext<'_>) -> Result<Option<Self>, ConversionError> {
+///         let Some(bytes) = record.payload() else { return Ok(None) };
+///         let text = std::str::from_utf8(bytes).map_err(|e| ConversionError::new::<Self>(record, RecordPart::Payload, e))?;
+///         text.trim().parse().map(|n| Some(Amount(n))).map_err(|e| ConversionError::new::<Self>(record, RecordPart::Payload, e))
+///     }
+/// }
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`Option<{Self}>` is not a record listener parameter",
+    label = "`{Self}` does not implement `OptionalFromRecord`",
+    note = "Option<X> takes the extractors of a part Kafka allows to be null: Option<Json<T>>, Option<String>, Option<Vec<u8>>, Option<Bytes> (tombstones) and Option<Key<T>> (keyless records), or your own type with `impl OptionalFromRecord for ...`"
+)]
+pub trait OptionalFromRecord: FromRecord {
+    /// Converts the record; `Ok(None)` when the part this extractor reads is null.
+    fn from_record_optional(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Option<Self>, ConversionError>;
+}
+
+impl<T: OptionalFromRecord> FromRecord for Option<T> {
+    fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
+        T::from_record_optional(record, cx)
+    }
+
+    fn requirements(requirements: &mut Requirements) {
+        T::requirements(requirements);
     }
 }
 

@@ -1,5 +1,7 @@
+use std::borrow::Cow;
+
 use bytes::Bytes;
-use rdkafka::message::{BorrowedMessage, Header, Headers as _, Message, OwnedHeaders, OwnedMessage};
+use rdkafka::message::{BorrowedMessage, Message};
 
 use super::{ConversionError, FromRecord, ListenerContext};
 
@@ -7,30 +9,67 @@ use super::{ConversionError, FromRecord, ListenerContext};
 ///
 /// It lives only while the listener is invoked; [`Record::to_owned`] copies it. An interceptor may
 /// change it ([`with_payload`](Self::with_payload), ...), which makes it an owned copy.
+///
+/// Header names and values are bytes to Kafka: they are read as bytes, never assumed to be UTF-8
+/// ([`header`](Self::header) compares names byte for byte, [`raw_headers`](Self::raw_headers)
+/// gives every name as it is).
 pub struct Record<'a> {
     message: Delivered<'a>,
 }
 
-/// The parts of a record an interceptor may change.
-struct Parts {
-    headers: Option<OwnedHeaders>,
-    key: Option<Vec<u8>>,
-    payload: Option<Vec<u8>>,
-}
-
 enum Delivered<'a> {
     Borrowed(BorrowedMessage<'a>),
-    Owned(OwnedMessage),
+    Owned(Box<OwnedRecord>),
 }
 
-/// Calls `$body` with `$m` bound to the message, whichever way it is held.
-macro_rules! with_message {
-    ($record:expr, $m:ident => $body:expr) => {
-        match &$record.message {
-            Delivered::Borrowed($m) => $body,
-            Delivered::Owned($m) => $body,
+/// A record copied out of the consumer (changed by an interceptor, or kept for a retry).
+struct OwnedRecord {
+    topic: String,
+    partition: i32,
+    offset: i64,
+    timestamp: Option<i64>,
+    key: Option<Vec<u8>>,
+    payload: Option<Vec<u8>>,
+    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
+}
+
+/// Calls `f` with each header of a consumed message, in order: name and value (`None`: null) as
+/// bytes. Stops when `f` returns false.
+///
+/// rust-rdkafka 0.39's header accessors assume UTF-8 names and panic on others; librdkafka's own
+/// accessors are used instead (names end at their first NUL byte, as librdkafka stores them).
+fn each_header<'m>(message: &'m BorrowedMessage<'_>, mut f: impl FnMut(&'m [u8], Option<&'m [u8]>) -> bool) {
+    use rdkafka::bindings as rd;
+    let mut headers: *mut rd::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `message.ptr()` is a live consumed message; librdkafka parses its headers on the
+    // first call and keeps them with the message, so the pointers below live as long as it.
+    let err = unsafe { rd::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return;
+    }
+    // SAFETY: `headers` is the message's header list (checked non-null above).
+    let count = unsafe { rd::rd_kafka_header_cnt(headers) };
+    for idx in 0..count {
+        let mut name: *const std::os::raw::c_char = std::ptr::null();
+        let mut value: *const std::os::raw::c_void = std::ptr::null();
+        let mut size: usize = 0;
+        // SAFETY: `idx` < count; the out-pointers are valid for writes.
+        let err = unsafe { rd::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size) };
+        if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            continue;
         }
-    };
+        // SAFETY: librdkafka stores header names NUL-terminated and values with their size; both
+        // live as long as the message (borrowed for 'm).
+        let (name, value) = unsafe {
+            let name: &'m [u8] = std::ffi::CStr::from_ptr(name).to_bytes();
+            let value: Option<&'m [u8]> =
+                (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size));
+            (name, value)
+        };
+        if !f(name, value) {
+            return;
+        }
+    }
 }
 
 impl<'a> Record<'a> {
@@ -40,98 +79,150 @@ impl<'a> Record<'a> {
 
     /// The topic.
     pub fn topic(&self) -> &str {
-        with_message!(self, m => m.topic())
+        match &self.message {
+            Delivered::Borrowed(m) => m.topic(),
+            Delivered::Owned(r) => &r.topic,
+        }
     }
 
     /// The partition.
     pub fn partition(&self) -> i32 {
-        with_message!(self, m => m.partition())
+        match &self.message {
+            Delivered::Borrowed(m) => m.partition(),
+            Delivered::Owned(r) => r.partition,
+        }
     }
 
     /// The offset.
     pub fn offset(&self) -> i64 {
-        with_message!(self, m => m.offset())
+        match &self.message {
+            Delivered::Borrowed(m) => m.offset(),
+            Delivered::Owned(r) => r.offset,
+        }
     }
 
     /// The timestamp in milliseconds since the epoch (create or log-append time), if any.
     pub fn timestamp(&self) -> Option<i64> {
-        with_message!(self, m => m.timestamp().to_millis())
+        match &self.message {
+            Delivered::Borrowed(m) => m.timestamp().to_millis(),
+            Delivered::Owned(r) => r.timestamp,
+        }
     }
 
-    /// The key bytes, if the record has a key.
+    /// The key bytes; `None` for a record without a key (Kafka's null key).
     pub fn key(&self) -> Option<&[u8]> {
-        with_message!(self, m => m.key())
+        match &self.message {
+            Delivered::Borrowed(m) => m.key(),
+            Delivered::Owned(r) => r.key.as_deref(),
+        }
     }
 
-    /// The value bytes; `None` for a tombstone.
+    /// The value bytes; `None` for a tombstone (Kafka's null value).
     pub fn payload(&self) -> Option<&[u8]> {
-        with_message!(self, m => m.payload())
+        match &self.message {
+            Delivered::Borrowed(m) => m.payload(),
+            Delivered::Owned(r) => r.payload.as_deref(),
+        }
     }
 
-    /// The value of the last header called `name` (`Some(None)` for a header with a null value).
+    /// Calls `f` with each header in order (name and value as bytes; `None`: a null value) until
+    /// it returns false.
+    fn for_each_header<'s>(&'s self, mut f: impl FnMut(&'s [u8], Option<&'s [u8]>) -> bool) {
+        match &self.message {
+            Delivered::Borrowed(m) => each_header(m, f),
+            Delivered::Owned(r) => {
+                for (name, value) in &r.headers {
+                    if !f(name, value.as_deref()) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The value of the last header called `name` (`Some(None)` for a header with a null value),
+    /// comparing names byte for byte.
     pub fn header(&self, name: &str) -> Option<Option<&[u8]>> {
-        with_message!(self, m => {
-            let headers = m.headers()?;
-            headers.iter().filter(|h| h.key == name).last().map(|h| h.value)
-        })
+        let mut found = None;
+        self.for_each_header(|n, v| {
+            if n == name.as_bytes() {
+                found = Some(v);
+            }
+            true
+        });
+        found
+    }
+
+    /// Every header in order, names and values as bytes (`None`: a null value); names need not be
+    /// UTF-8.
+    pub fn raw_headers(&self) -> Vec<(&[u8], Option<&[u8]>)> {
+        let mut all = Vec::new();
+        self.for_each_header(|n, v| {
+            all.push((n, v));
+            true
+        });
+        all
     }
 
     /// All headers, copied.
     pub fn headers(&self) -> Headers {
-        let entries = with_message!(self, m => m
-            .headers()
-            .map(|headers| headers.iter().map(|h| (h.key.to_string(), h.value.map(Bytes::copy_from_slice))).collect())
-            .unwrap_or_default());
+        let mut entries = Vec::new();
+        self.for_each_header(|n, v| {
+            entries.push((Bytes::copy_from_slice(n), v.map(Bytes::copy_from_slice)));
+            true
+        });
         Headers { entries }
     }
 
     /// The record with another value (for interceptors): an owned copy from then on.
     #[must_use]
     pub fn with_payload(self, payload: Option<Vec<u8>>) -> Record<'a> {
-        self.rebuilt(|parts| parts.payload = payload)
+        self.rebuilt(|r| r.payload = payload)
     }
 
     /// The record with another key (for interceptors).
     #[must_use]
     pub fn with_key(self, key: Option<Vec<u8>>) -> Record<'a> {
-        self.rebuilt(|parts| parts.key = key)
+        self.rebuilt(|r| r.key = key)
     }
 
     /// The record with a header added (for interceptors).
     #[must_use]
     pub fn with_header(self, name: &str, value: &[u8]) -> Record<'a> {
-        self.rebuilt(|parts| {
-            let headers = parts.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(1));
-            parts.headers = Some(headers.insert(Header { key: name, value: Some(value) }));
-        })
+        self.rebuilt(|r| r.headers.push((name.as_bytes().to_vec(), Some(value.to_vec()))))
     }
 
     /// An owned copy with its key, value or headers changed by `change`.
-    fn rebuilt(self, change: impl FnOnce(&mut Parts)) -> Record<'a> {
-        let mut owned = self.into_owned_message();
-        let mut parts = Parts {
-            headers: owned.detach_headers(),
-            key: owned.key().map(<[u8]>::to_vec),
-            payload: owned.payload().map(<[u8]>::to_vec),
+    fn rebuilt(self, change: impl FnOnce(&mut OwnedRecord)) -> Record<'a> {
+        let mut owned = match self.message {
+            Delivered::Owned(owned) => owned,
+            Delivered::Borrowed(_) => self.copy(),
         };
-        change(&mut parts);
-        let message = OwnedMessage::new(
-            parts.payload,
-            parts.key,
-            owned.topic().to_string(),
-            owned.timestamp(),
-            owned.partition(),
-            owned.offset(),
-            parts.headers,
-        );
-        Record { message: Delivered::Owned(message) }
+        change(&mut owned);
+        Record { message: Delivered::Owned(owned) }
     }
 
-    fn into_owned_message(self) -> OwnedMessage {
-        match self.message {
-            Delivered::Borrowed(m) => m.detach(),
-            Delivered::Owned(m) => m,
-        }
+    fn copy(&self) -> Box<OwnedRecord> {
+        let mut headers = Vec::new();
+        self.for_each_header(|n, v| {
+            headers.push((n.to_vec(), v.map(<[u8]>::to_vec)));
+            true
+        });
+        Box::new(OwnedRecord {
+            topic: self.topic().to_string(),
+            partition: self.partition(),
+            offset: self.offset(),
+            timestamp: self.timestamp(),
+            key: self.key().map(<[u8]>::to_vec),
+            payload: self.payload().map(<[u8]>::to_vec),
+            headers,
+        })
+    }
+
+    /// An owned copy of the record, of any lifetime (kept by the container when code it calls
+    /// may consume the record and panic).
+    pub(crate) fn duplicate<'b>(&self) -> Record<'b> {
+        Record { message: Delivered::Owned(self.copy()) }
     }
 
     /// A copy of the whole record that outlives the invocation.
@@ -158,16 +249,23 @@ impl std::fmt::Debug for Record<'_> {
     }
 }
 
-/// A record's headers, in order; names may repeat.
+/// A record's headers, in order; names may repeat. Names and values are bytes, as Kafka has them:
+/// a value may be null (`None`), and a name need not be UTF-8 ([`iter_raw`](Self::iter_raw) gives
+/// it as it is).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers {
-    entries: Vec<(String, Option<Bytes>)>,
+    entries: Vec<(Bytes, Option<Bytes>)>,
 }
 
 impl Headers {
     /// The value of the last header called `name`; `None` if absent or null.
     pub fn get(&self, name: &str) -> Option<&[u8]> {
-        self.entries.iter().rev().find(|(k, _)| k == name).and_then(|(_, v)| v.as_deref())
+        self.value(name).flatten()
+    }
+
+    /// The last header called `name`: `None` if absent, `Some(None)` if its value is null.
+    pub fn value(&self, name: &str) -> Option<Option<&[u8]>> {
+        self.entries.iter().rev().find(|(k, _)| k.as_ref() == name.as_bytes()).map(|(_, v)| v.as_deref())
     }
 
     /// The value of the last header called `name` as UTF-8 text.
@@ -175,9 +273,16 @@ impl Headers {
         self.get(name).and_then(|v| std::str::from_utf8(v).ok())
     }
 
-    /// Every header, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, Option<&[u8]>)> {
-        self.entries.iter().map(|(k, v)| (k.as_str(), v.as_deref()))
+    /// Every header, in order: the name as text (a name that is not UTF-8 shows U+FFFD where
+    /// its bytes are invalid; [`iter_raw`](Self::iter_raw) has the bytes) and the value
+    /// (`None`: null).
+    pub fn iter(&self) -> impl Iterator<Item = (Cow<'_, str>, Option<&[u8]>)> {
+        self.entries.iter().map(|(k, v)| (String::from_utf8_lossy(k), v.as_deref()))
+    }
+
+    /// Every header, in order, name and value as bytes (`None`: a null value).
+    pub fn iter_raw(&self) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+        self.entries.iter().map(|(k, v)| (k.as_ref(), v.as_deref()))
     }
 
     /// How many headers there are.
@@ -200,9 +305,10 @@ impl Headers {
         let mut headers = record.headers();
         if cx.attempt_header {
             let attempt = i32::try_from(cx.attempt).unwrap_or(i32::MAX);
-            headers
-                .entries
-                .push((DELIVERY_ATTEMPT_HEADER.to_string(), Some(Bytes::copy_from_slice(&attempt.to_be_bytes()))));
+            headers.entries.push((
+                Bytes::from_static(DELIVERY_ATTEMPT_HEADER.as_bytes()),
+                Some(Bytes::copy_from_slice(&attempt.to_be_bytes())),
+            ));
         }
         headers
     }

@@ -126,7 +126,7 @@ pub struct SendRecord<'t, P, K = NoKey> {
     payload: P,
     key: K,
     partition: Option<i32>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
+    headers: Vec<(Vec<u8>, Option<Vec<u8>>)>,
     timestamp: Option<i64>,
 }
 
@@ -152,7 +152,22 @@ impl<'t, P, K> SendRecord<'t, P, K> {
 
     /// A header (names may repeat).
     pub fn header(mut self, name: impl Into<String>, value: impl AsRef<[u8]>) -> Self {
-        self.headers.push((name.into(), Some(value.as_ref().to_vec())));
+        self.headers.push((name.into().into_bytes(), Some(value.as_ref().to_vec())));
+        self
+    }
+
+    /// A header with a null value (Kafka tells it apart from an empty one; Java's
+    /// `new RecordHeader(name, null)`).
+    pub fn null_header(mut self, name: impl Into<String>) -> Self {
+        self.headers.push((name.into().into_bytes(), None));
+        self
+    }
+
+    /// A header as bytes, name included (Kafka's header names are bytes on the wire; a name need
+    /// not be UTF-8), and `None` for a null value: forwards a consumed record's headers as they
+    /// were (`Headers::iter_raw`).
+    pub fn raw_header(mut self, name: &[u8], value: Option<&[u8]>) -> Self {
+        self.headers.push((name.to_vec(), value.map(<[u8]>::to_vec)));
         self
     }
 
@@ -179,6 +194,45 @@ impl<'t, P: Payload + Send + 't, K: Payload + Send + 't> IntoFuture for SendReco
             }
             result
         })
+    }
+}
+
+/// librdkafka headers with these names and values (`None`: a null value).
+fn owned_headers(headers: &[(Vec<u8>, Option<Vec<u8>>)]) -> OwnedHeaders {
+    let mut owned = OwnedHeaders::new_with_capacity(headers.len());
+    for (name, value) in headers {
+        match std::str::from_utf8(name) {
+            Ok(key) => owned = owned.insert(Header { key, value: value.as_deref() }),
+            Err(_) => add_raw_header(&owned, name, value.as_deref()),
+        }
+    }
+    owned
+}
+
+/// Adds a header whose name is not UTF-8: rust-rdkafka's `insert` takes a `&str` name, librdkafka
+/// takes bytes.
+fn add_raw_header(headers: &OwnedHeaders, name: &[u8], value: Option<&[u8]>) {
+    use rdkafka::bindings as rd;
+    // `BorrowedHeaders` is a zero-sized view placed at the address of librdkafka's
+    // `rd_kafka_headers_t` (rust-rdkafka casts it back the same way), and `OwnedHeaders` owns
+    // that list, writable.
+    let list = std::ptr::from_ref(headers.as_borrowed()).cast::<rd::rd_kafka_headers_t>().cast_mut();
+    let (value_ptr, value_len) = match value {
+        Some(v) => (v.as_ptr().cast::<std::os::raw::c_void>(), v.len() as isize),
+        None => (std::ptr::null(), 0),
+    };
+    // SAFETY: `list` is the live header list of `headers`; librdkafka copies name and value.
+    let err = unsafe {
+        rd::rd_kafka_header_add(
+            list,
+            name.as_ptr().cast::<std::os::raw::c_char>(),
+            name.len() as isize,
+            value_ptr,
+            value_len,
+        )
+    };
+    if err != rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        tracing::warn!(name = %String::from_utf8_lossy(name), ?err, "could not add a header; it is left out");
     }
 }
 
@@ -214,11 +268,7 @@ impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
             record = record.timestamp(timestamp);
         }
         if !self.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(self.headers.len());
-            for (name, value) in &self.headers {
-                headers = headers.insert(Header { key: name, value: value.as_deref() });
-            }
-            record = record.headers(headers);
+            record = record.headers(owned_headers(&self.headers));
         }
         let size = value.as_deref().map_or(0, <[u8]>::len) + key.as_deref().map_or(0, <[u8]>::len);
         match inner.producer.send(record, Timeout::After(inner.send_timeout)).await {

@@ -7,7 +7,7 @@ use super::placeholder::resolve;
 use super::resolve::{resolve_endpoint, Resolved};
 use super::running::RunningListeners;
 use super::validate::{check_cluster, duplicate_ids, Bound};
-use crate::config::ContainerFactory;
+use crate::config::{check_consumer_config, ContainerFactory};
 use crate::container::{ConcurrentContainer, Invoker};
 use crate::error::{Error, Problem, Result};
 use crate::error_handler::RetryForwarder;
@@ -137,13 +137,16 @@ impl ListenerRegistry {
                 plan.error_handler = Arc::new(RetryForwarder { template: template.clone(), policy: policy.clone() });
                 retry_plans = resolved.retry_plans(&plan, &policy);
             }
-            for plan in std::iter::once(plan).chain(retry_plans) {
-                let container = Arc::new(ConcurrentContainer::new(plan, concurrency));
-                if resolved.auto_startup {
-                    container.start()?;
-                }
-                containers.push(container);
+            // The retry topics' containers follow the listener's: started, stopped, paused and
+            // resumed with it, by its id.
+            let stages: Vec<Arc<ConcurrentContainer>> =
+                retry_plans.into_iter().map(|plan| Arc::new(ConcurrentContainer::new(plan, concurrency))).collect();
+            let container = Arc::new(ConcurrentContainer::new(plan, concurrency).with_stages(stages.clone()));
+            if resolved.auto_startup {
+                container.start()?;
             }
+            containers.push(container);
+            containers.extend(stages);
         }
         Ok(RunningListeners { containers })
     }
@@ -280,6 +283,23 @@ impl ListenerRegistry {
                 if let Some(message) = policy.problem() {
                     problem(message);
                 }
+            }
+            // The whole consumer configuration, as the container will create it: some properties
+            // conflict only together (the factory's with the listener's).
+            let (config, _) = r.client_config(&factory);
+            let mut properties = factory.settings.properties.clone();
+            for (key, value) in &r.properties {
+                properties.set(key.as_str(), value.as_str());
+            }
+            if let Err(reason) = check_consumer_config(&config, &properties) {
+                let listener_keys: Vec<&str> = r.properties.iter().map(|(k, _)| k.as_str()).collect();
+                problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!(
+                        "librdkafka refuses its consumer configuration ({factory_label}'s properties{}): {reason}; change or remove one of the properties named",
+                        if listener_keys.is_empty() { String::new() } else { format!(" with the listener's {}", listener_keys.join(", ")) }
+                    ),
+                });
             }
             for (type_id, name) in &r.endpoint.requirements.states {
                 if !self.states.contains(*type_id) {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
 use super::{AssignedPartition, StartPosition};
-use crate::config::{check_owned_property, is_secret, validate_property, ContainerFactory};
+use crate::config::{check_owned_property, container_properties, is_secret, validate_property, ContainerFactory};
 use crate::container::{ContainerPlan, Invoker, Replay, ReplyPlan};
 use crate::error::Problem;
 use crate::error_handler::RetryTopics;
@@ -33,6 +33,23 @@ pub(crate) struct Resolved {
 }
 
 impl Resolved {
+    /// The listener's consumer configuration on `factory` (the factory's properties, the
+    /// listener's, and the container's own), and its group.
+    pub(crate) fn client_config(&self, factory: &ContainerFactory) -> (rdkafka::config::ClientConfig, String) {
+        let settings = &factory.settings;
+        let group = self
+            .group
+            .clone()
+            .or_else(|| settings.properties.get("group.id").map(str::to_string))
+            .unwrap_or_else(|| self.id.clone());
+        let mut client_config = settings.properties.to_client_config();
+        for (key, value) in &self.properties {
+            client_config.set(key, value);
+        }
+        container_properties(&mut client_config, &group);
+        (client_config, group)
+    }
+
     /// The plan of this listener's containers on `factory`, and its concurrency.
     pub(crate) fn plan(
         &self,
@@ -48,20 +65,7 @@ impl Resolved {
             // Each consumer needs a partition of its own.
             concurrency = concurrency.min(self.assignment.len());
         }
-        let group = self
-            .group
-            .clone()
-            .or_else(|| settings.properties.get("group.id").map(str::to_string))
-            .unwrap_or_else(|| self.id.clone());
-        let mut client_config = settings.properties.to_client_config();
-        for (key, value) in &self.properties {
-            client_config.set(key, value);
-        }
-        client_config
-            .set("group.id", &group)
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("enable.partition.eof", "false");
+        let (client_config, group) = self.client_config(factory);
         let client_id = self
             .client_id_prefix
             .clone()

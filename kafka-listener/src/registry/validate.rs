@@ -149,12 +149,17 @@ async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Me
         let mut config = settings.properties.to_client_config();
         // No group: this consumer only reads metadata.
         config.remove("group.id");
-        let consumer: BaseConsumer = config.create().map_err(|e| e.to_string())?;
-        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| e.to_string())
+        let consumer: BaseConsumer = config.create().map_err(|e| Err(e.to_string()))?;
+        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| Ok(e.to_string()))
     });
     match task.await {
         Ok(Ok(metadata)) => Ok(metadata),
-        Ok(Err(error)) => Err(format!(
+        // Not a broker problem: the client itself was refused.
+        Ok(Err(Err(error))) => Err(format!(
+            "the factory's configuration is refused by librdkafka: {}; change the properties it names",
+            crate::config::redacted_error(&factory.settings.properties, &error)
+        )),
+        Ok(Err(Ok(error))) => Err(format!(
             "cannot reach the broker at `{bootstrap}` within {timeout:?}: {error}; check bootstrap_servers and that the broker is running"
         )),
         Err(join) => Err(format!("checking the broker at `{bootstrap}` failed: {join}")),
