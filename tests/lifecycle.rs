@@ -59,6 +59,14 @@ async fn start_and_stop_by_id_include_the_retry_stages() {
     let bootstrap = kafka.bootstrap_servers();
     wait_committed(&bootstrap, "staged-retry-0", "staged-retry-0", [(0, 1)].into()).await;
 
+    running.pause("staged").unwrap();
+    for id in ["staged", "staged-retry-0", "staged-retry-1"] {
+        assert!(running.container(id).unwrap().is_pause_requested(), "{id} paused with the listener");
+    }
+    running.resume("staged").unwrap();
+    for id in ["staged", "staged-retry-0", "staged-retry-1"] {
+        assert!(!running.container(id).unwrap().is_pause_requested(), "{id} resumed with the listener");
+    }
     running.stop("staged").await.unwrap();
     for id in ["staged", "staged-retry-0", "staged-retry-1"] {
         assert!(!running.container(id).unwrap().is_running(), "{id} stopped with the listener");
@@ -133,13 +141,13 @@ async fn a_pause_holds_across_start_and_stop() {
     let held = running.container("held").unwrap();
 
     // Paused before it ever started.
-    held.pause();
+    running.pause("held").unwrap();
     produce(&kafka, "held", &numbered(5));
     running.start("held").unwrap();
     assert!(held.is_pause_requested());
     wait_until("paused once assigned", Duration::from_secs(20), || held.is_paused()).await;
     assert_stays("nothing handled while paused", Duration::from_millis(1500), || async { probe.count() == 0 }).await;
-    held.resume();
+    running.resume("held").unwrap();
     wait_until("all 5 handled after the resume", Duration::from_secs(20), || probe.count() == 5).await;
     wait_committed(&bootstrap, "held", "held", [(0, 5)].into()).await;
 

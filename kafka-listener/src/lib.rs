@@ -89,8 +89,8 @@ pub mod prelude {
     pub use crate::{
         kafka_listener, AckMode, Acknowledgment, BatchListenerFailed, ConcurrentContainer, ConsumerHandle,
         ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch,
-        FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta, Record, RunningListeners,
-        SecuritySettings, State,
+        FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta, OptionalFromRecord,
+        Record, RunningListeners, SecuritySettings, State,
     };
 }
 

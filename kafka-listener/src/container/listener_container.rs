@@ -923,6 +923,13 @@ impl<'c> PollLoop<'_, 'c> {
         if self.plan.settings.transactional.is_some() || self.plan.replay.is_some() {
             return;
         }
+        let left = self.shared.offsets().all_uncommitted();
+        if !left.is_empty() {
+            let counts: Vec<(String, i32, String)> =
+                left.into_iter().map(|(t, p, next, n)| (t, p, format!("{n} record(s) before offset {next}"))).collect();
+            tracing::warn!(listener = &*self.plan.listener_id, uncommitted = %super::context::describe_counts(&counts),
+                "stopping with processed records not committed: the group's next consumer handles them again");
+        }
     }
 
     /// Spring's `fixTxOffsets`: records written in transactions are followed by a commit marker
@@ -1016,13 +1023,6 @@ impl<'c> PollLoop<'_, 'c> {
                     let _ = self.consumer.poll(POLL_SLICE);
                 }
             }
-        }
-        let left = self.shared.offsets().all_uncommitted();
-        if !left.is_empty() {
-            let counts: Vec<(String, i32, String)> =
-                left.into_iter().map(|(t, p, next, n)| (t, p, format!("{n} record(s) before offset {next}"))).collect();
-            tracing::warn!(listener = &*self.plan.listener_id, uncommitted = %super::context::describe_counts(&counts),
-                "stopping with processed records not committed: the group's next consumer handles them again");
         }
     }
 
@@ -1334,7 +1334,7 @@ impl<'c> PollLoop<'_, 'c> {
                             let cx = self.context(earlier + attempt);
                             contain(|| invoker(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))
                         })
-                        .and_then(|output| self.publish(record, output))
+                        .and_then(|output| self.reply(record, output))
                 }
             };
             let failure = match result {
@@ -1663,6 +1663,19 @@ impl<'c> PollLoop<'_, 'c> {
         }
     }
 
+    /// [`publish`](Self::publish), with a panic of the template's partitioner or producer
+    /// listener (user code) failing the record like a listener's.
+    fn reply(&self, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
+        if !matches!(output, HandlerOutput::Reply(_)) {
+            return Ok(());
+        }
+        contain(|| self.publish(request, output)).unwrap_or_else(|panic| {
+            Err(ListenerFailure::Panic(format!(
+                "publishing the reply panicked (the template's partitioner or producer listener): {panic}"
+            )))
+        })
+    }
+
     /// Publishes a handler's reply (Spring's `@SendTo`): to the listener's `reply_to`, else to the
     /// request's `kafka_replyTopic` (and `kafka_replyPartition`), with the request's
     /// `kafka_correlationId`; awaited before the request counts as handled.
@@ -1740,7 +1753,7 @@ impl<'c> PollLoop<'_, 'c> {
                             .unwrap_or_else(|panic| Err((None, ListenerFailure::Panic(panic))))
                     });
                     result.and_then(|output| match records.get(start) {
-                        Some(first) => self.publish(first, output).map_err(|failure| (None, failure)),
+                        Some(first) => self.reply(first, output).map_err(|failure| (None, failure)),
                         None => Ok(()),
                     })
                 }

@@ -25,7 +25,8 @@ impl RunningListeners {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.replayed().await
     }
 
-    /// Starts the listener with this id (one registered with `auto_startup = false`, or stopped).
+    /// Starts the listener with this id (one registered with `auto_startup = false`, or stopped),
+    /// with its retry topics' containers.
     ///
     /// # Errors
     /// [`Error::UnknownListener`] for an unknown id; when a container thread cannot be spawned.
@@ -33,12 +34,33 @@ impl RunningListeners {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.start()
     }
 
-    /// Stops the listener with this id (committing what was processed); the others keep running.
+    /// Stops the listener with this id and its retry topics' containers (committing what was
+    /// processed); the others keep running.
     ///
     /// # Errors
     /// [`Error::UnknownListener`] for an unknown id; [`Error::ShutdownTimeout`].
     pub async fn stop(&self, id: &str) -> Result<()> {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.stop().await
+    }
+
+    /// Pauses the listener with this id, and its retry topics' containers (see
+    /// [`ConcurrentContainer::pause`]): its consumers stay in their groups, and the pause holds
+    /// across stop and start until [`resume`](Self::resume).
+    ///
+    /// # Errors
+    /// [`Error::UnknownListener`] for an unknown id.
+    pub fn pause(&self, id: &str) -> Result<()> {
+        self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.pause();
+        Ok(())
+    }
+
+    /// Resumes the listener with this id, and its retry topics' containers.
+    ///
+    /// # Errors
+    /// [`Error::UnknownListener`] for an unknown id.
+    pub fn resume(&self, id: &str) -> Result<()> {
+        self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.resume();
+        Ok(())
     }
 
     /// Every container.
