@@ -73,14 +73,13 @@ async fn a_late_acknowledgment_of_an_earlier_delivery_commits_nothing() {
         });
     // The revocation waits this long for acknowledgments that never come.
     let factory = manual(&kafka, Duration::from_millis(500));
-    let running =
-        ListenerRegistry::empty().with_default_factory(factory.clone()).register(endpoint).start().await.unwrap();
+    let running = start_listeners(factory.clone(), [endpoint]).await;
     wait_until("the first delivery of all 10 records", Duration::from_secs(20), || deliveries.count() == 10).await;
 
     // A member for another topic joins the group: everyone's partitions are revoked and assigned
     // again; `stale-0` goes back to the first consumer, from the committed offset (none).
     let other = Endpoint::new("stale-joiner").topic("stale-other").group("stale").handler(|_: String| async {});
-    let joiner = ListenerRegistry::empty().with_default_factory(factory).register(other).start().await.unwrap();
+    let joiner = start_listeners(factory, [other]).await;
     wait_until("the second delivery of all 10 records", Duration::from_secs(30), || deliveries.count() == 20).await;
     assert_eq!(deliveries.offsets(), (0..10).chain(0..10).collect::<Vec<_>>());
 
@@ -174,14 +173,7 @@ async fn acknowledgments_from_before_a_seek_a_nack_or_a_retry_are_ignored() {
             }
         });
 
-    let running = ListenerRegistry::empty()
-        .with_default_factory(manual(&kafka, Duration::from_millis(500)))
-        .register(seeking)
-        .register(nacking)
-        .register(retrying)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(manual(&kafka, Duration::from_millis(500)), [seeking, nacking, retrying]).await;
     wait_until("the seek's second delivery", Duration::from_secs(20), || seek.count() == 7).await;
     wait_until("the nack's second delivery", Duration::from_secs(20), || nack.count() == 5).await;
     wait_until("the retry's second attempt and the rest", Duration::from_secs(20), || retry.count() == 5).await;
@@ -223,12 +215,7 @@ async fn a_nack_commits_what_was_acknowledged_before_its_sleep() {
             }
         },
     );
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Manual))
-        .register(endpoint)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(factory(&kafka, AckMode::Manual), [endpoint]).await;
     wait_until("record 3 nacked", Duration::from_secs(20), || deliveries.count() == 4).await;
     wait_committed_within(&bootstrap, "nack-commits", "nack-commits", at(3), Duration::from_millis(1500)).await;
     wait_until("all delivered after the sleep", Duration::from_secs(20), || deliveries.count() == 11).await;
@@ -263,12 +250,7 @@ async fn acknowledgments_made_while_shutting_down_are_committed() {
             std::future::ready(())
         },
     );
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Manual))
-        .register(endpoint)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(factory(&kafka, AckMode::Manual), [endpoint]).await;
     wait_until("all 20 delivered", Duration::from_secs(20), || deliveries.count() == 20).await;
     assert!(committed(&bootstrap, "ack-at-shutdown", "ack-at-shutdown").await.is_empty());
     stopping.store(true, Ordering::SeqCst);

@@ -97,12 +97,7 @@ async fn a_stop_interrupts_a_back_off_and_calls_no_handler_after_it() {
                 Ok(())
             }
         });
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Record))
-        .register(endpoint)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(factory(&kafka, AckMode::Record), [endpoint]).await;
     wait_until("r2 failed", Duration::from_secs(20), || calls.lock().unwrap().iter().any(|(o, _)| *o == 2)).await;
     let bootstrap = kafka.bootstrap_servers();
     // Seek-to-current: r0 and r1 are committed before the back-off.
@@ -132,12 +127,9 @@ async fn a_pause_holds_across_start_and_stop() {
     let kafka = embedded(&[("held", 1)]);
     let bootstrap = kafka.bootstrap_servers();
     let probe = Probe::open();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(probe.endpoint("held", "held", "held").auto_startup(false))
-        .start()
-        .await
-        .unwrap();
+    let running =
+        start_listeners(factory(&kafka, AckMode::Batch), [probe.endpoint("held", "held", "held").auto_startup(false)])
+            .await;
     let held = running.container("held").unwrap();
 
     // Paused before it ever started.

@@ -87,37 +87,25 @@ async fn tombstones_and_keyless_records_reach_optional_parameters() {
     running.shutdown().await.unwrap();
 
     let key = |k: &str| Some(k.to_string());
-    assert_eq!(
-        *BOTH_OPTIONAL.lock().unwrap(),
-        [
-            (key("u1"), profile("a")),
-            (key("u1"), None),
-            (key("u2"), profile("b")),
-            (None, profile("c")),
-            (key("u3"), profile("d"))
-        ]
-    );
+    // (key, value) of the five records, as Options.
+    let all = [
+        (key("u1"), profile("a")),
+        (key("u1"), None),
+        (key("u2"), profile("b")),
+        (None, profile("c")),
+        (key("u3"), profile("d")),
+    ];
+    assert_eq!(*BOTH_OPTIONAL.lock().unwrap(), all);
+    let keyed: Vec<(String, Option<Profile>)> =
+        all.iter().filter_map(|(k, p)| k.clone().map(|k| (k, p.clone()))).collect();
     assert_eq!(
         *KEY_REQUIRED.lock().unwrap(),
-        [
-            ("u1".to_string(), profile("a")),
-            ("u1".to_string(), None),
-            ("u2".to_string(), profile("b")),
-            ("u3".to_string(), profile("d"))
-        ],
+        keyed,
         "the keyless record is a conversion error for Key<String> (skipped by the error handler)"
     );
-    assert_eq!(*BATCH_JSON_OPTION.lock().unwrap(), [profile("a"), None, profile("b"), profile("c"), profile("d")]);
-    assert_eq!(
-        *BATCH_OPTION_JSON.lock().unwrap(),
-        [
-            (key("u1"), profile("a")),
-            (key("u1"), None),
-            (key("u2"), profile("b")),
-            (None, profile("c")),
-            (key("u3"), profile("d"))
-        ]
-    );
+    let values: Vec<Option<Profile>> = all.iter().map(|(_, p)| p.clone()).collect();
+    assert_eq!(*BATCH_JSON_OPTION.lock().unwrap(), values);
+    assert_eq!(*BATCH_OPTION_JSON.lock().unwrap(), all);
 }
 
 /// A value that is present but not JSON for `T` is still a conversion error under `Option<Json<T>>`,
@@ -140,13 +128,7 @@ async fn a_present_but_undecodable_value_is_still_a_conversion_error() {
         .group("undecodable-strict")
         .error_handler(DefaultErrorHandler::new().recoverer(DeadLetterRecoverer::new(template.clone())))
         .blocking_handler(|_: Json<Profile>| {});
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(lenient)
-        .register(strict)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(factory(&kafka, AckMode::Batch), [lenient, strict]).await;
     let letters = dead_letters(&kafka, "undecodable-dlt", 2).await;
     wait_committed(&kafka.bootstrap_servers(), "undecodable", "undecodable", [(0, 3)].into()).await;
     running.shutdown().await.unwrap();
@@ -184,13 +166,7 @@ async fn header_names_and_values_are_bytes_and_nulls_stay_null() {
         .group("raw-headers-dead")
         .error_handler(DefaultErrorHandler::new().max_retries(0).recoverer(DeadLetterRecoverer::new(template.clone())))
         .blocking_handler(|_: ConsumerRecord| Err::<(), _>(ListenerError::msg("to the DLT")));
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(reader)
-        .register(failing)
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(factory(&kafka, AckMode::Batch), [reader, failing]).await;
     let letters = dead_letters(&kafka, "raw-headers-dlt", 3).await;
     wait_until("all three records", Duration::from_secs(20), || seen.lock().unwrap().len() == 3).await;
     running.shutdown().await.unwrap();

@@ -90,23 +90,17 @@ async fn processed_offsets_whose_commit_was_rejected_are_handed_to_the_next_cons
         .unwrap();
     let probe = Probe::open();
     let base = factory(&kafka, AckMode::Batch);
-    let running = ListenerRegistry::empty()
-        .with_default_factory(base.clone())
-        .register(probe.endpoint("handoff", "handoff", "handoff").concurrency(2))
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(base.clone(), [probe.endpoint("handoff", "handoff", "handoff").concurrency(2)]).await;
     wait_until("all 100 handled", Duration::from_secs(20), || probe.count() == 100).await;
     assert!(committed(&bootstrap, "handoff", "handoff").await.is_empty(), "every commit was rejected");
 
     // A member for another topic joins: the group rebalances, the revocation's commit is rejected
     // too, and `handoff-0` goes to one of the listener's two consumers.
-    let joiner = ListenerRegistry::empty()
-        .with_default_factory(base)
-        .register(Endpoint::new("handoff-joiner").topic("handoff-other").group("handoff").handler(|_: String| async {}))
-        .start()
-        .await
-        .unwrap();
+    let joiner = start_listeners(
+        base,
+        [Endpoint::new("handoff-joiner").topic("handoff-other").group("handoff").handler(|_: String| async {})],
+    )
+    .await;
     let container = running.container("handoff").unwrap();
     wait_until("the rebalance", Duration::from_secs(30), || {
         container.revocations() > 0 && !container.assignment().is_empty()
@@ -128,12 +122,11 @@ async fn the_consumers_of_a_listener_join_the_first_generation_together() {
     let kafka = embedded(&[("together", 3)]);
     produce(&kafka, "together", &(0..30).map(|i| (i % 3, "k", format!("v{i}"))).collect::<Vec<_>>());
     let probe = Probe::open();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory(&kafka, AckMode::Batch))
-        .register(probe.endpoint("together", "together", "together").concurrency(3))
-        .start()
-        .await
-        .unwrap();
+    let running = start_listeners(
+        factory(&kafka, AckMode::Batch),
+        [probe.endpoint("together", "together", "together").concurrency(3)],
+    )
+    .await;
     wait_until("all 30 handled", Duration::from_secs(20), || probe.count() == 30).await;
     let container = running.container("together").unwrap();
     assert_eq!(container.consumer_assignments().iter().map(Vec::len).collect::<Vec<_>>(), [1, 1, 1]);

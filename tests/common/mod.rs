@@ -253,3 +253,18 @@ pub async fn dead_letters(kafka: &EmbeddedKafka, topic: &str, expected: usize) -
     assert_eq!(letters.len(), expected);
     letters
 }
+
+/// Starts these listeners with `factory` as the registry's default factory.
+pub async fn start_listeners(
+    factory: ContainerFactory,
+    endpoints: impl IntoIterator<Item = kafka_listener::Endpoint>,
+) -> kafka_listener::RunningListeners {
+    endpoints
+        .into_iter()
+        .fold(kafka_listener::ListenerRegistry::empty().with_default_factory(factory), |registry, endpoint| {
+            registry.register(endpoint)
+        })
+        .start()
+        .await
+        .unwrap()
+}

@@ -121,20 +121,7 @@ impl ListenerContainer {
                 // Counts as arrived however the thread ends.
                 let arrival = Arrival { siblings: &siblings, index, arrived: std::cell::Cell::new(false) };
                 if let Err(panic) = contain(|| run(&plan, index, thread_shared.clone(), &arrival)) {
-                    // Only a bug of ours gets here (user code is contained where it is called).
-                    tracing::error!(
-                        listener = &*plan.listener_id,
-                        consumer = index,
-                        panic,
-                        "the consumer stopped after an internal panic; please report it"
-                    );
-                    thread_shared.emit(|listener, consumer| ContainerEvent::Panicked {
-                        listener,
-                        consumer,
-                        during: "the container".to_string(),
-                        message: panic,
-                        stopped: true,
-                    });
+                    internal_panic(&thread_shared, "the container", panic);
                 }
                 thread_shared.finished.store(true, Ordering::Release);
                 thread_shared.emit(|listener, consumer| ContainerEvent::Stopped { listener, consumer });
@@ -329,20 +316,8 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             last_tx_fix: Instant::now(),
         };
         if let Err(panic) = contain(|| poll_loop.run()) {
-            // Only a bug of ours gets here: what was processed is still committed below.
-            tracing::error!(
-                listener,
-                consumer = index,
-                panic,
-                "the consumer stops after an internal panic; please report it"
-            );
-            shared.emit(|listener, consumer| ContainerEvent::Panicked {
-                listener,
-                consumer,
-                during: "the container's poll loop".to_string(),
-                message: panic,
-                stopped: true,
-            });
+            // What was processed is still committed below.
+            internal_panic(&shared, "the container's poll loop", panic);
         }
         poll_loop.finish();
         if let (Some(replay), Some(window)) = (&plan.replay, &poll_loop.replay) {
@@ -1911,6 +1886,25 @@ fn partitions_of(records: &[Record<'_>]) -> Vec<(String, i32, i64)> {
         }
     }
     partitions
+}
+
+/// A panic of our own code stopped a consumer (user code is contained where it is called): said
+/// in the log and as an event.
+fn internal_panic(shared: &ContainerShared, during: &str, panic: String) {
+    tracing::error!(
+        listener = &*shared.listener_id,
+        consumer = shared.index,
+        during,
+        panic,
+        "the consumer stops after an internal panic; please report it"
+    );
+    shared.emit(|listener, consumer| ContainerEvent::Panicked {
+        listener,
+        consumer,
+        during: during.to_string(),
+        message: panic,
+        stopped: true,
+    });
 }
 
 /// The first offset of each partition among these records.

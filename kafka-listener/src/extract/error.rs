@@ -48,6 +48,18 @@ pub struct ConversionError {
 }
 
 impl ConversionError {
+    /// `part` of `record` is null (a tombstone's value, a keyless record's key) and `T` cannot
+    /// be built from nothing: the message names `Option<T>`, which can.
+    pub(crate) fn null<T>(record: &Record<'_>, part: RecordPart) -> Self {
+        let (what, records) = match part {
+            RecordPart::Key => ("has no key", "keyless records"),
+            _ => ("has no payload (a tombstone)", "tombstones"),
+        };
+        let reason =
+            format!("the record {what}; take Option<{}> to receive {records} as None", std::any::type_name::<T>());
+        ConversionError::new::<T>(record, part, reason)
+    }
+
     /// A failure to build `T` from `part` of `record`.
     pub fn new<T>(
         record: &Record<'_>,

@@ -74,16 +74,7 @@ big_endian_keys!(i32, i64, u64);
 
 impl<T: FromKey> FromRecord for Key<T> {
     fn from_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
-        Self::from_record_optional(record, cx)?.ok_or_else(|| {
-            ConversionError::new::<Self>(
-                record,
-                RecordPart::Key,
-                format!(
-                    "the record has no key; take Option<{}> to receive keyless records as None",
-                    std::any::type_name::<Self>()
-                ),
-            )
-        })
+        Self::from_record_optional(record, cx)?.ok_or_else(|| ConversionError::null::<Self>(record, RecordPart::Key))
     }
 }
 

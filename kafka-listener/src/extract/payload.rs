@@ -28,14 +28,7 @@ pub(super) fn payload<'r, T>(record: &'r Record<'_>) -> Result<&'r [u8], Convers
 }
 
 fn tombstone<T>(record: &Record<'_>) -> ConversionError {
-    ConversionError::new::<T>(
-        record,
-        RecordPart::Payload,
-        format!(
-            "the record has no payload (a tombstone); take Option<{}> to receive tombstones as None",
-            std::any::type_name::<T>()
-        ),
-    )
+    ConversionError::null::<T>(record, RecordPart::Payload)
 }
 
 fn decode<T: DeserializeOwned>(record: &Record<'_>, bytes: &[u8]) -> Result<Json<T>, ConversionError> {
