@@ -238,7 +238,11 @@ impl ContainerFactoryBuilder {
         self.set("auto.offset.reset", reset)
     }
 
-    /// How long shutdown waits for in-flight handlers before giving up on them.
+    /// How long a stop waits for the records in hand to be handled, then for records handed to
+    /// tasks to be acknowledged, before committing what was processed and leaving the group
+    /// (default 10 s). A revocation waits as long (at most half of `max.poll.interval.ms`) for
+    /// acknowledgments of the partitions it takes away. What was not acknowledged by then is
+    /// logged at WARN and delivered again to the partition's next consumer.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.settings.shutdown_timeout = timeout;
         self

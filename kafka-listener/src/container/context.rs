@@ -30,8 +30,8 @@ pub(crate) struct ContainerContext {
     /// Start offsets handed over (`take_handoff`), to seed the tracker with once assigned.
     pub(crate) seeds: std::sync::Mutex<Vec<(String, i32, i64)>>,
     /// How long a revocation waits for acknowledgments of records delivered from the revoked
-    /// partitions (the factory's `shutdown_timeout`).
-    pub(crate) shutdown_timeout: std::time::Duration,
+    /// partitions (the factory's `shutdown_timeout`, at most half of `max.poll.interval.ms`).
+    pub(crate) revocation_wait: std::time::Duration,
 }
 
 /// Calls the listener's assignment callback before the partitions in `tpl` are assigned, and puts
@@ -184,10 +184,10 @@ impl ContainerContext {
             // Records handed to tasks may still be acknowledged: give them the time a shutdown gets
             // (a stopping consumer has waited for them already).
             let stopping = self.shared.stop_requested.load(Ordering::Acquire);
-            let wait = if stopping { std::time::Duration::ZERO } else { self.shutdown_timeout };
+            let wait = if stopping { std::time::Duration::ZERO } else { self.revocation_wait };
             let left = self.shared.wait_for_acks(Some(tpl), Instant::now() + wait);
             if !left.is_empty() {
-                tracing::warn!(listener, waiting = %describe_counts(&left), timeout = ?self.shutdown_timeout,
+                tracing::warn!(listener, waiting = %describe_counts(&left), waited = ?wait,
                     "partitions revoked while records still wait for an acknowledgment; they will be delivered again to the partitions' next consumer");
             }
             match self.shared.commit(consumer, true, Selection::Partitions(tpl)) {

@@ -238,7 +238,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         shared: shared.clone(),
         on_assigned: plan.on_assigned.clone(),
         probe_config: plan.client_config.clone(),
-        shutdown_timeout: plan.settings.shutdown_timeout,
+        revocation_wait: revocation_wait(plan),
         seeds: std::sync::Mutex::new(Vec::new()),
     });
     arrival.siblings.ready();
@@ -333,6 +333,18 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     // callback commits again, a no-op by now).
     drop(consumer);
     tracing::debug!(listener, index, "container stopped");
+}
+
+/// How long a revocation waits for acknowledgments in flight: the shutdown timeout, but no more
+/// than half of `max.poll.interval.ms` (the group waits that long for a member to rejoin; longer
+/// and the partitions are lost anyway).
+fn revocation_wait(plan: &ContainerPlan) -> Duration {
+    let max_poll_interval = plan
+        .client_config
+        .get("max.poll.interval.ms")
+        .and_then(|ms| ms.trim().parse::<u64>().ok())
+        .map_or(Duration::from_secs(300), Duration::from_millis);
+    plan.settings.shutdown_timeout.min(max_poll_interval / 2)
 }
 
 /// Where each of this consumer's partitions leaves a replay's window: the first offset at or after
