@@ -128,3 +128,28 @@ pub(crate) fn named_property(reason: &str) -> String {
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "properties".to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_names_the_first_property_librdkafka_names() {
+        let reason = "`session.timeout.ms` is not supported for `group.protocol=consumer`. It is defined broker side";
+        assert_eq!(named_property(reason), "session.timeout.ms");
+        assert_eq!(named_property("`group.protocol=consumer` only"), "group.protocol");
+        assert_eq!(named_property("no names here"), "properties");
+    }
+
+    #[test]
+    fn conflicting_consumer_properties_are_refused_together() {
+        let properties = Properties::default();
+        let mut config = ClientConfig::new();
+        config.set("group.protocol", "consumer").set("session.timeout.ms", "3000");
+        let reason = check_consumer_config(&config, &properties).unwrap_err();
+        assert!(reason.contains("session.timeout.ms"), "{reason}");
+        let mut fine = ClientConfig::new();
+        fine.set("session.timeout.ms", "3000").set("heartbeat.interval.ms", "300");
+        assert_eq!(check_consumer_config(&fine, &properties), Ok(()));
+    }
+}

@@ -326,3 +326,20 @@ pub(crate) fn describe(tpl: &TopicPartitionList) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::HandOff;
+
+    #[test]
+    fn a_handoff_keeps_the_furthest_offset_and_is_taken_once() {
+        let handoff = HandOff::default();
+        handoff.put("t", 0, 10);
+        handoff.put("t", 0, 7);
+        handoff.put("t", 1, 3);
+        assert_eq!(handoff.pending(), [("t".to_string(), 0, 10), ("t".to_string(), 1, 3)]);
+        assert_eq!(handoff.take("t", 0), Some(10));
+        assert_eq!(handoff.take("t", 0), None);
+        assert!(!handoff.is_empty());
+    }
+}
