@@ -29,12 +29,14 @@ impl Once {
 
 struct PanickingInterceptor(Once);
 
+/// Upper-cases every value; panics the first time it sees record 1.
 impl RecordInterceptor for PanickingInterceptor {
     fn intercept<'r>(&self, record: Record<'r>, _listener_id: &str) -> Option<Record<'r>> {
         if record.offset() == 1 {
             self.0.maybe_panic("the interceptor");
         }
-        Some(record)
+        let upper = record.payload().map(<[u8]>::to_ascii_uppercase);
+        Some(record.with_payload(upper))
     }
 }
 
@@ -47,13 +49,14 @@ impl Recoverer for PanickingRecoverer {
     }
 }
 
-type Seen = Arc<Mutex<Vec<(String, i64)>>>;
+/// (topic, offset, value) of each delivery.
+type Seen = Arc<Mutex<Vec<(String, i64, String)>>>;
 
 /// A listener on its own topic that records what it saw; `fails` makes it fail on record 1.
 fn listener(id: &str, seen: &Seen, fails: bool) -> Endpoint {
     let sink = seen.clone();
-    Endpoint::new(id).topic(id).group(id).blocking_handler(move |meta: Meta| {
-        sink.lock().unwrap().push((meta.topic.clone(), meta.offset));
+    Endpoint::new(id).topic(id).group(id).blocking_handler(move |meta: Meta, value: String| {
+        sink.lock().unwrap().push((meta.topic.clone(), meta.offset, value));
         if fails && meta.offset == 1 && meta.delivery_attempt() == 1 {
             return Err(ListenerError::msg("failing record 1 once"));
         }
@@ -82,9 +85,11 @@ async fn panics_in_callbacks_are_contained_and_the_records_handled() {
     let on_assigned = listener("panic-assigned", &seen, false)
         .on_partitions_assigned(move |_partitions, _consumer| assigned.maybe_panic("the assignment callback"));
     let filtered = Once::default();
+    // Panics the first time it sees record 1, and discards it.
     let filter = listener("panic-filter", &seen, false).filter(move |record| {
         if record.offset() == 1 {
             filtered.maybe_panic("the filter");
+            return false;
         }
         true
     });
@@ -119,12 +124,14 @@ async fn panics_in_callbacks_are_contained_and_the_records_handled() {
     running.shutdown().await.unwrap();
 
     let seen = seen.lock().unwrap().clone();
-    let of = |topic: &str| seen.iter().filter(|(t, _)| t == topic).map(|(_, o)| *o).collect::<Vec<_>>();
+    let of = |topic: &str| seen.iter().filter(|(t, ..)| t == topic).map(|(_, o, _)| *o).collect::<Vec<_>>();
     assert_eq!(of("panic-assigned"), [0, 1, 2]);
-    // The record the filter or interceptor panicked on went to the error handler first (a failed
-    // attempt), then to the listener on the retry.
-    assert_eq!(of("panic-filter"), [0, 1, 2]);
-    assert_eq!(of("panic-interceptor"), [0, 1, 2]);
+    // The record the filter or interceptor panicked on went to the error handler (a failed
+    // attempt); its retry ran them again: the filter discarded it, the interceptor changed it.
+    assert_eq!(of("panic-filter"), [0, 2]);
+    let values: Vec<&str> =
+        seen.iter().filter(|(t, ..)| t == "panic-interceptor").map(|(_, _, v)| v.as_str()).collect();
+    assert_eq!(values, ["V0", "V1", "V2"]);
     // Record 1 fails once, the recoverer panics: the record is delivered again (never skipped
     // unrecovered), and handled.
     assert_eq!(of("panic-recoverer"), [0, 1, 1, 2]);

@@ -87,10 +87,10 @@ pub mod prelude {
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
     pub use crate::{
-        kafka_listener, AckMode, Acknowledgment, BatchListenerFailed, ConcurrentContainer, ConsumerHandle,
-        ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler, FromBatch,
-        FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta, OptionalFromRecord,
-        Record, RunningListeners, SecuritySettings, State,
+        kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
+        ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,
+        FromBatch, FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta,
+        OptionalFromRecord, Record, RecordInterceptor, RunningListeners, SecuritySettings, State,
     };
 }
 

@@ -186,7 +186,8 @@ impl ContainerContext {
             let stopping = self.shared.stop_requested.load(Ordering::Acquire);
             let wait = if stopping { std::time::Duration::ZERO } else { self.revocation_wait };
             let left = self.shared.wait_for_acks(Some(tpl), Instant::now() + wait);
-            if !left.is_empty() {
+            // A stopping consumer said what was left already.
+            if !left.is_empty() && !stopping {
                 tracing::warn!(listener, waiting = %describe_counts(&left), waited = ?wait,
                     "partitions revoked while records still wait for an acknowledgment; they will be delivered again to the partitions' next consumer");
             }

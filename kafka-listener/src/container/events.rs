@@ -71,10 +71,11 @@ pub enum ContainerEvent {
         /// Since the partition's last record (or its assignment).
         idle_for: Duration,
     },
-    /// Code the container called panicked: a listener's callback, filter, interceptor, error
-    /// handler or recoverer (or, `stopped`, the container itself). The panic was contained: the
-    /// record concerned went to the error handler, or the callback's effect was skipped, and the
-    /// container went on — unless `stopped`.
+    /// Code the container called panicked: a listener's assignment callback, filter, interceptor,
+    /// error handler or recoverer, a reply's partitioner or producer listener (or, `stopped`, the
+    /// container itself). The panic was contained: the record concerned went to the error handler,
+    /// or the callback's effect was skipped, and the container went on — unless `stopped`. (A
+    /// panic of the event listener itself is logged and its event dropped, not told to it.)
     Panicked {
         /// The listener id.
         listener: String,

@@ -25,8 +25,8 @@ use crate::config::{AckMode, FactorySettings};
 use crate::error::Error;
 use crate::error_handler::{attempt_of, due_of, now_millis, ErrorDecision, FailedBatch, FailedRecord};
 use crate::extract::{ListenerContext, Record, StateMap};
-use crate::handler::RecordFilter;
 use crate::handler::{drive, BatchInvoker, BatchListenerFailed, HandlerOutput, ListenerFailure, RecordInvoker};
+use crate::handler::{RecordFilter, RecordInterceptor};
 use crate::producer::{headers, KafkaTemplate};
 use crate::registry::{AssignedPartition, OnPartitionsAssigned, StartPosition};
 use crate::support::{offset_for_time, offsets_for_times};
@@ -425,9 +425,21 @@ fn assign(
     Ok(())
 }
 
+/// What the filter and interceptor made of a record.
+enum Prepared<'r> {
+    /// Hand it over: as it is (`None`), or changed by the interceptor.
+    Keep(Option<Record<'r>>),
+    /// Left out: it counts as processed (unless `ack_discarded` is false).
+    Discard,
+    /// One of them panicked: the record failed.
+    Failed(ListenerFailure),
+}
+
 enum Outcome {
     /// The listener handled the record(s).
     Handled,
+    /// A retry's filter or interceptor left the record out.
+    Discarded,
     /// The error handler recovered the failure: the record(s) count as processed.
     Recovered,
     /// Not processed and not to be committed: the partition was revoked, the shutdown deadline
@@ -577,7 +589,8 @@ impl<'c> PollLoop<'_, 'c> {
     ///
     /// A filter or interceptor that panics fails the record (for a batch interceptor, the batch)
     /// as a listener would: it is handed on as polled, and the error handler decides about it
-    /// before the listener sees it (`pre_failed`).
+    /// before the listener sees it (`pre_failed`); a record listener's retry runs the filter and
+    /// interceptor again first.
     fn discard(&mut self, records: Vec<Record<'c>>) -> Vec<Record<'c>> {
         let settings = &self.plan.settings;
         let (record_interceptor, batch_interceptor) = match self.plan.invoker {
@@ -587,52 +600,31 @@ impl<'c> PollLoop<'_, 'c> {
         if self.plan.filter.is_none() && record_interceptor.is_none() && batch_interceptor.is_none() {
             return records;
         }
-        let listener = self.plan.listener_id.clone();
         let ack = settings.ack_discarded;
         let mut discarded: Vec<(String, i32, i64)> = Vec::new();
         let mut kept = Vec::with_capacity(records.len());
         for record in records {
-            let at = || (record.topic().to_string(), record.partition(), record.offset());
-            if let Some(keep) = &self.plan.filter {
-                match contain(|| keep(&record)) {
-                    Ok(true) => {}
-                    Ok(false) => {
-                        discarded.push(at());
-                        continue;
-                    }
-                    Err(panic) => {
-                        self.stage_panicked("the record filter", &record, panic);
-                        kept.push(record);
-                        continue;
-                    }
+            match self.prepare(&record, record_interceptor.as_deref()) {
+                Prepared::Keep(None) => kept.push(record),
+                Prepared::Keep(Some(changed)) => kept.push(changed),
+                Prepared::Discard => discarded.push((record.topic().to_string(), record.partition(), record.offset())),
+                Prepared::Failed(failure) => {
+                    self.pre_failed.push((record.topic().to_string(), record.partition(), record.offset(), failure));
+                    kept.push(record);
                 }
-            }
-            match &record_interceptor {
-                Some(interceptor) => {
-                    let place = at();
-                    // The interceptor consumes the record: keep a copy to fail if it panics.
-                    let copy = record.duplicate();
-                    match contain(|| interceptor.intercept(record, &listener)) {
-                        Ok(Some(record)) => kept.push(record),
-                        Ok(None) => discarded.push(place),
-                        Err(panic) => {
-                            self.stage_panicked("the record interceptor", &copy, panic);
-                            kept.push(copy);
-                        }
-                    }
-                }
-                None => kept.push(record),
             }
         }
         if let Some(interceptor) = batch_interceptor {
             let before: Vec<(String, i32, i64)> =
                 kept.iter().map(|r| (r.topic().to_string(), r.partition(), r.offset())).collect();
+            // The interceptor consumes the records: keep copies to fail if it panics.
             let copies: Vec<Record<'c>> = kept.iter().map(|r| r.duplicate()).collect();
-            match contain(|| interceptor.intercept(kept, &listener)) {
+            match contain(|| interceptor.intercept(kept, &self.plan.listener_id)) {
                 Ok(intercepted) => kept = intercepted,
                 Err(panic) => {
                     if let Some(first) = copies.first() {
-                        self.stage_panicked("the batch interceptor", first, panic);
+                        let failure = self.stage_panicked("the batch interceptor", first, panic);
+                        self.pre_failed.push((first.topic().to_string(), first.partition(), first.offset(), failure));
                     }
                     kept = copies;
                 }
@@ -652,8 +644,30 @@ impl<'c> PollLoop<'_, 'c> {
         kept
     }
 
-    /// Code run for a record before its listener panicked: the record fails with the panic.
-    fn stage_panicked(&mut self, during: &str, record: &Record<'_>, panic: String) {
+    /// Runs the record filter and the record interceptor (given for record listeners) on a record,
+    /// each contained: the record as it is (`Keep(None)`), changed (`Keep(Some)`: an owned copy),
+    /// discarded, or failed by a panic.
+    fn prepare<'r>(&self, record: &Record<'_>, interceptor: Option<&dyn RecordInterceptor>) -> Prepared<'r> {
+        if let Some(keep) = &self.plan.filter {
+            match contain(|| keep(record)) {
+                Ok(true) => {}
+                Ok(false) => return Prepared::Discard,
+                Err(panic) => return Prepared::Failed(self.stage_panicked("the record filter", record, panic)),
+            }
+        }
+        let Some(interceptor) = interceptor else { return Prepared::Keep(None) };
+        // The interceptor consumes the record: it gets a copy, and the record stays to fail if it
+        // panics.
+        match contain(|| interceptor.intercept(record.duplicate(), &self.plan.listener_id)) {
+            Ok(Some(changed)) => Prepared::Keep(Some(changed)),
+            Ok(None) => Prepared::Discard,
+            Err(panic) => Prepared::Failed(self.stage_panicked("the record interceptor", record, panic)),
+        }
+    }
+
+    /// Code run for a record before its listener panicked: logged and told; the record fails with
+    /// the returned failure.
+    fn stage_panicked(&self, during: &str, record: &Record<'_>, panic: String) -> ListenerFailure {
         tracing::error!(
             listener = &*self.plan.listener_id,
             topic = record.topic(),
@@ -669,8 +683,7 @@ impl<'c> PollLoop<'_, 'c> {
             message: panic.clone(),
             stopped: false,
         });
-        let failure = ListenerFailure::Panic(format!("{during} panicked: {panic}"));
-        self.pre_failed.push((record.topic().to_string(), record.partition(), record.offset(), failure));
+        ListenerFailure::Panic(format!("{during} panicked: {panic}"))
     }
 
     /// The failure of code run for the record before its listener, if it failed (once).
@@ -718,7 +731,7 @@ impl<'c> PollLoop<'_, 'c> {
         self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
             listener,
             consumer,
-            during: "the error handler".to_string(),
+            during: "the error handler (or its recoverer)".to_string(),
             message: panic,
             stopped: false,
         });
@@ -1261,6 +1274,8 @@ impl<'c> PollLoop<'_, 'c> {
                 Outcome::Handled if !self.plan.acknowledging => self.complete(record),
                 Outcome::Handled => {}
                 Outcome::Recovered => self.complete(record),
+                Outcome::Discarded if self.plan.settings.ack_discarded => self.complete(record),
+                Outcome::Discarded => {}
                 Outcome::Abandoned => {
                     // Not processed: its delivery no longer waits for an acknowledgment.
                     self.shared.offsets().rewind(record.topic(), record.partition(), record.offset());
@@ -1299,30 +1314,41 @@ impl<'c> PollLoop<'_, 'c> {
         self.shared.offsets().complete(record.topic(), record.partition(), record.offset());
     }
 
+    /// One delivery of a record to its listener (tracked, for acknowledging listeners), in the
+    /// record's transaction, with its reply published.
+    fn attempt(&mut self, invoker: &RecordInvoker, record: &Record<'_>, delivery: u32) -> Result<(), ListenerFailure> {
+        if self.plan.acknowledging {
+            // Each attempt is a delivery of its own: an acknowledgment of an earlier (failed) one
+            // no longer counts.
+            self.shared.offsets().track(record.topic(), record.partition(), record.offset());
+        }
+        self.begin_transaction()
+            .and_then(|()| {
+                let cx = self.context(delivery);
+                contain(|| invoker(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))
+            })
+            .and_then(|output| self.reply(record, output))
+    }
+
     fn invoke_record(&mut self, invoker: &RecordInvoker, record: &Record<'_>) -> Outcome {
         let mut attempt = 1;
         let mut first_failure: Option<Instant> = None;
         // On a retry topic, the deliveries before this one.
         let earlier = if self.plan.retry_topic { attempt_of(record) - 1 } else { 0 };
-        // A filter or interceptor that panicked on the record failed its first attempt.
+        // A filter or interceptor that panicked on the record failed its first attempt; then each
+        // retry runs them again first (as a redelivery would).
         let mut failed_before = self.take_pre_failure(record);
+        let prepare_again = failed_before.is_some();
         let interceptor = self.plan.settings.record_interceptor.as_deref();
         loop {
             let result = match failed_before.take() {
                 Some(failure) => Err(failure),
-                None => {
-                    if self.plan.acknowledging {
-                        // Each attempt is a delivery of its own: an acknowledgment of an earlier
-                        // (failed) one no longer counts.
-                        self.shared.offsets().track(record.topic(), record.partition(), record.offset());
-                    }
-                    self.begin_transaction()
-                        .and_then(|()| {
-                            let cx = self.context(earlier + attempt);
-                            contain(|| invoker(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))
-                        })
-                        .and_then(|output| self.reply(record, output))
-                }
+                None => match if prepare_again { self.prepare(record, interceptor) } else { Prepared::Keep(None) } {
+                    Prepared::Discard => return Outcome::Discarded,
+                    Prepared::Failed(failure) => Err(failure),
+                    Prepared::Keep(Some(changed)) => self.attempt(invoker, &changed, earlier + attempt),
+                    Prepared::Keep(None) => self.attempt(invoker, record, earlier + attempt),
+                },
             };
             let failure = match result {
                 Ok(()) => {
@@ -1549,6 +1575,8 @@ impl<'c> PollLoop<'_, 'c> {
                 Outcome::Handled if !self.plan.acknowledging => handled.iter().for_each(|r| self.complete(r)),
                 Outcome::Handled => {}
                 Outcome::Recovered => handled.iter().for_each(|r| self.complete(r)),
+                // Batches are filtered and intercepted before the listener only.
+                Outcome::Discarded => {}
                 Outcome::Abandoned => {
                     // Not processed: their deliveries no longer wait for acknowledgments.
                     let mut offsets = self.shared.offsets();

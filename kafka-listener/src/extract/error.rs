@@ -55,8 +55,7 @@ impl ConversionError {
             RecordPart::Key => ("has no key", "keyless records"),
             _ => ("has no payload (a tombstone)", "tombstones"),
         };
-        let reason =
-            format!("the record {what}; take Option<{}> to receive {records} as None", std::any::type_name::<T>());
+        let reason = format!("the record {what}; take Option<{}> to receive {records} as None", short_type_name::<T>());
         ConversionError::new::<T>(record, part, reason)
     }
 
@@ -74,5 +73,38 @@ impl ConversionError {
             target: std::any::type_name::<T>(),
             source: cause.into(),
         }
+    }
+}
+
+/// `T`'s name without module paths, as a user writes it (`Json<Order>`, not
+/// `kafka_listener::extract::payload::Json<app::Order>`).
+pub(crate) fn short_type_name<T>() -> String {
+    let full = std::any::type_name::<T>();
+    let mut short = String::with_capacity(full.len());
+    let mut ident_start = 0;
+    let mut chars = full.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == ':' && chars.peek() == Some(&':') {
+            // `path::` before a name: drop the path.
+            chars.next();
+            short.truncate(ident_start);
+            continue;
+        }
+        short.push(c);
+        if !(c.is_alphanumeric() || c == '_') {
+            ident_start = short.len();
+        }
+    }
+    short
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn type_names_lose_their_module_paths() {
+        struct Order;
+        assert_eq!(super::short_type_name::<Option<crate::Json<Order>>>(), "Option<Json<Order>>");
+        assert_eq!(super::short_type_name::<crate::Key<String>>(), "Key<String>");
+        assert_eq!(super::short_type_name::<(u8, Vec<i32>)>(), "(u8, Vec<i32>)");
     }
 }

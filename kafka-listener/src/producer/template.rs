@@ -165,7 +165,7 @@ impl<'t, P, K> SendRecord<'t, P, K> {
 
     /// A header as bytes, name included (Kafka's header names are bytes on the wire; a name need
     /// not be UTF-8), and `None` for a null value: forwards a consumed record's headers as they
-    /// were (`Headers::iter_raw`).
+    /// were (`Headers::iter_raw`). librdkafka ends a header name at its first NUL byte.
     pub fn raw_header(mut self, name: &[u8], value: Option<&[u8]>) -> Self {
         self.headers.push((name.to_vec(), value.map(<[u8]>::to_vec)));
         self

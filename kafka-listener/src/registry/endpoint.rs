@@ -194,7 +194,8 @@ impl Endpoint {
         self
     }
 
-    /// Whether `start()` starts it (default true); else start it with `RunningListeners::container`.
+    /// Whether `start()` starts it (default true); else start it with `RunningListeners::start(id)`
+    /// (its retry topics' containers with it).
     pub fn auto_startup(mut self, auto_startup: bool) -> Self {
         self.auto_startup = Some(auto_startup.to_string());
         self
