@@ -49,13 +49,7 @@ pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
     if let Err(panic) = contain(|| callback(&super::handle::pairs(tpl), &crate::ConsumerHandle::new(shared.clone()))) {
         tracing::error!(listener, partitions = %describe(tpl), panic,
             "the on_partitions_assigned callback panicked; the partitions start where they would without it (the seeks it asked for before the panic still apply)");
-        shared.emit(|listener, consumer| ContainerEvent::Panicked {
-            listener,
-            consumer,
-            during: "the on_partitions_assigned callback".to_string(),
-            message: panic,
-            stopped: false,
-        });
+        shared.emit_panicked("the on_partitions_assigned callback", panic, false);
     }
     let mut requests = super::shared::lock(&shared.requests);
     let (mine, others): (Vec<_>, Vec<_>) =

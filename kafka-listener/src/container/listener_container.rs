@@ -676,13 +676,7 @@ impl<'c> PollLoop<'_, 'c> {
             panic,
             "{during} panicked; the record goes to the error handler"
         );
-        self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
-            listener,
-            consumer,
-            during: during.to_string(),
-            message: panic.clone(),
-            stopped: false,
-        });
+        self.shared.emit_panicked(during, panic.clone(), false);
         ListenerFailure::Panic(format!("{during} panicked: {panic}"))
     }
 
@@ -702,13 +696,7 @@ impl<'c> PollLoop<'_, 'c> {
     fn hook(&self, during: &str, f: impl FnOnce()) {
         if let Err(panic) = contain(f) {
             tracing::error!(listener = &*self.plan.listener_id, panic, "{during} panicked; ignored");
-            self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
-                listener,
-                consumer,
-                during: during.to_string(),
-                message: panic,
-                stopped: false,
-            });
+            self.shared.emit_panicked(during, panic, false);
         }
     }
 
@@ -728,13 +716,7 @@ impl<'c> PollLoop<'_, 'c> {
     fn error_handler_panicked(&self, panic: String) -> ErrorDecision {
         tracing::error!(listener = &*self.plan.listener_id, panic,
             "the error handler (or its recoverer) panicked; the record is delivered again in {ERROR_HANDLER_PANIC_RETRY:?}");
-        self.shared.emit(|listener, consumer| ContainerEvent::Panicked {
-            listener,
-            consumer,
-            during: "the error handler (or its recoverer)".to_string(),
-            message: panic,
-            stopped: false,
-        });
+        self.shared.emit_panicked("the error handler (or its recoverer)", panic, false);
         ErrorDecision::Retry(ERROR_HANDLER_PANIC_RETRY)
     }
 
@@ -1938,13 +1920,7 @@ fn internal_panic(shared: &ContainerShared, during: &str, panic: String) {
         panic,
         "the consumer stops after an internal panic; please report it"
     );
-    shared.emit(|listener, consumer| ContainerEvent::Panicked {
-        listener,
-        consumer,
-        during: during.to_string(),
-        message: panic,
-        stopped: true,
-    });
+    shared.emit_panicked(during, panic, true);
 }
 
 /// The first offset of each partition among these records.

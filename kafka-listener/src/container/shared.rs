@@ -195,6 +195,17 @@ impl ContainerShared {
         }
     }
 
+    /// Tells the subscriber that code the container called panicked (`during`: what it was).
+    pub(crate) fn emit_panicked(&self, during: &str, message: String, stopped: bool) {
+        self.emit(|listener, consumer| ContainerEvent::Panicked {
+            listener,
+            consumer,
+            during: during.to_string(),
+            message,
+            stopped,
+        });
+    }
+
     /// Whether a subscriber listens.
     pub(crate) fn has_events(&self) -> bool {
         self.events.is_some()
