@@ -59,6 +59,11 @@ impl PartitionOffsets {
         }
     }
 
+    /// The committable offset, unless it is known to have landed in a commit.
+    fn unlanded(&self) -> Option<i64> {
+        self.committable.filter(|&next| self.landed.is_none_or(|l| l < next))
+    }
+
     fn find(&self, offset: i64) -> Option<usize> {
         self.outstanding.binary_search_by_key(&offset, |d| d.offset).ok()
     }
@@ -214,11 +219,10 @@ impl OffsetTracker {
             for (&partition, p) in partitions.iter_mut() {
                 let offset = match selection {
                     Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
-                    Selection::All => p.committable.filter(|&next| p.landed.is_none_or(|l| l < next)),
-                    Selection::Partitions(only) => p
-                        .committable
-                        .filter(|&next| p.landed.is_none_or(|l| l < next))
-                        .filter(|_| only.find_partition(topic, partition).is_some()),
+                    Selection::All => p.unlanded(),
+                    Selection::Partitions(only) => {
+                        p.unlanded().filter(|_| only.find_partition(topic, partition).is_some())
+                    }
                     Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
                 };
                 if let Some(offset) = offset {
@@ -262,9 +266,9 @@ impl OffsetTracker {
     /// record seen when none landed).
     pub(crate) fn uncommitted(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
         let p = self.topics.get(topic)?.get(&partition)?;
-        let next = p.committable?;
+        let next = p.unlanded()?;
         let from = p.landed.or(p.first).unwrap_or(next);
-        (p.landed.is_none_or(|l| l < next)).then_some((next, (next - from).max(0)))
+        Some((next, (next - from).max(0)))
     }
 
     /// [`uncommitted`](Self::uncommitted) for every partition that has such an offset:

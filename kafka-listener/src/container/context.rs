@@ -66,16 +66,19 @@ pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
             }
             SeekTo::Relative(delta) => relative_to_committed(consumer, &topic, partition, delta),
         };
-        let set = offset.and_then(|offset| {
-            tpl.elements()
-                .into_iter()
-                .filter(|e| e.topic() == topic && e.partition() == partition)
-                .try_for_each(|mut e| e.set_offset(offset))
-        });
+        let set = offset.and_then(|offset| set_start(tpl, &topic, partition, offset));
         if let Err(error) = set {
             tracing::warn!(listener, topic, partition, ?to, %error, "could not start the partition where the assignment callback asked");
         }
     }
+}
+
+/// Sets where a partition of an assignment about to be made starts.
+fn set_start(tpl: &TopicPartitionList, topic: &str, partition: i32, offset: Offset) -> KafkaResult<()> {
+    tpl.elements()
+        .into_iter()
+        .filter(|e| e.topic() == topic && e.partition() == partition)
+        .try_for_each(|mut e| e.set_offset(offset))
 }
 
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
@@ -251,12 +254,7 @@ impl ContainerContext {
             if group_has.is_some_and(|c| c >= next) {
                 continue;
             }
-            let set = tpl
-                .elements()
-                .into_iter()
-                .filter(|e| e.topic() == topic && e.partition() == partition)
-                .try_for_each(|mut e| e.set_offset(Offset::Offset(next)));
-            match set {
+            match set_start(tpl, &topic, partition, Offset::Offset(next)) {
                 Ok(()) => {
                     tracing::info!(listener, topic, partition, next, committed = ?group_has,
                         "starting where another consumer of this listener stopped; its processed offset is committed from here");
