@@ -236,7 +236,9 @@ impl OffsetTracker {
         (tpl.count() > 0).then_some(tpl)
     }
 
-    /// A synchronous commit of these offsets succeeded.
+    /// A commit of these offsets landed (reported in the order commits finish). An offset below
+    /// the one sent last landed after it (librdkafka retried an older request): the broker holds
+    /// the older offset now, so the last one is marked to be sent again.
     pub(crate) fn confirmed(&mut self, tpl: &TopicPartitionList) {
         for element in tpl.elements() {
             if let (Some(p), Offset::Offset(offset)) =
@@ -244,8 +246,9 @@ impl OffsetTracker {
             {
                 if p.committed == Some(offset) {
                     p.unconfirmed = false;
-                }
-                if p.landed.is_none_or(|l| l < offset) {
+                    p.landed = Some(offset);
+                } else if p.committed.is_some_and(|c| offset < c) {
+                    p.unconfirmed = true;
                     p.landed = Some(offset);
                 }
             }
@@ -446,6 +449,24 @@ mod tests {
         assert!(t.acknowledge("t", 0, 2, second[0]));
         assert_eq!(t.committable("t", 0), Some(3));
         assert_eq!(t.delivery("t", 0, 3), None, "not delivered again yet");
+    }
+
+    /// An older commit landing after a newer one (librdkafka retried it) puts the older offset
+    /// back on the broker: the newer one must be sent again.
+    #[test]
+    fn an_older_commit_landing_last_is_undone() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        t.complete("t", 0, 4);
+        let older = t.take_commits(Selection::Advanced).unwrap_or_default();
+        t.complete("t", 0, 9);
+        let newer = t.take_commits(Selection::Advanced).unwrap_or_default();
+        t.confirmed(&newer);
+        assert!(!t.has_unconfirmed());
+        t.confirmed(&older);
+        assert_eq!(t.uncommitted("t", 0), Some((10, 5)), "the broker holds 5 again");
+        let again = t.take_commits(Selection::Unconfirmed).unwrap_or_default();
+        assert_eq!(again.find_partition("t", 0).map(|e| e.offset()), Some(Offset::Offset(10)));
     }
 
     #[test]

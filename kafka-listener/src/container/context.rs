@@ -149,11 +149,21 @@ impl ConsumerContext for ContainerContext {
         }
     }
 
+    /// The outcome of an asynchronous commit (`shared::commit_async`), in the order they finish.
     fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
-        // librdkafka reports the container's own commits only when they are synchronous (and
-        // then to the caller); this serves any other commit it reports.
-        if let Err(error) = result {
-            tracing::warn!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error, "commit failed");
+        match result {
+            // Landed: confirmed, or — an older offset landing after a newer one, which librdkafka
+            // retried — to be sent again.
+            Ok(()) => self.shared.offsets().confirmed(offsets),
+            Err(error) => {
+                tracing::debug!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error,
+                    "asynchronous commit failed; it will be sent again");
+                self.shared.emit(|listener, consumer| ContainerEvent::CommitFailed {
+                    listener,
+                    consumer,
+                    error: format!("{error} (offsets {})", describe(offsets)),
+                });
+            }
         }
     }
 }

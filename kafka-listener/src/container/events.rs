@@ -98,7 +98,8 @@ pub enum ContainerEvent {
         /// Since its last poll.
         since_last_poll: Duration,
     },
-    /// A synchronous commit failed; the offsets are sent again.
+    /// A commit failed (synchronous, or an asynchronous one when its outcome is polled); the
+    /// offsets are sent again.
     CommitFailed {
         /// The listener id.
         listener: String,

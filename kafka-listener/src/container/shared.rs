@@ -272,10 +272,11 @@ impl ContainerShared {
     /// Commits the selected offsets. The commit call is made under the tracker's lock so that
     /// commits from several threads reach the broker in offset order.
     ///
-    /// librdkafka reports nothing back for an asynchronous commit made this way, so it leaves the
-    /// offsets *unconfirmed*: the poll loop confirms them with a synchronous commit when idle (a
-    /// broker rejects commits while a rebalance is in progress). A failed synchronous commit
-    /// returns its error and the offsets are sent again by the next commit.
+    /// An asynchronous commit leaves the offsets *unconfirmed* until its outcome is polled
+    /// (`ContainerContext::commit_callback`); the poll loop confirms what stays unconfirmed with a
+    /// synchronous commit when idle (a broker rejects commits while a rebalance is in progress). A
+    /// failed synchronous commit returns its error and the offsets are sent again by the next
+    /// commit.
     pub(crate) fn commit(
         &self,
         consumer: &KafkaConsumer,
@@ -285,8 +286,7 @@ impl ContainerShared {
         let mut offsets = self.offsets();
         let Some(tpl) = offsets.take_commits(selection) else { return Ok(()) };
         let asynchronous = !(sync || self.sync_commits);
-        let mode = if asynchronous { CommitMode::Async } else { CommitMode::Sync };
-        let result = consumer.commit(&tpl, mode);
+        let result = if asynchronous { commit_async(consumer, &tpl) } else { consumer.commit(&tpl, CommitMode::Sync) };
         if result.is_ok() && !asynchronous {
             offsets.confirmed(&tpl);
         }
@@ -323,6 +323,34 @@ impl ContainerShared {
             return;
         }
         lock(&self.requests).nack = Some(sleep);
+    }
+}
+
+/// Sends an asynchronous commit whose outcome comes back to the consumer's queue, where polling
+/// hands it to `ContainerContext::commit_callback`.
+///
+/// rust-rdkafka's `commit(.., Async)` reports nothing back, and librdkafka retries a failed
+/// commit request on its own — possibly after a newer commit landed, putting an older offset
+/// back (seen with coordinator errors under load). Knowing each commit's outcome, in the order
+/// they finish, lets the tracker see such a regression and commit the newer offset again.
+fn commit_async(consumer: &KafkaConsumer, tpl: &TopicPartitionList) -> rdkafka::error::KafkaResult<()> {
+    use rdkafka::bindings as rd;
+    let client = consumer.client().native_ptr();
+    // SAFETY: `client` is the live consumer; the consumer queue reference is released after the
+    // call, which copies the offsets; the result is enqueued on that queue (polled by the
+    // consumer, which owns it) as an offset-commit event.
+    let err = unsafe {
+        let queue = rd::rd_kafka_queue_get_consumer(client);
+        let err = rd::rd_kafka_commit_queue(client, tpl.ptr(), queue, None, std::ptr::null_mut());
+        if !queue.is_null() {
+            rd::rd_kafka_queue_destroy(queue);
+        }
+        err
+    };
+    if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        Ok(())
+    } else {
+        Err(rdkafka::error::KafkaError::ConsumerCommit(err.into()))
     }
 }
 
