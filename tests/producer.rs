@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
+use kafka_listener::embedded::RDKafkaApiKey;
 use kafka_listener::prelude::*;
 use kafka_listener::producer::java_partition;
 use kafka_listener::Error;
@@ -228,6 +229,7 @@ async fn transactions_commit_or_abort_through_the_template() {
         .transactional_id("ledger-writer")
         .build()
         .unwrap();
+    kafka.track_requests();
     template
         .transaction(|tx| async move {
             tx.send("ledger", "debit a").key("acct-1").await?;
@@ -236,6 +238,10 @@ async fn transactions_commit_or_abort_through_the_template() {
         })
         .await
         .unwrap();
+    // The protocol of a transaction: its partitions added to the transaction, and the
+    // transaction ended (EndTxn); a plain send has neither.
+    assert!(kafka.request_count(RDKafkaApiKey::AddPartitionsToTxn) >= 1, "{:?}", kafka.requests());
+    assert_eq!(kafka.request_count(RDKafkaApiKey::EndTxn), 1, "the transaction ended once");
     let error = template
         .transaction(|tx| async move {
             tx.send("ledger", "debit b").key("acct-1").await?;
@@ -245,6 +251,11 @@ async fn transactions_commit_or_abort_through_the_template() {
         .unwrap_err();
     assert!(matches!(&error, Error::TransactionAborted { .. }), "{error}");
     assert!(error.to_string().contains("insufficient funds"));
+    assert_eq!(
+        kafka.request_count(RDKafkaApiKey::EndTxn),
+        2,
+        "the failed transaction was ended (aborted), not left open"
+    );
     let total = template
         .transaction(|tx| async move {
             tx.send("ledger", "debit c").key("acct-1").await?;
@@ -253,10 +264,12 @@ async fn transactions_commit_or_abort_through_the_template() {
         .await
         .unwrap();
     assert_eq!(total, 3);
+    assert_eq!(kafka.request_count(RDKafkaApiKey::EndTxn), 3, "a new transaction after the abort");
 
-    // librdkafka's mock cluster accepts the transaction protocol but ignores EndTxn (no markers,
-    // aborted records stay visible), so what read_committed consumers see cannot be checked here;
-    // every send of the committed transactions was stored.
+    // librdkafka's mock cluster ignores EndTxn's commit-or-abort (no markers, aborted records
+    // stay visible), so what read_committed consumers see is checked on the real broker
+    // (tests/real_broker.rs: an aborted transaction's records are never read); here, every send
+    // of the committed transactions was stored.
     let (running, landed) = collect(&kafka, "ledger").await;
     wait_until("the committed records", Duration::from_secs(20), || landed.lock().unwrap().len() >= 3).await;
     running.shutdown().await.unwrap();
@@ -270,9 +283,14 @@ async fn transactions_commit_or_abort_through_the_template() {
     assert!(error.to_string().contains("transactional_id"), "{error}");
 }
 
+/// The requests of kinds `apis` the embedded brokers received since `track_requests`, as
+/// (kind, count), for a failure message.
+fn tally(kafka: &EmbeddedKafka, apis: &[RDKafkaApiKey]) -> Vec<(RDKafkaApiKey, usize)> {
+    apis.iter().map(|api| (*api, kafka.request_count(*api))).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_factory_commits_each_records_output_and_offset_together() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let kafka = embedded(&[("tx-in", 1), ("tx-out", 1)]);
     produce(&kafka, "tx-in", &[(0, "k", "a".into()), (0, "k", "fail-once".into()), (0, "k", "c".into())]);
     let template = KafkaTemplate::builder()
@@ -282,17 +300,22 @@ async fn a_transactional_factory_commits_each_records_output_and_offset_together
         .unwrap();
     let factory =
         factory(&kafka, AckMode::Batch).to_builder().transactional_template(template.clone()).build().unwrap();
-    let attempts = Arc::new(AtomicUsize::new(0));
-    let counted = attempts.clone();
+    // (payload, attempt outcome) of every handler call.
+    let calls: Arc<Mutex<Vec<(String, bool)>>> = Arc::default();
+    let log = calls.clone();
+    kafka.track_requests();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
         .with_state(template.clone())
         .register(Endpoint::new("tx").topic("tx-in").group("tx").handler(
             move |text: String, out: State<KafkaTemplate>| {
-                let counted = counted.clone();
+                let log = log.clone();
                 async move {
                     out.send("tx-out", text.to_uppercase()).await?;
-                    if text == "fail-once" && counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let first = !log.lock().unwrap().iter().any(|(t, _)| *t == text);
+                    let fails = text == "fail-once" && first;
+                    log.lock().unwrap().push((text, !fails));
+                    if fails {
                         return Err(ListenerError::msg("first attempt fails after sending"));
                     }
                     Ok::<(), ListenerError>(())
@@ -302,18 +325,44 @@ async fn a_transactional_factory_commits_each_records_output_and_offset_together
         .start()
         .await
         .unwrap();
-    // librdkafka's mock cluster accepts TxnOffsetCommit without storing the offsets (and ignores
-    // EndTxn): the offsets committed in the transactions are checked on the real broker
-    // (tests/real_broker.rs); here, the handling and the outputs.
-    let (reader, landed) = collect(&kafka, "tx-out").await;
-    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= 3).await;
-    wait_until("the retry", Duration::from_secs(20), || attempts.load(Ordering::SeqCst) == 2).await;
+    let kinds = [
+        RDKafkaApiKey::AddOffsetsToTxn,
+        RDKafkaApiKey::TxnOffsetCommit,
+        RDKafkaApiKey::EndTxn,
+        RDKafkaApiKey::OffsetCommit,
+    ];
+    // Four transactions: a, fail-once (aborted), fail-once again, c; the three that committed
+    // carried their record's offset (TxnOffsetCommit), the aborted one none.
+    wait_until("three transactions with offsets and four ended", Duration::from_secs(20), || {
+        kafka.request_count(RDKafkaApiKey::TxnOffsetCommit) >= 3 && kafka.request_count(RDKafkaApiKey::EndTxn) >= 4
+    })
+    .await;
     running.shutdown().await.unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        [("a", true), ("fail-once", false), ("fail-once", true), ("c", true)].map(|(t, ok)| (t.to_string(), ok)),
+        "each record handled once, the failed one again after its abort"
+    );
+    // librdkafka's mock cluster accepts TxnOffsetCommit without storing the offsets (the real
+    // broker test reads them back): here, that the offsets went only through the transactions
+    // (one TxnOffsetCommit per committed transaction) and never through the consumer's own
+    // commit (OffsetCommit), not even at shutdown.
+    assert_eq!(
+        tally(&kafka, &kinds),
+        [
+            (RDKafkaApiKey::AddOffsetsToTxn, 3),
+            (RDKafkaApiKey::TxnOffsetCommit, 3),
+            (RDKafkaApiKey::EndTxn, 4),
+            (RDKafkaApiKey::OffsetCommit, 0)
+        ]
+    );
+    let (reader, landed) = collect(&kafka, "tx-out").await;
+    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= 4).await;
     reader.shutdown().await.unwrap();
+    // The mock ignores aborts, so the aborted attempt's output is visible here (the real broker
+    // test shows a read_committed reader never sees it).
     let outputs: Vec<String> = landed.lock().unwrap().iter().map(|r| r.payload_str().unwrap().to_string()).collect();
-    for expected in ["A", "FAIL-ONCE", "C"] {
-        assert!(outputs.iter().any(|o| o == expected), "{expected} in {outputs:?}");
-    }
+    assert_eq!(outputs, ["A", "FAIL-ONCE", "FAIL-ONCE", "C"]);
 
     let error = ContainerFactory::builder()
         .bootstrap_servers(kafka.bootstrap_servers())
@@ -336,7 +385,6 @@ async fn a_transactional_factory_commits_each_records_output_and_offset_together
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_transactional_batch_listener_retries_its_batch_in_a_new_transaction() {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let kafka = embedded(&[("txb-in", 1), ("txb-out", 1)]);
     produce(&kafka, "txb-in", &numbered(4));
     let template = KafkaTemplate::builder()
@@ -346,19 +394,23 @@ async fn a_transactional_batch_listener_retries_its_batch_in_a_new_transaction()
         .unwrap();
     let factory =
         factory(&kafka, AckMode::Batch).to_builder().transactional_template(template.clone()).build().unwrap();
-    let batches = Arc::new(AtomicUsize::new(0));
-    let counted = batches.clone();
+    // The payloads of every batch call, and whether it succeeded.
+    let batches: Arc<Mutex<Vec<(Vec<String>, bool)>>> = Arc::default();
+    let log = batches.clone();
+    kafka.track_requests();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
         .with_state(template.clone())
         .register(Endpoint::new("txb").topic("txb-in").group("txb").batch_handler(
             move |texts: Vec<String>, out: State<KafkaTemplate>| {
-                let counted = counted.clone();
+                let log = log.clone();
                 async move {
                     for text in &texts {
                         out.send("txb-out", text.to_uppercase()).await?;
                     }
-                    if counted.fetch_add(1, Ordering::SeqCst) == 0 {
+                    let first = log.lock().unwrap().is_empty();
+                    log.lock().unwrap().push((texts, !first));
+                    if first {
                         return Err(ListenerError::msg("the first batch fails after sending"));
                     }
                     Ok::<(), ListenerError>(())
@@ -368,13 +420,39 @@ async fn a_transactional_batch_listener_retries_its_batch_in_a_new_transaction()
         .start()
         .await
         .unwrap();
-    let (reader, landed) = collect(&kafka, "txb-out").await;
-    wait_until("the retried batch", Duration::from_secs(20), || batches.load(Ordering::SeqCst) >= 2).await;
-    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= 4).await;
+    let succeeded = |batches: &[(Vec<String>, bool)]| -> Vec<String> {
+        batches.iter().filter(|(_, ok)| *ok).flat_map(|(texts, _)| texts.clone()).collect()
+    };
+    wait_until("the four records handled in committed batches", Duration::from_secs(20), || {
+        succeeded(&batches.lock().unwrap()).len() >= 4
+    })
+    .await;
+    let calls = batches.lock().unwrap().len();
+    wait_until("every batch transaction ended", Duration::from_secs(20), || {
+        kafka.request_count(RDKafkaApiKey::EndTxn) >= calls
+    })
+    .await;
     running.shutdown().await.unwrap();
+    let batches = batches.lock().unwrap().clone();
+    assert_eq!(succeeded(&batches), ["v0", "v1", "v2", "v3"], "each record once in a committed batch: {batches:?}");
+    assert!(!batches[0].1 && batches[1].0.first() == batches[0].0.first(), "the failed batch again: {batches:?}");
+    // One transaction per batch call (the failed one aborted); each committed one carried its
+    // batch's offsets; the consumer never committed on its own.
+    let kinds = [RDKafkaApiKey::TxnOffsetCommit, RDKafkaApiKey::EndTxn, RDKafkaApiKey::OffsetCommit];
+    assert_eq!(
+        tally(&kafka, &kinds),
+        [
+            (RDKafkaApiKey::TxnOffsetCommit, batches.len() - 1),
+            (RDKafkaApiKey::EndTxn, batches.len()),
+            (RDKafkaApiKey::OffsetCommit, 0)
+        ],
+        "{batches:?}"
+    );
+    let (reader, landed) = collect(&kafka, "txb-out").await;
+    let sent: usize = batches.iter().map(|(texts, _)| texts.len()).sum();
+    wait_until("the outputs", Duration::from_secs(20), || landed.lock().unwrap().len() >= sent).await;
     reader.shutdown().await.unwrap();
     let outputs: Vec<String> = landed.lock().unwrap().iter().map(|r| r.payload_str().unwrap().to_string()).collect();
-    for expected in ["V0", "V1", "V2", "V3"] {
-        assert!(outputs.iter().any(|o| o == expected), "{expected} in {outputs:?}");
-    }
+    let expected: Vec<String> = batches.iter().flat_map(|(texts, _)| texts.iter().map(|t| t.to_uppercase())).collect();
+    assert_eq!(outputs, expected, "every attempt's outputs (the mock keeps aborted ones)");
 }

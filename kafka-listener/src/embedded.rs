@@ -42,6 +42,18 @@ pub struct EmbeddedKafka {
     bootstrap_servers: String,
 }
 
+/// A request an [`EmbeddedKafka`] broker received, recorded after
+/// [`EmbeddedKafka::track_requests`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MockRequest {
+    /// The request kind: Kafka's API key (`RDKafkaApiKey::OffsetCommit as i16` is 8).
+    pub api_key: i16,
+    /// The broker that received it (1-based).
+    pub broker_id: i32,
+    /// When it was received, in µs of librdkafka's monotonic clock.
+    pub timestamp_us: i64,
+}
+
 impl fmt::Debug for EmbeddedKafka {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("EmbeddedKafka").field("bootstrap_servers", &self.bootstrap_servers).finish()
@@ -81,18 +93,15 @@ impl EmbeddedKafka {
     /// wait `session.timeout.ms - 1 s`, rejecting commits meanwhile). 0 starts a lone consumer
     /// ~0.1 s sooner.
     pub fn set_initial_rebalance_delay(&self, delay: Duration) {
-        // SAFETY: the client was created with `test.mock.num.brokers`, so it owns a mock cluster
-        // that lives as long as the client; the mock API is thread-safe (it sends an operation to
-        // the cluster's own thread and waits for it).
-        unsafe {
-            let cluster = rdkafka::bindings::rd_kafka_handle_mock_cluster(self.producer.client().native_ptr());
-            if !cluster.is_null() {
+        self.with_mock(|cluster| {
+            // SAFETY: see `with_mock`.
+            unsafe {
                 rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(
                     cluster,
                     i32::try_from(delay.as_millis()).unwrap_or(i32::MAX),
                 );
             }
-        }
+        });
     }
 
     /// The brokers' addresses, for `bootstrap_servers`.
@@ -224,6 +233,64 @@ impl EmbeddedKafka {
     pub fn broker_up(&self, broker_id: i32) -> Result<()> {
         self.with_cluster(|cluster| cluster.broker_up(broker_id))?
             .map_err(|e| Error::kafka(format!("bringing broker {broker_id} up"), e))
+    }
+
+    /// Starts recording the requests the brokers receive (from every client of the cluster),
+    /// for [`requests`](Self::requests): e.g. to tell a transactional commit
+    /// (`TxnOffsetCommit`) from a consumer's own (`OffsetCommit`). Clears what was recorded.
+    pub fn track_requests(&self) {
+        self.with_mock(|cluster| {
+            // SAFETY: see `with_mock`.
+            unsafe {
+                rdkafka::bindings::rd_kafka_mock_clear_requests(cluster);
+                rdkafka::bindings::rd_kafka_mock_start_request_tracking(cluster);
+            }
+        });
+    }
+
+    /// The requests received since [`track_requests`](Self::track_requests), oldest first: the
+    /// request kind (Kafka's API key, e.g. `28` for `TxnOffsetCommit`; compare with
+    /// `RDKafkaApiKey::X as i16`), the broker id (1-based) and when (µs, librdkafka's monotonic
+    /// clock). Empty when tracking was not started.
+    pub fn requests(&self) -> Vec<MockRequest> {
+        self.with_mock(|cluster| {
+            let mut count = 0usize;
+            // SAFETY: see `with_mock`; librdkafka returns a copy of `count` requests that we
+            // read and then free with its own destructor.
+            unsafe {
+                let array = rdkafka::bindings::rd_kafka_mock_get_requests(cluster, &mut count);
+                if array.is_null() {
+                    return Vec::new();
+                }
+                let requests = (0..count)
+                    .map(|i| {
+                        let request = *array.add(i);
+                        MockRequest {
+                            api_key: rdkafka::bindings::rd_kafka_mock_request_api_key(request),
+                            broker_id: rdkafka::bindings::rd_kafka_mock_request_id(request),
+                            timestamp_us: rdkafka::bindings::rd_kafka_mock_request_timestamp(request),
+                        }
+                    })
+                    .collect();
+                rdkafka::bindings::rd_kafka_mock_request_destroy_array(array, count);
+                requests
+            }
+        })
+        .unwrap_or_default()
+    }
+
+    /// How many requests of kind `api` were received since [`track_requests`](Self::track_requests).
+    pub fn request_count(&self, api: RDKafkaApiKey) -> usize {
+        self.requests().iter().filter(|r| r.api_key == api as i16).count()
+    }
+
+    /// Runs `action` on the raw mock cluster handle; `None` when there is none.
+    fn with_mock<T>(&self, action: impl FnOnce(*mut rdkafka::bindings::rd_kafka_mock_cluster_t) -> T) -> Option<T> {
+        // SAFETY: the client was created with `test.mock.num.brokers`, so it owns a mock cluster
+        // that lives as long as the client; the mock API is thread-safe (it sends an operation to
+        // the cluster's own thread and waits for it).
+        let cluster = unsafe { rdkafka::bindings::rd_kafka_handle_mock_cluster(self.producer.client().native_ptr()) };
+        (!cluster.is_null()).then(|| action(cluster))
     }
 
     /// Waits until every produced record is delivered.

@@ -66,7 +66,7 @@ pub use ack::Acknowledgment;
 pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism, SecuritySettings};
 pub use container::{ConcurrentContainer, ConsumerHandle};
 #[cfg(feature = "embedded")]
-pub use embedded::EmbeddedKafka;
+pub use embedded::{EmbeddedKafka, MockRequest};
 pub use error::{Error, Problem, Result};
 pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, FailedBatch, FailedRecord};
 pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, OptionalFromRecord, Record, State};
