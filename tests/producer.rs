@@ -278,6 +278,9 @@ async fn transactions_commit_or_abort_through_the_template() {
         assert!(payloads.iter().any(|p| p == committed), "{committed} in {payloads:?}");
     }
 
+    let error = template.send("ledger", "outside").await.unwrap_err();
+    assert!(error.to_string().contains("only inside a transaction"), "{error}");
+
     let plain = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
     let error = plain.transaction(|_| async { Ok::<_, ListenerError>(()) }).await.unwrap_err();
     assert!(error.to_string().contains("transactional_id"), "{error}");

@@ -451,6 +451,17 @@ impl KafkaTemplate {
             Some(
                 RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull | RDKafkaErrorCode::RequestTimedOut,
             ) => Error::SendTimeout { topic: topic.to_string(), timeout: self.inner.send_timeout },
+            // librdkafka refuses a transactional producer's send outside a transaction with a
+            // bare "Erroneous state" (Spring: "No transaction is in process").
+            Some(RDKafkaErrorCode::State) if self.inner.transactional => Error::kafka(
+                format!(
+                    "sending to `{topic}`: this template is transactional (transactional_id), so it sends only \
+                     inside a transaction: call it inside template.transaction(..), or from a listener of a \
+                     factory with .transactional_template(..); use a template without transactional_id for \
+                     sends outside transactions"
+                ),
+                error,
+            ),
             _ => Error::kafka(format!("sending to `{topic}`"), error),
         }
     }
