@@ -208,43 +208,59 @@ async fn a_topic_pattern_picks_up_topics_created_while_running() {
     );
 }
 
+/// The records delivered and not yet acknowledged, and the most there ever were. The test
+/// acknowledges while holding the lock, so what the handler counts is exactly what the
+/// container tracks as outstanding.
+#[derive(Default)]
+struct InFlight {
+    waiting: Vec<(i64, Acknowledgment)>,
+    most: usize,
+    delivered: Vec<i64>,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unacknowledged_records_past_max_in_flight_pause_their_partition() {
     let kafka = embedded(&[("in-flight", 1)]);
     produce(&kafka, "in-flight", &numbered(50));
-    let acks: Arc<Mutex<Vec<Acknowledgment>>> = Arc::default();
-    let held = acks.clone();
+    let in_flight: Arc<Mutex<InFlight>> = Arc::default();
+    let held = in_flight.clone();
     let factory = factory(&kafka, AckMode::Manual).to_builder().max_in_flight(5).build().unwrap();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
-        .register(
-            Endpoint::new("in-flight")
-                .topic("in-flight")
-                .group("in-flight")
-                .blocking_handler(move |ack: Acknowledgment| held.lock().unwrap().push(ack)),
-        )
+        .register(Endpoint::new("in-flight").topic("in-flight").group("in-flight").blocking_handler(
+            move |ack: Acknowledgment, meta: Meta| {
+                let mut held = held.lock().unwrap();
+                held.waiting.push((meta.offset, ack));
+                held.most = held.most.max(held.waiting.len());
+                held.delivered.push(meta.offset);
+            },
+        ))
         .start()
         .await
         .unwrap();
-    wait_until("five records in flight", Duration::from_secs(20), || acks.lock().unwrap().len() == 5).await;
+    let waiting = || in_flight.lock().unwrap().waiting.len();
+    wait_until("five records in flight", Duration::from_secs(20), || waiting() == 5).await;
     assert_stays("no more until they are acknowledged", Duration::from_millis(1000), || {
-        std::future::ready(acks.lock().unwrap().len() == 5)
+        std::future::ready(waiting() == 5)
     })
     .await;
     // Acknowledging three (5 - 3 = 2 <= half of 5) lets the partition go on, five at a time.
-    acks.lock().unwrap().drain(..3).for_each(|ack| ack.acknowledge());
-    wait_until("more after the acks", Duration::from_secs(20), || acks.lock().unwrap().len() >= 5).await;
-    let mut total = 3;
-    loop {
-        let batch: Vec<Acknowledgment> = acks.lock().unwrap().drain(..).collect();
-        total += batch.len();
-        batch.into_iter().for_each(|ack| ack.acknowledge());
-        if total >= 50 {
-            break;
-        }
-        wait_until("the next records", Duration::from_secs(20), || !acks.lock().unwrap().is_empty()).await;
-        assert!(acks.lock().unwrap().len() <= 5, "never more than max_in_flight waiting");
-    }
+    let acknowledge = |count: usize| {
+        let mut held = in_flight.lock().unwrap();
+        let count = count.min(held.waiting.len());
+        held.waiting.drain(..count).for_each(|(_, ack)| ack.acknowledge());
+    };
+    acknowledge(3);
+    // Then acknowledge one at a time, as records arrive: the limit is checked at every delivery.
+    wait_until("every record delivered and acknowledged", Duration::from_secs(30), || {
+        acknowledge(1);
+        let held = in_flight.lock().unwrap();
+        held.delivered.len() == 50 && held.waiting.is_empty()
+    })
+    .await;
     wait_committed(&kafka.bootstrap_servers(), "in-flight", "in-flight", [(0, 50)].into()).await;
     running.shutdown().await.unwrap();
+    let held = in_flight.lock().unwrap();
+    assert_eq!(held.most, 5, "at most max_in_flight records waited for an acknowledgment at any delivery");
+    assert_eq!(held.delivered, (0..50).collect::<Vec<i64>>(), "each record once, in order");
 }
