@@ -248,7 +248,10 @@ async fn a_dead_letter_topic_refusing_records_holds_the_partition_until_it_takes
     let refused = *refusals.0.lock().unwrap();
     assert!(refused >= 3, "the 3 injected errors refused {refused} dead letters");
     let expected: Vec<i64> = [0].into_iter().chain(std::iter::repeat_n(1, refused + 1)).chain([2]).collect();
-    assert_eq!(deliveries, expected, "the bad record again after each of {refused} refused dead letters, then the next");
+    assert_eq!(
+        deliveries, expected,
+        "the bad record again after each of {refused} refused dead letters, then the next"
+    );
     let letters = dead_letters(&kafka, "dlt-faults-dlt", 1).await;
     assert_eq!(letters[0].payload_str(), Some("bad"));
 }

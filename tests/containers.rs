@@ -7,8 +7,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-use kafka_listener::prelude::*;
 use kafka_listener::container::ContainerEvent;
+use kafka_listener::prelude::*;
 use kafka_listener::Error;
 
 type Log = Arc<Mutex<Vec<(i32, i64, String)>>>;

@@ -1,6 +1,7 @@
 //! An in-process Kafka for tests and examples: librdkafka's mock cluster, with fault injection.
 
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -38,8 +39,30 @@ const INITIAL_REBALANCE_DELAY: Duration = Duration::from_millis(100);
 /// ```
 pub struct EmbeddedKafka {
     // The mock cluster belongs to this client and lives as long as it does.
-    producer: BaseProducer,
+    producer: Arc<BaseProducer>,
     bootstrap_servers: String,
+}
+
+/// The embedded clusters of this process, by bootstrap servers: the mock cluster answers no
+/// CreateTopics request, so topics a listener creates at start (retry topics) are created on
+/// it directly.
+static LIVE: Mutex<Vec<(String, Weak<BaseProducer>)>> = Mutex::new(Vec::new());
+
+/// Creates `topics` (name, partitions) on the embedded cluster of this process at
+/// `bootstrap_servers`, skipping those that exist; `None` when no live embedded cluster has
+/// those bootstrap servers (a real broker: create them through the admin API).
+pub(crate) fn create_topics_in_process(bootstrap_servers: &str, topics: &[(&str, i32)]) -> Option<Result<()>> {
+    let producer = LIVE
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .iter()
+        .find(|(servers, _)| servers == bootstrap_servers)
+        .and_then(|(_, cluster)| cluster.upgrade())?;
+    let cluster = producer.client().mock_cluster()?;
+    Some(topics.iter().try_for_each(|(name, partitions)| match cluster.create_topic(name, *partitions, 1) {
+        Ok(()) | Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+        Err(error) => Err(Error::kafka(format!("creating topic `{name}` on the embedded cluster"), error)),
+    }))
 }
 
 /// A request an [`EmbeddedKafka`] broker received, recorded after
@@ -81,6 +104,11 @@ impl EmbeddedKafka {
             .ok_or_else(|| Error::config("test.mock.num.brokers", "librdkafka did not create a mock cluster"))?;
         let bootstrap_servers = cluster.bootstrap_servers();
         drop(cluster);
+        let producer = Arc::new(producer);
+        let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
+        live.retain(|(_, cluster)| cluster.strong_count() > 0);
+        live.push((bootstrap_servers.clone(), Arc::downgrade(&producer)));
+        drop(live);
         let kafka = EmbeddedKafka { producer, bootstrap_servers };
         kafka.set_initial_rebalance_delay(INITIAL_REBALANCE_DELAY);
         Ok(kafka)

@@ -145,10 +145,16 @@ impl Admin {
 
     /// Creates topics (name, partitions; replication factor 1) unless they exist, in one request.
     ///
+    /// On an [`EmbeddedKafka`](crate::EmbeddedKafka) of this process (librdkafka's mock cluster
+    /// answers no CreateTopics request) the topics are created on the cluster directly.
+    ///
     /// # Errors
-    /// When the broker refuses or does not answer in time (librdkafka's mock cluster, the embedded
-    /// broker, cannot create topics this way: use `EmbeddedKafka::create_topic`).
+    /// When the broker refuses or does not answer in time.
     pub async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
+        let bootstrap = self.properties.get("bootstrap.servers").unwrap_or_default();
+        if let Some(created) = crate::embedded::create_topics_in_process(bootstrap, topics) {
+            return created;
+        }
         let admin: AdminClient<DefaultClientContext> =
             self.properties.to_client_config().create().map_err(|e| Error::kafka("creating an admin client", e))?;
         let names: Vec<&str> = topics.iter().map(|(name, _)| *name).collect();
