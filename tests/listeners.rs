@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -57,12 +56,13 @@ async fn run_only(kafka: &EmbeddedKafka, id: &str, factory: ContainerFactory) ->
 
 // --- simple listener, plain fn: JSON payload, string key, metadata, headers -------------------
 
-static SIMPLE: Mutex<Vec<(Order, String, Meta)>> = Mutex::new(Vec::new());
+// Handlers only record what they saw; the tests assert on it (an assertion inside a handler would
+// be a contained panic, retried, and show as a timeout instead of its message).
+static SIMPLE: Mutex<Vec<(Order, String, Meta, Headers)>> = Mutex::new(Vec::new());
 
 #[kafka_listener(id = "simple", topic = "simple", group = "simple")]
 fn simple(order: Json<Order>, key: Key<String>, meta: Meta, headers: Headers) {
-    assert!(headers.is_empty());
-    SIMPLE.lock().unwrap().push((order.0, key.0, meta));
+    SIMPLE.lock().unwrap().push((order.0, key.0, meta, headers));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -80,6 +80,7 @@ async fn simple_listener_gets_json_key_and_meta() {
     assert_eq!((seen[1].2.topic.as_str(), seen[1].2.partition, seen[1].2.offset), ("simple", 0, 1));
     assert_eq!(seen[1].2.key.as_deref(), Some(&b"c-2"[..]));
     assert!(seen[0].2.timestamp.is_some());
+    assert!(seen.iter().all(|(_, _, _, headers)| headers.is_empty()), "records without headers: {seen:?}");
 }
 
 // --- raw payload extractors and the whole record -------------------------------------------------
@@ -209,12 +210,12 @@ async fn consumer_aware_listener_seeks_back() {
 
 // --- acknowledging + consumer-aware, on the manual factory ---------------------------------------
 
-static ACK_AWARE: AtomicUsize = AtomicUsize::new(0);
+/// The listener id each call's consumer handle gave.
+static ACK_AWARE: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 #[kafka_listener(id = "ack-aware", topic = "ack-aware", group = "ack-aware", container_factory = "manual")]
 async fn ack_aware(ack: Acknowledgment, consumer: ConsumerHandle, _text: String) {
-    assert_eq!(consumer.listener_id(), "ack-aware");
-    ACK_AWARE.fetch_add(1, Ordering::SeqCst);
+    ACK_AWARE.lock().unwrap().push(consumer.listener_id().to_string());
     ack.acknowledge();
 }
 
@@ -223,19 +224,20 @@ async fn acknowledging_consumer_aware_listener() {
     let kafka = embedded(&[("ack-aware", 1)]);
     produce(&kafka, "ack-aware", &numbered(3));
     let running = run_only(&kafka, "ack-aware", factory(&kafka, AckMode::Batch)).await;
-    wait_until("3 records", Duration::from_secs(20), || ACK_AWARE.load(Ordering::SeqCst) == 3).await;
+    wait_until("3 records", Duration::from_secs(20), || ACK_AWARE.lock().unwrap().len() == 3).await;
     wait_committed(&kafka.bootstrap_servers(), "ack-aware", "ack-aware", [(0, 3)].into()).await;
     running.shutdown().await.unwrap();
+    assert_eq!(*ACK_AWARE.lock().unwrap(), ["ack-aware"; 3], "the consumer handle names its listener");
 }
 
 // --- batch listener: Vec<Json<T>> with an acknowledgment; an undecodable record in the middle ----
 
-static BATCHES: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+/// Each batch: the order ids, and the offsets of the `Meta`s that came with them.
+static BATCHES: Mutex<Vec<(Vec<u64>, Vec<i64>)>> = Mutex::new(Vec::new());
 
 #[kafka_listener(id = "batch", topic = "batch", group = "batch", batch = true, container_factory = "manual")]
 async fn batch(orders: Vec<Json<Order>>, metas: Vec<Meta>, ack: Acknowledgment) {
-    assert_eq!(orders.len(), metas.len());
-    BATCHES.lock().unwrap().push(orders.iter().map(|o| o.id).collect());
+    BATCHES.lock().unwrap().push((orders.iter().map(|o| o.id).collect(), metas.iter().map(|m| m.offset).collect()));
     ack.acknowledge();
 }
 
@@ -254,10 +256,23 @@ async fn batch_listener_gets_the_poll_and_skips_what_it_cannot_convert() {
         .build()
         .unwrap();
     let running = run_only(&kafka, "batch", factory).await;
-    wait_until("5 orders", Duration::from_secs(20), || BATCHES.lock().unwrap().iter().flatten().count() == 5).await;
+    wait_until("5 orders", Duration::from_secs(20), || {
+        BATCHES.lock().unwrap().iter().map(|(ids, _)| ids.len()).sum::<usize>() == 5
+    })
+    .await;
     wait_committed(&kafka.bootstrap_servers(), "batch", "batch", [(0, 6)].into()).await;
     running.shutdown().await.unwrap();
-    let batches = BATCHES.lock().unwrap().clone();
+    let seen = BATCHES.lock().unwrap().clone();
+    for (ids, offsets) in &seen {
+        assert_eq!(ids.len(), offsets.len(), "one Meta per converted record in each batch: {seen:?}");
+        // Order `id` was produced at offset `id`.
+        assert_eq!(
+            ids.iter().map(|&id| id as i64).collect::<Vec<_>>(),
+            *offsets,
+            "the Metas are the orders' own: {seen:?}"
+        );
+    }
+    let batches: Vec<Vec<u64>> = seen.into_iter().map(|(ids, _)| ids).collect();
     assert_eq!(batches.concat(), [0, 1, 2, 4, 5], "the records around the bad one, in order");
     assert!(
         batches.iter().all(|b| b.iter().all(|&id| id < 3) || b.iter().all(|&id| id > 3)),
