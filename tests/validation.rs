@@ -3,7 +3,8 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use common::*;
 use kafka_listener::prelude::*;
@@ -61,26 +62,73 @@ async fn start_reports_every_problem_at_once() {
     assert!(text.starts_with("the listeners cannot start (8 problems)"), "{text}");
 }
 
+/// start() against an unreachable broker answers with the error once the factory's startup timeout
+/// runs out, not later: of two starts begun together, the one with the shorter timeout answers
+/// first, though it was begun second; each error names the address and its own timeout.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_broker_is_reported_within_the_startup_timeout() {
     init_tracing();
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers("127.0.0.1:1")
-        .startup_timeout(Duration::from_secs(2))
-        .build()
-        .unwrap();
-    let started = Instant::now();
-    let result = ListenerRegistry::empty().with_default_factory(factory).register(noop("lonely", "t")).start().await;
-    let Err(Error::Validation(problems)) = result else { panic!("start should fail") };
-    assert!(started.elapsed() < Duration::from_secs(15), "took {:?}", started.elapsed());
-    assert!(problems[0].message.contains("cannot reach the broker at `127.0.0.1:1`"), "{problems:?}");
+    let start = |id: &'static str, timeout: Duration, answered: Arc<Mutex<Vec<&'static str>>>| {
+        let factory =
+            ContainerFactory::builder().bootstrap_servers("127.0.0.1:1").startup_timeout(timeout).build().unwrap();
+        tokio::spawn(async move {
+            let result = ListenerRegistry::empty().with_default_factory(factory).register(noop(id, "t")).start().await;
+            answered.lock().unwrap().push(id);
+            match result {
+                Err(Error::Validation(problems)) => problems,
+                Err(other) => panic!("{id}: expected a validation error, got {other}"),
+                Ok(_) => panic!("{id}: started against an unreachable broker"),
+            }
+        })
+    };
+    let answered = Arc::new(Mutex::new(Vec::new()));
+    let patient = start("patient", Duration::from_secs(5), answered.clone());
+    let quick = start("quick", Duration::from_secs(1), answered.clone());
+    // A deadline on the answers, so that a start() that waits on for the broker fails here.
+    let (patient, quick) = tokio::time::timeout(Duration::from_secs(60), async { (patient.await, quick.await) })
+        .await
+        .expect("start() answers once its startup timeout has run out");
+    let (patient, quick) = (patient.expect("patient start"), quick.expect("quick start"));
+    assert_eq!(*answered.lock().unwrap(), ["quick", "patient"], "the shorter startup timeout answers first");
+    for (problems, within) in [(quick, "within 1s"), (patient, "within 5s")] {
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        let expected = format!("cannot reach the broker at `127.0.0.1:1` {within}");
+        assert!(problems[0].message.contains(&expected), "{problems:?}");
+    }
+}
+
+/// Set in the child process that runs an environment-dependent test.
+const CHILD: &str = "KL_VALIDATION_TEST_CHILD";
+
+/// Runs the test `name` of this binary alone in a child process, with `CHILD` and the variables
+/// `set` set and `unset` removed, and asserts that it passed. Setting variables in this process
+/// would race with the `getenv` calls of librdkafka threads of the tests running beside it.
+async fn in_child_process(name: &'static str, set: &'static [(&str, &str)], unset: &'static [&str]) {
+    let output = tokio::task::spawn_blocking(move || {
+        let mut command = std::process::Command::new(std::env::current_exe().expect("the test binary"));
+        command.args([name, "--exact", "--test-threads=1"]).env(CHILD, "1").envs(set.iter().copied());
+        for variable in unset {
+            command.env_remove(variable);
+        }
+        command.output().expect("run the test binary")
+    })
+    .await
+    .unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "{name} failed in its child process:\n{stdout}\n{stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn placeholders_resolve_from_the_environment_or_their_default() {
+    if std::env::var_os(CHILD).is_none() {
+        let name = "placeholders_resolve_from_the_environment_or_their_default";
+        return in_child_process(name, &[("KL_TEST_GROUP", "ph-group")], &["KL_TEST_UNSET_TOPIC"]).await;
+    }
     let kafka = embedded(&[("ph-topic", 1)]);
     produce(&kafka, "ph-topic", &numbered(1));
-    std::env::set_var("KL_TEST_GROUP", "ph-group");
     let probe = Probe::open();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory(&kafka, AckMode::Batch))
