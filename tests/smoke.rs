@@ -1,6 +1,10 @@
+//! Records flow into an annotated listener: every record once, each partition's in produced order,
+//! and the offsets are committed.
+
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use common::*;
@@ -24,8 +28,19 @@ async fn records_flow_into_an_annotated_listener_and_offsets_are_committed() {
         .start()
         .await
         .unwrap();
-    wait_until("20 records", Duration::from_secs(20), || SEEN.lock().unwrap().len() == 20).await;
+    wait_until("20 records", Duration::from_secs(20), || SEEN.lock().unwrap().len() >= 20).await;
+    // Per partition, in the order the handler saw them: (offset, payload).
+    let mut seen: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for (partition, offset, payload) in SEEN.lock().unwrap().iter().cloned() {
+        seen.entry(partition).or_default().push((offset, payload));
+    }
+    // Per partition, in produced order: record i went to partition i % 2.
+    let mut produced: BTreeMap<i32, Vec<(i64, String)>> = BTreeMap::new();
+    for (partition, _, payload) in records {
+        let on_partition = produced.entry(partition).or_default();
+        on_partition.push((on_partition.len() as i64, payload));
+    }
+    assert_eq!(seen, produced, "each record once, each partition's in produced order");
     wait_committed(&kafka.bootstrap_servers(), "smoke-group", "smoke", [(0, 10), (1, 10)].into()).await;
     running.shutdown().await.unwrap();
-    let _ = Arc::new(());
 }
