@@ -29,6 +29,9 @@ pub(crate) const KEYS: &[&str] = &[
     "filter",
 ];
 
+/// The arguments that name a listener's topics (one of them is needed).
+const TOPIC_KEYS: &[&str] = &["topic", "topics", "topic_pattern", "topic_partitions"];
+
 /// The arguments `retry(...)` accepts.
 pub(crate) const RETRY_KEYS: &[&str] =
     &["attempts", "backoff", "multiplier", "max_backoff", "single_topic", "partitions", "auto_create"];
@@ -255,14 +258,23 @@ fn retry_calls(list: &syn::MetaList, errors: &mut Errors) -> Vec<TokenStream> {
 
 /// Collects errors so that all of them are reported at once.
 #[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
+pub(crate) struct Errors {
+    all: Option<syn::Error>,
+    count: usize,
+}
 
 impl Errors {
     pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
+        self.count += 1;
+        match &mut self.all {
             Some(all) => all.combine(error),
-            None => self.0 = Some(error),
+            None => self.all = Some(error),
         }
+    }
+
+    /// How many errors were pushed so far.
+    fn count(&self) -> usize {
+        self.count
     }
 
     pub(crate) fn add(&mut self, span: Span, message: impl std::fmt::Display) {
@@ -270,7 +282,7 @@ impl Errors {
     }
 
     pub(crate) fn into_result(self) -> Result<(), syn::Error> {
-        self.0.map_or(Ok(()), Err)
+        self.all.map_or(Ok(()), Err)
     }
 }
 
@@ -329,6 +341,9 @@ impl ListenerArgs {
     pub(crate) fn parse(metas: Punctuated<Meta, Token![,]>, errors: &mut Errors) -> ListenerArgs {
         let mut args = ListenerArgs::default();
         let mut batch_seen = false;
+        // A topic argument whose value was refused (and reported): the listener does name its
+        // topics, so "a listener needs a topic" would be a spurious follow-on error.
+        let mut topic_value_refused = false;
         for meta in metas {
             if let Meta::List(list) = &meta {
                 if list.path.is_ident("retry") {
@@ -344,6 +359,7 @@ impl ListenerArgs {
             let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
             let span = nv.path.span();
             let value = &nv.value;
+            let errors_before = errors.count();
             match key.as_str() {
                 "topic" => args.topics.extend(string(&key, value, errors)),
                 "topics" => args.topics.extend(strings(&key, value, errors)),
@@ -464,8 +480,15 @@ impl ListenerArgs {
                     ),
                 ),
             }
+            if TOPIC_KEYS.contains(&key.as_str()) && errors.count() > errors_before {
+                topic_value_refused = true;
+            }
         }
-        if args.topics.is_empty() && args.topic_pattern.is_none() && args.topic_partitions.is_empty() {
+        if args.topics.is_empty()
+            && args.topic_pattern.is_none()
+            && args.topic_partitions.is_empty()
+            && !topic_value_refused
+        {
             errors.add(
                 Span::call_site(),
                 "a listener needs `topic = \"...\"`, `topics = [...]`, `topic_pattern = \"...\"` or `topic_partitions = [...]`",
@@ -483,5 +506,41 @@ impl ListenerArgs {
             }
         }
         args
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use syn::parse::Parser;
+
+    use super::*;
+
+    /// The messages of the errors `#[kafka_listener(<attr>)]`'s arguments give.
+    fn errors_of(attr: &str) -> Vec<String> {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse_str(attr).expect("arguments");
+        let mut errors = Errors::default();
+        ListenerArgs::parse(metas, &mut errors);
+        match errors.into_result() {
+            Ok(()) => Vec::new(),
+            Err(all) => all.into_iter().map(|e| e.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn a_refused_topic_value_is_the_only_error_about_topics() {
+        for attr in ["topic = TOPIC", "topics = [TOPIC]", "topic_pattern = PATTERN", "topic_partitions = PARTITIONS"] {
+            let errors = errors_of(attr);
+            assert_eq!(errors.len(), 1, "{attr}: {errors:?}");
+            assert!(!errors[0].contains("a listener needs"), "{attr}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn a_listener_without_topics_needs_one() {
+        for attr in ["group = \"g\"", "topics = []", "group = GROUP"] {
+            let errors = errors_of(attr);
+            assert!(errors.iter().any(|e| e.starts_with("a listener needs `topic")), "{attr}: {errors:?}");
+        }
+        assert!(errors_of("topic = \"orders\"").is_empty());
     }
 }
