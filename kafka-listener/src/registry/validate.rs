@@ -140,7 +140,50 @@ async fn retry_topics(b: &Bound, policy: &RetryTopics, metadata: &Metadata, prob
     }
 }
 
-/// The cluster's metadata through a short-lived consumer, or why the broker cannot be reached.
+/// What librdkafka reported while the metadata check ran (errors and warnings): the reason a
+/// broker could not be reached (e.g. a failed SASL handshake) is there, not in the timeout.
+#[derive(Default)]
+struct CheckContext {
+    reported: std::sync::Mutex<Vec<String>>,
+}
+
+impl CheckContext {
+    fn report(&self, line: String) {
+        // The same failure arrives as a log line ("[thrd:...]: ...") and as an error, and again
+        // with a count of suppressed repeats: keep one of each.
+        let line = match line.strip_prefix("[thrd:").and_then(|rest| rest.split_once("]: ")) {
+            Some((_, message)) => message.to_string(),
+            None => line,
+        };
+        let line = match line.rfind(", ").filter(|_| line.contains("identical error(s) suppressed")) {
+            Some(at) => format!("{})", &line[..at]),
+            None => line,
+        };
+        let mut reported = self.reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !reported.contains(&line) && reported.len() < 8 {
+            reported.push(line);
+        }
+    }
+}
+
+impl rdkafka::ClientContext for CheckContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, message: &str) {
+        tracing::debug!(target: "librdkafka", fac, "{message}");
+        use rdkafka::config::RDKafkaLogLevel as Level;
+        if matches!(level, Level::Emerg | Level::Alert | Level::Critical | Level::Error | Level::Warning) {
+            self.report(message.to_string());
+        }
+    }
+
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        self.report(if reason.is_empty() { error.to_string() } else { reason.to_string() });
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for CheckContext {}
+
+/// The cluster's metadata through a short-lived consumer, or why the broker cannot be reached
+/// (with what librdkafka reported meanwhile).
 async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Metadata>, String> {
     let settings = factory.settings.clone();
     let bootstrap = settings.properties.get("bootstrap.servers").unwrap_or_default().to_string();
@@ -149,8 +192,14 @@ async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Me
         let mut config = settings.properties.to_client_config();
         // No group: this consumer only reads metadata.
         config.remove("group.id");
-        let consumer: BaseConsumer = config.create().map_err(|e| Err(e.to_string()))?;
-        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| Ok(e.to_string()))
+        let consumer: BaseConsumer<CheckContext> =
+            config.create_with_context(CheckContext::default()).map_err(|e| Err(e.to_string()))?;
+        consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| {
+            // Serve the client's queue once: its errors and logs arrive there.
+            let _ = consumer.poll(Duration::from_millis(100));
+            let reported = consumer.context().reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            Ok((e.to_string(), reported))
+        })
     });
     match task.await {
         Ok(Ok(metadata)) => Ok(metadata),
@@ -159,9 +208,27 @@ async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Me
             "the factory's configuration is refused by librdkafka: {}; change the properties it names",
             crate::config::redacted_error(&factory.settings.properties, &error)
         )),
-        Ok(Err(Ok(error))) => Err(format!(
-            "cannot reach the broker at `{bootstrap}` within {timeout:?}: {error}; check bootstrap_servers and that the broker is running"
-        )),
+        Ok(Err(Ok((error, reported)))) => {
+            let reported: Vec<String> = reported
+                .iter()
+                .map(|line| crate::config::redacted_error(&factory.settings.properties, line))
+                .collect();
+            let security = reported.iter().any(|l| {
+                let l = l.to_ascii_lowercase();
+                l.contains("sasl") || l.contains("ssl") || l.contains("authentication") || l.contains("security.protocol")
+            });
+            let hint = if security {
+                "check the security settings (security.protocol, sasl.*, ssl.*) against the broker's listener"
+            } else {
+                "check bootstrap_servers and that the broker is running"
+            };
+            let said = if reported.is_empty() {
+                String::new()
+            } else {
+                format!(" (librdkafka reported: {})", reported.join("; "))
+            };
+            Err(format!("cannot reach the broker at `{bootstrap}` within {timeout:?}: {error}{said}; {hint}"))
+        }
         Err(join) => Err(format!("checking the broker at `{bootstrap}` failed: {join}")),
     }
 }
