@@ -197,7 +197,8 @@ async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Me
         consumer.fetch_metadata(None, timeout).map(Arc::new).map_err(|e| {
             // Serve the client's queue once: its errors and logs arrive there.
             let _ = consumer.poll(Duration::from_millis(100));
-            let reported = consumer.context().reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+            let reported =
+                consumer.context().reported.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
             Ok((e.to_string(), reported))
         })
     });
@@ -209,13 +210,14 @@ async fn fetch_metadata(factory: ContainerFactory) -> std::result::Result<Arc<Me
             crate::config::redacted_error(&factory.settings.properties, &error)
         )),
         Ok(Err(Ok((error, reported)))) => {
-            let reported: Vec<String> = reported
-                .iter()
-                .map(|line| crate::config::redacted_error(&factory.settings.properties, line))
-                .collect();
+            let reported: Vec<String> =
+                reported.iter().map(|line| crate::config::redacted_error(&factory.settings.properties, line)).collect();
             let security = reported.iter().any(|l| {
                 let l = l.to_ascii_lowercase();
-                l.contains("sasl") || l.contains("ssl") || l.contains("authentication") || l.contains("security.protocol")
+                l.contains("sasl")
+                    || l.contains("ssl")
+                    || l.contains("authentication")
+                    || l.contains("security.protocol")
             });
             let hint = if security {
                 "check the security settings (security.protocol, sasl.*, ssl.*) against the broker's listener"
