@@ -205,15 +205,7 @@ async fn a_broker_outage_of_seconds_is_ridden_out() {
 async fn a_dead_letter_topic_refusing_records_holds_the_partition_until_it_takes_them() {
     let kafka = embedded(&[("dlt-faults", 1), ("dlt-faults-dlt", 1)]);
     produce(&kafka, "dlt-faults", &[(0, "k", "ok".into()), (0, "k", "bad".into()), (0, "k", "ok".into())]);
-    /// Counts the dead letters the broker refused.
-    #[derive(Clone, Default)]
-    struct Refusals(Arc<Mutex<usize>>);
-    impl kafka_listener::producer::ProducerListener for Refusals {
-        fn on_error(&self, _topic: &str, _error: &kafka_listener::Error) {
-            *self.0.lock().unwrap() += 1;
-        }
-    }
-    let refusals = Refusals::default();
+    let refusals = ProducerOutcomes::default();
     let template = KafkaTemplate::builder()
         .bootstrap_servers(kafka.bootstrap_servers())
         .producer_listener(refusals.clone())
@@ -245,7 +237,7 @@ async fn a_dead_letter_topic_refusing_records_holds_the_partition_until_it_takes
     // Each refused dead letter delivers the record again; then one lands, and only then comes
     // the next record. (The 3 injected errors refuse at least 3 sends; librdkafka then fails
     // more sends to the topic locally, with the same error, until it refreshes its metadata.)
-    let refused = *refusals.0.lock().unwrap();
+    let refused = refusals.errors();
     assert!(refused >= 3, "the 3 injected errors refused {refused} dead letters");
     let expected: Vec<i64> = [0].into_iter().chain(std::iter::repeat_n(1, refused + 1)).chain([2]).collect();
     assert_eq!(

@@ -192,23 +192,8 @@ async fn send_errors_are_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_producer_listener_hears_every_outcome() {
-    #[derive(Default, Clone)]
-    struct Outcomes(Arc<Mutex<Vec<String>>>);
-    impl kafka_listener::producer::ProducerListener for Outcomes {
-        fn on_success(&self, metadata: &RecordMetadata) {
-            self.0.lock().unwrap().push(format!(
-                "ok {}-{}@{}",
-                metadata.topic(),
-                metadata.partition(),
-                metadata.offset()
-            ));
-        }
-        fn on_error(&self, topic: &str, error: &Error) {
-            self.0.lock().unwrap().push(format!("error {topic}: {error}"));
-        }
-    }
     let kafka = embedded(&[("heard", 1)]);
-    let outcomes = Outcomes::default();
+    let outcomes = ProducerOutcomes::default();
     let template = KafkaTemplate::builder()
         .bootstrap_servers(kafka.bootstrap_servers())
         .producer_listener(outcomes.clone())
@@ -216,7 +201,7 @@ async fn the_producer_listener_hears_every_outcome() {
         .unwrap();
     template.send("heard", "a").await.unwrap();
     let _ = template.send("heard", vec![0u8; 2_000_000]).await;
-    let heard = outcomes.0.lock().unwrap().clone();
+    let heard = outcomes.outcomes();
     assert_eq!(heard[0], "ok heard-0@0");
     assert!(heard[1].starts_with("error heard: a record of 2000000 bytes"), "{heard:?}");
 }

@@ -50,6 +50,13 @@ fn real_broker() -> Option<String> {
     }
 }
 
+/// A factory on the real broker, with the group settings that keep its rebalances short.
+fn factory_on(bootstrap: &str) -> kafka_listener::ContainerFactoryBuilder {
+    Broker::group_settings()
+        .into_iter()
+        .fold(ContainerFactory::builder().bootstrap_servers(bootstrap), |factory, (key, value)| factory.set(key, value))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_flow_on_a_real_broker() {
     let Some(bootstrap) = real_broker() else { return };
@@ -70,10 +77,7 @@ async fn quickstart_flow_on_a_real_broker() {
         .collect();
     produce_all(&broker.producer(&[]).unwrap(), orders).unwrap();
 
-    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).concurrency(3);
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap).concurrency(3);
     let seen: Arc<Mutex<Vec<(i32, i64, String, u64)>>> = Arc::default();
     let log = seen.clone();
     let running = ListenerRegistry::empty()
@@ -153,11 +157,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
         .transactional_id(format!("tx-{run}"))
         .build()
         .unwrap();
-    let mut factory =
-        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).transactional_template(template.clone());
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap).transactional_template(template.clone());
     let admin = Admin::new(bootstrap.clone());
     // (payload, attempt) of every call; the committed offsets read when the failed record's
     // second attempt began, i.e. after its first attempt's transaction was aborted.
@@ -222,11 +222,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     // transaction before it is decided, and never returns what was aborted.
     let plain = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
     plain.send(&output, "END").partition(0).await.unwrap();
-    let mut reader =
-        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).set("isolation.level", "read_committed");
-    for (key, value) in Broker::group_settings() {
-        reader = reader.set(key, value);
-    }
+    let reader = factory_on(&bootstrap).set("isolation.level", "read_committed");
     let read: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = read.clone();
     let reading = ListenerRegistry::empty()
@@ -264,10 +260,7 @@ async fn retry_topics_are_created_at_start_and_carry_the_record_on() {
     let producer = broker.producer(&[]).unwrap();
     produce_all(&producer, ["flaky", "ok"].map(|p| (topic.as_str(), "k".to_string(), p.to_string()))).unwrap();
 
-    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone());
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap);
     let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
     let seen: Arc<Mutex<Vec<(String, String, u32)>>> = Arc::default();
     let log = seen.clone();
@@ -323,10 +316,7 @@ async fn explicit_partitions_and_a_seek_from_outside_on_a_real_broker() {
     }
     let seen: Arc<Mutex<Vec<(i32, i64)>>> = Arc::default();
     let log = seen.clone();
-    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone());
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap);
     let running = ListenerRegistry::empty()
         .with_default_factory(factory.build().unwrap())
         .register(
@@ -374,10 +364,7 @@ async fn a_topic_created_after_start_is_picked_up_within_seconds() {
     let Some(bootstrap) = real_broker() else { return };
     let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     let topic = format!("late-{run}");
-    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).missing_topics_fatal(false);
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap).missing_topics_fatal(false);
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let running = ListenerRegistry::empty()
@@ -442,11 +429,7 @@ async fn fix_tx_offsets_commits_past_the_transaction_marker() {
     };
     assert_eq!(end, BTreeMap::from([(0, 6)]), "5 records and the commit marker");
 
-    let mut factory =
-        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).set("isolation.level", "read_committed");
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = factory_on(&bootstrap).set("isolation.level", "read_committed");
     let factory = factory.build().unwrap();
     let fixing = factory.to_builder().fix_tx_offsets(true).build().unwrap();
     let seen: Arc<Mutex<Vec<(String, i64)>>> = Arc::default();

@@ -268,3 +268,31 @@ pub async fn start_listeners(
         .await
         .unwrap()
 }
+
+/// A producer listener that records every outcome: `ok <topic>-<partition>@<offset>` or
+/// `error <topic>: <error>`.
+#[derive(Default, Clone)]
+pub struct ProducerOutcomes(pub std::sync::Arc<std::sync::Mutex<Vec<String>>>);
+
+impl ProducerOutcomes {
+    /// The outcomes so far, oldest first.
+    pub fn outcomes(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// How many sends failed.
+    pub fn errors(&self) -> usize {
+        self.outcomes().iter().filter(|o| o.starts_with("error ")).count()
+    }
+}
+
+impl kafka_listener::producer::ProducerListener for ProducerOutcomes {
+    fn on_success(&self, metadata: &kafka_listener::RecordMetadata) {
+        let outcome = format!("ok {}-{}@{}", metadata.topic(), metadata.partition(), metadata.offset());
+        self.0.lock().unwrap().push(outcome);
+    }
+
+    fn on_error(&self, topic: &str, error: &kafka_listener::Error) {
+        self.0.lock().unwrap().push(format!("error {topic}: {error}"));
+    }
+}
