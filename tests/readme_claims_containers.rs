@@ -474,86 +474,17 @@ async fn sync_commits_report_a_failed_commit_before_the_next_record() {
     assert_eq!(log[2..], ["handled 1", "handled 2"]);
 }
 
-/// A mock cluster of its own whose requests are recorded (librdkafka's mock request tracking,
-/// which `EmbeddedKafka` does not expose).
-struct TrackedKafka {
-    producer: rdkafka::producer::BaseProducer,
-    bootstrap: String,
-}
-
-impl TrackedKafka {
-    fn start(topic: &str) -> Self {
-        use rdkafka::config::ClientConfig;
-        use rdkafka::producer::Producer;
-        init_tracing();
-        let producer: rdkafka::producer::BaseProducer =
-            ClientConfig::new().set("test.mock.num.brokers", "1").set("linger.ms", "5").create().unwrap();
-        let cluster = producer.client().mock_cluster().unwrap();
-        let bootstrap = cluster.bootstrap_servers();
-        cluster.create_topic(topic, 1, 1).unwrap();
-        drop(cluster);
-        let kafka = TrackedKafka { producer, bootstrap };
-        // SAFETY: the cluster belongs to the producer, which lives as long as `kafka`.
-        unsafe { rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(kafka.raw(), 100) };
-        kafka
-    }
-
-    fn raw(&self) -> *mut rdkafka::bindings::rd_kafka_mock_cluster_t {
-        use rdkafka::producer::Producer;
-        // SAFETY: the producer was created with `test.mock.num.brokers`: it owns a mock cluster.
-        unsafe { rdkafka::bindings::rd_kafka_handle_mock_cluster(self.producer.client().native_ptr()) }
-    }
-
-    fn produce(&self, topic: &str, count: usize) {
-        use rdkafka::producer::{BaseRecord, Producer};
-        for i in 0..count {
-            let payload = format!("v{i}");
-            let mut record: BaseRecord<'_, str, str> = BaseRecord::to(topic).payload(payload.as_str()).partition(0);
-            while let Err((error, back)) = self.producer.send(record) {
-                assert!(matches!(
-                    error,
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull)
-                ));
-                record = back;
-                self.producer.poll(Duration::from_millis(10));
-            }
-        }
-        self.producer.flush(Duration::from_secs(30)).unwrap();
-    }
-
-    fn start_tracking(&self) {
-        // SAFETY: a live mock cluster.
-        unsafe { rdkafka::bindings::rd_kafka_mock_start_request_tracking(self.raw()) };
-    }
-
-    /// How many requests of kind `api` the cluster received since tracking started.
-    fn requests(&self, api: RDKafkaApiKey) -> usize {
-        // SAFETY: the array and its `count` requests are the caller's, destroyed once read.
-        unsafe {
-            let mut count = 0usize;
-            let requests = rdkafka::bindings::rd_kafka_mock_get_requests(self.raw(), &mut count);
-            if requests.is_null() {
-                return 0;
-            }
-            let matching = (0..count)
-                .filter(|i| rdkafka::bindings::rd_kafka_mock_request_api_key(*requests.add(*i)) == api as i16)
-                .count();
-            rdkafka::bindings::rd_kafka_mock_request_destroy_array(requests, count);
-            matching
-        }
-    }
-}
-
 const RECORDS: usize = 1000;
 
 /// 1000 records through a Record-mode listener with a handler that returns at once; returns the
 /// OffsetCommit requests the broker received, once all are committed.
 async fn record_mode_commits(topic: &str, sync_commits: bool) -> usize {
-    let kafka = TrackedKafka::start(topic);
-    kafka.produce(topic, RECORDS);
-    kafka.start_tracking();
+    let kafka = embedded(&[(topic, 1)]);
+    let records: Vec<_> = (0..RECORDS).map(|i| (0, "k", format!("v{i}"))).collect();
+    produce(&kafka, topic, &records);
+    kafka.track_requests();
     let factory = ContainerFactory::builder()
-        .bootstrap_servers(kafka.bootstrap.clone())
+        .bootstrap_servers(kafka.bootstrap_servers())
         .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "300")
         .ack_mode(AckMode::Record)
@@ -566,8 +497,8 @@ async fn record_mode_commits(topic: &str, sync_commits: bool) -> usize {
         count.fetch_add(1, Ordering::Relaxed);
     });
     let running = start_listeners(factory, [endpoint]).await;
-    wait_committed(&kafka.bootstrap, topic, topic, at(RECORDS as i64)).await;
-    let commits = kafka.requests(RDKafkaApiKey::OffsetCommit);
+    wait_committed(&kafka.bootstrap_servers(), topic, topic, at(RECORDS as i64)).await;
+    let commits = kafka.request_count(RDKafkaApiKey::OffsetCommit);
     running.shutdown().await.unwrap();
     assert_eq!(handled.load(Ordering::Relaxed), RECORDS);
     commits
@@ -634,15 +565,10 @@ async fn a_spaced_record_commit_is_sent_while_the_next_handler_runs() {
 // 7. Retry topics created at start, on the embedded broker.
 
 /// A listener with retry topics whose topics do not exist: `start()` creates them (with the main
-/// topic's partition count) before any record fails.
-///
-/// False on the embedded broker: librdkafka's mock cluster (2.12.1) has no CreateTopics handler
-/// (`rd_kafka_mock_api_handlers` in rdkafka_mock_handlers.c), so `Admin::create_topics` gets no
-/// answer and `start()` fails after the admin's 10 s timeout ("could not be created ...
-/// OperationTimedOut"). Topic creation at start is verified on a real broker
-/// (tests/real_broker.rs); embedded tests create retry topics with `EmbeddedKafka::create_topic`.
+/// topic's partition count) before any record fails. librdkafka's mock cluster answers no
+/// CreateTopics request, so `Admin::create_topics` creates them on an `EmbeddedKafka` of this
+/// process directly (a real broker: tests/real_broker.rs).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "product bug: retry topics are not created at start on the embedded broker (the mock cluster has no CreateTopics); start() fails after 10 s"]
 async fn retry_topics_are_created_at_start_on_the_embedded_broker() {
     const T: &str = "created";
     let kafka = embedded(&[(T, 3)]);
