@@ -123,16 +123,32 @@ fn scratch_package(root: &Path, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// This machine's target triple (`rustc -vV`).
+fn host_triple() -> String {
+    let rustc = std::env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let output = Command::new(rustc).arg("-vV").output().expect("running rustc -vV");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines().find_map(|line| line.strip_prefix("host: ")).expect("rustc -vV names the host").trim().to_string()
+}
+
 /// The errors of each case's file, from `cargo check --message-format=json`.
 fn check(root: &Path) -> Vec<(String, Reported)> {
     let target = target_dir(root);
     let dir = target.join("tests").join("type-errors");
     scratch_package(root, &dir).expect("writing the scratch package");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    // trybuild's flags and target (trybuild 1.0's cargo.rs and rustflags.rs): the same
+    // fingerprints, so the dependencies it built are used as they are.
+    let host = host_triple();
+    let flags = r#"["--cfg", "trybuild", "--verbose", "-A", "dead_code", "--diagnostic-width=140"]"#;
     let output = Command::new(cargo)
-        .args(["check", "--bins", "--keep-going", "--quiet", "--message-format=json", "--manifest-path"])
+        .args(["check", "--bins", "--keep-going", "--quiet", "--message-format=json", "--target", &host])
+        .arg(format!("--config=build.rustflags={flags}"))
+        .arg(format!("--config=target.{host}.rustflags={flags}"))
+        .arg("--manifest-path")
         .arg(dir.join("Cargo.toml"))
         .env("CARGO_TARGET_DIR", target.join("tests").join("trybuild"))
+        .env("CARGO_INCREMENTAL", "0")
         .env_remove("RUSTFLAGS")
         .output()
         .expect("running cargo check");
