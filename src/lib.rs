@@ -3,6 +3,8 @@
 //! `KAFKA_BOOTSTRAP_SERVERS` or the embedded one, and a plain rdkafka producer to fill topics
 //! (kafka-listener's own `KafkaTemplate` comes with the producing issue).
 
+pub mod chaos;
+
 use std::time::Duration;
 
 use anyhow::Context as _;
