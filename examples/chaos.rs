@@ -24,7 +24,8 @@
 //! duplicates only after a kill, revocation or seek. Each violation is printed on a line of its
 //! own with the seed and the faults before it; the last line is
 //! `chaos seed=<n> duration=<s> faults=<k> records=<r> duplicates=<d> violations=<v>`, and the
-//! exit code is non-zero when there is a violation.
+//! exit code is non-zero when there is a violation. `--role check --log FILE --seed N` checks
+//! the log of an earlier campaign again.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -91,7 +92,29 @@ fn main() -> anyhow::Result<()> {
             let log = PathBuf::from(value("--log").context("--log")?);
             instance(id, &bootstrap, &log)
         }
-        Some(other) => bail!("unknown role `{other}` (broker, instance)"),
+        Some("check") => {
+            // Checks the log of an earlier campaign again (e.g. after changing the checker).
+            let log = PathBuf::from(value("--log").context("--log")?);
+            let seed: u64 = value("--seed").map(|s| s.parse()).transpose().context("--seed")?.unwrap_or(0);
+            let lines: Vec<String> = BufReader::new(File::open(&log)?).lines().map_while(Result::ok).collect();
+            let report = check(&lines, seed);
+            for violation in &report.violations {
+                println!("{violation}");
+            }
+            println!(
+                "chaos seed={seed} faults={} records={} duplicates={} violations={} log={}",
+                report.faults,
+                report.records,
+                report.duplicates,
+                report.violations.len(),
+                log.display()
+            );
+            if !report.violations.is_empty() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
+        Some(other) => bail!("unknown role `{other}` (broker, instance, check)"),
         None => {
             let seed: u64 = value("--seed").map(|s| s.parse()).transpose().context("--seed")?.unwrap_or(1);
             let duration = Duration::from_secs(

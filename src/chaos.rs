@@ -127,6 +127,10 @@ struct PartitionState {
     delivered: BTreeSet<i64>,
     /// Log lines of revocations (by instance) and seeks on this partition.
     excuses: Vec<(usize, Option<u32>)>,
+    /// The log line of the latest delivery of each offset.
+    last_delivery: HashMap<i64, usize>,
+    /// Committed offsets read back: (log line, offset).
+    commits: Vec<(usize, i64)>,
 }
 
 /// Checks a campaign's log lines. `schedule` lines (faults) are quoted with each violation, up
@@ -155,6 +159,7 @@ pub fn check(lines: &[String], seed: u64) -> Report {
             Event::Sought { at, .. } => partitions.entry(at).or_default().excuses.push((index, None)),
             Event::Delivered { at, offset, .. } => {
                 let state = partitions.entry(at.clone()).or_default();
+                state.last_delivery.insert(offset, index);
                 if state.delivered.insert(offset) {
                     if let Some(before) = state.first_delivered {
                         if offset < before {
@@ -186,7 +191,32 @@ pub fn check(lines: &[String], seed: u64) -> Report {
                         let killed = kills.iter().any(|(l, i)| *l > first_line && *i == first_instance);
                         let excused =
                             state.excuses.iter().any(|(l, i)| *l > first_line && i.is_none_or(|i| i == first_instance));
-                        if !killed && !excused {
+                        let sought = state.excuses.iter().any(|(l, i)| *l > first_line && i.is_none());
+                        // Only what was not committed may be delivered again (a seek aside): a
+                        // delivery that began after a committed offset past it was read back
+                        // re-ran committed work.
+                        let redelivered_at = state.last_delivery.get(&offset).copied().unwrap_or(index);
+                        let committed_past = state
+                            .commits
+                            .iter()
+                            .find(|(l, c)| *l > first_line && *l < redelivered_at && *c > offset)
+                            .copied();
+                        if let (Some((line, committed)), false) = (committed_past, sought) {
+                            violation(
+                                &mut report,
+                                &faults,
+                                index,
+                                format!(
+                                    "committed work redone: {} {}-{} offset {offset} delivered again (line {}) \
+                                     after committed offset {committed} was read back (line {})",
+                                    at.0,
+                                    at.1,
+                                    at.2,
+                                    redelivered_at + 1,
+                                    line + 1
+                                ),
+                            );
+                        } else if !killed && !excused {
                             violation(
                                 &mut report,
                                 &faults,
@@ -206,6 +236,7 @@ pub fn check(lines: &[String], seed: u64) -> Report {
                 }
             }
             Event::Committed { at, offset } => {
+                partitions.entry(at.clone()).or_default().commits.push((index, offset));
                 let prefix = partitions.get(&at).map_or(0, |s| s.prefix);
                 if offset > prefix {
                     let missing: Vec<i64> = (prefix..offset)
@@ -404,6 +435,20 @@ mod tests {
         // Another instance's revocation does not excuse it.
         let report = check(&lines(&[d(1, 0), a(1, 0), Event::Revoked { instance: 3, at: gp() }, d(2, 0), a(2, 0)]), 7);
         assert!(report.violations.iter().any(|v| v.contains("duplicate")), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn committed_work_may_be_redone_only_after_a_seek() {
+        let committed = Event::Committed { at: gp(), offset: 1 };
+        let kill = Event::Killed { instance: 1 };
+        let report = check(&lines(&[d(1, 0), a(1, 0), committed.clone(), kill.clone(), d(2, 0), a(2, 0)]), 7);
+        assert!(report.violations.iter().any(|v| v.contains("committed work redone")), "{:?}", report.violations);
+        let seek = Event::Sought { instance: 1, at: gp() };
+        let report = check(&lines(&[d(1, 0), a(1, 0), committed, seek, d(1, 0), a(1, 0), end(1, 1)]), 7);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        // Uncommitted work redone after a kill is fine.
+        let report = check(&lines(&[d(1, 0), a(1, 0), kill, d(2, 0), a(2, 0), end(1, 1)]), 7);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
     }
 
     #[test]
