@@ -291,7 +291,8 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                     attempt: meta.delivery_attempt(),
                 });
                 // Acknowledged out of order, from a task of its own.
-                let delay = Duration::from_millis((meta.offset as u64 * 7919 + meta.partition as u64) % 30);
+                // Up to 400 ms: wide windows in which later records are acknowledged first.
+                let delay = Duration::from_millis((meta.offset as u64 * 7919 + meta.partition as u64 * 104_729) % 400);
                 tokio::spawn(async move {
                     tokio::time::sleep(delay).await;
                     log.write(&Event::Handled { instance: id, at: gp("manual", &meta), offset: meta.offset });
@@ -472,7 +473,7 @@ fn driver(seed: u64, duration: Duration, count: u32, log_path: &Path) -> anyhow:
                         }
                     }
                 }
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(Duration::from_millis(100));
             }
         })
     };
