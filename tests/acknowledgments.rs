@@ -257,3 +257,61 @@ async fn acknowledgments_made_while_shutting_down_are_committed() {
     running.shutdown().await.unwrap();
     assert_eq!(committed(&bootstrap, "ack-at-shutdown", "ack-at-shutdown").await, at(20));
 }
+
+/// Found by the fault campaign (examples/chaos.rs, seed 2): a nack's wait pauses the
+/// assignment; a rebalance during the wait took the nacked partition to another instance, which
+/// later left; when the partition came back, librdkafka still had it paused (its pause flag
+/// outlives the revocation), so it was never fetched again. Newly assigned partitions are now
+/// resumed (unless paused through a ConsumerHandle or with the whole listener).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_taken_during_a_nack_wait_and_given_back_is_fetched_again() {
+    const T: &str = "nack-rebalance";
+    let kafka = embedded(&[(T, 2)]);
+    let bootstrap = kafka.bootstrap_servers();
+    for i in 0..3 {
+        kafka.produce_to(T, 1, Some(b"k"), format!("v{i}").as_bytes()).unwrap();
+    }
+    kafka.flush().unwrap();
+    // (instance, partition, offset) of every delivery; the first delivery of p1@0 is nacked.
+    let seen: Arc<Mutex<Vec<(&'static str, i32, i64)>>> = Arc::default();
+    let nacked = Arc::new(AtomicBool::new(false));
+    let endpoint = |instance: &'static str| {
+        let (seen, nacked) = (seen.clone(), nacked.clone());
+        Endpoint::new(instance).topic(T).group(T).blocking_handler(move |meta: Meta, ack: Acknowledgment| {
+            seen.lock().unwrap().push((instance, meta.partition, meta.offset));
+            if (meta.partition, meta.offset) == (1, 0) && !nacked.swap(true, Ordering::SeqCst) {
+                ack.nack(Duration::from_secs(3));
+            } else {
+                ack.acknowledge();
+            }
+        })
+    };
+    let factory = factory(&kafka, AckMode::ManualImmediate);
+    let first = start_listeners(factory.clone(), [endpoint("first")]).await;
+    wait_until("the nack of p1@0", Duration::from_secs(20), || nacked.load(Ordering::SeqCst)).await;
+    // A second instance joins during the wait: the partitions are revoked and shared out.
+    let second = start_listeners(factory, [endpoint("second")]).await;
+    wait_until("both instances own a partition", Duration::from_secs(20), || {
+        first.container("first").unwrap().assignment().len() == 1
+            && second.container("second").unwrap().assignment().len() == 1
+    })
+    .await;
+    wait_committed(&bootstrap, T, T, [(1, 3)].into()).await;
+    // The second instance leaves: the first gets both partitions back, and must fetch them.
+    second.shutdown().await.unwrap();
+    wait_until("the first instance owns both partitions", Duration::from_secs(20), || {
+        first.container("first").unwrap().assignment().len() == 2
+    })
+    .await;
+    for partition in [0, 1] {
+        kafka.produce_to(T, partition, Some(b"k"), b"after").unwrap();
+    }
+    kafka.flush().unwrap();
+    wait_until("the records produced after the second instance left", Duration::from_secs(20), || {
+        let seen = seen.lock().unwrap();
+        seen.contains(&("first", 0, 0)) && seen.contains(&("first", 1, 3))
+    })
+    .await;
+    first.shutdown().await.unwrap();
+    assert_eq!(committed(&bootstrap, T, T).await, [(0, 1), (1, 4)].into());
+}

@@ -295,6 +295,24 @@ impl ContainerContext {
             if let Err(error) = consumer.pause(tpl) {
                 tracing::warn!(listener = &*self.shared.listener_id, %error, "could not pause newly assigned partitions");
             }
+        } else {
+            // librdkafka keeps a partition's pause flag across its revocation and re-assignment:
+            // one paused for a wait (nack, back-off) that a rebalance took away, and given back
+            // after the wait ended, would never be fetched again. Resume what is assigned, except
+            // partitions paused through a ConsumerHandle (which stay paused, as in Spring).
+            let by_handler = super::shared::lock(&self.shared.paused_by_handler).clone();
+            let mut resume = TopicPartitionList::new();
+            let mut pause = TopicPartitionList::new();
+            for element in tpl.elements() {
+                let (topic, partition) = (element.topic(), element.partition());
+                let list = if by_handler.contains(&(topic.to_string(), partition)) { &mut pause } else { &mut resume };
+                list.add_partition(topic, partition);
+            }
+            let outcome =
+                consumer.resume(&resume).and_then(|()| if pause.count() > 0 { consumer.pause(&pause) } else { Ok(()) });
+            if let Err(error) = outcome {
+                tracing::warn!(listener = &*self.shared.listener_id, %error, "could not set the pause state of newly assigned partitions");
+            }
         }
         tracing::info!(listener = &*self.shared.listener_id, partitions = %partitions(tpl), "partitions assigned");
         self.shared.emit(|listener, consumer| ContainerEvent::PartitionsAssigned {
