@@ -118,7 +118,8 @@ pub struct Report {
 /// Per group partition: what was handled, and what makes a second handling legitimate.
 #[derive(Default)]
 struct PartitionState {
-    /// Offsets handled or dead-lettered, with the instance and the log line of the first time.
+    /// Offsets handled or dead-lettered: the instance, and the log line of the delivery it
+    /// handled (an acknowledgment can be written after a revocation that made it stale).
     done: BTreeMap<i64, (u32, usize)>,
     /// The end of the contiguous prefix of `done` from offset 0.
     prefix: i64,
@@ -127,10 +128,27 @@ struct PartitionState {
     delivered: BTreeSet<i64>,
     /// Log lines of revocations (by instance) and seeks on this partition.
     excuses: Vec<(usize, Option<u32>)>,
-    /// The log line of the latest delivery of each offset.
-    last_delivery: HashMap<i64, usize>,
+    /// Seeks from outside: (log line, the instance told to seek). A seek takes effect when its
+    /// consumer next polls, which can be after records handled meanwhile.
+    seeks: Vec<(usize, u32)>,
+    /// The log line of the latest delivery of each offset, by instance.
+    last_delivery: HashMap<(i64, u32), usize>,
     /// Committed offsets read back: (log line, offset).
     commits: Vec<(usize, i64)>,
+}
+
+/// A record handled a second time, to be judged once every revocation is known.
+struct Suspect {
+    index: usize,
+    faults: usize,
+    at: GroupPartition,
+    offset: i64,
+    instance: u32,
+    delivered: usize,
+    first_instance: u32,
+    first_line: usize,
+    /// A committed offset past the record read back before this delivery: (line, offset).
+    committed_past: Option<(usize, i64)>,
 }
 
 /// Checks a campaign's log lines. `schedule` lines (faults) are quoted with each violation, up
@@ -141,6 +159,7 @@ pub fn check(lines: &[String], seed: u64) -> Report {
     let mut kills: Vec<(usize, u32)> = Vec::new();
     let mut faults: Vec<String> = Vec::new();
     let mut finals: BTreeSet<GroupPartition> = BTreeSet::new();
+    let mut suspects: Vec<Suspect> = Vec::new();
     let violation = |report: &mut Report, faults: &[String], index: usize, what: String| {
         let mut text = format!("VIOLATION seed={seed} line={} {what}", index + 1);
         let schedule = faults.iter().rev().take(8).rev().cloned().collect::<Vec<_>>().join("; ");
@@ -156,10 +175,14 @@ pub fn check(lines: &[String], seed: u64) -> Report {
             }
             Event::Killed { instance } => kills.push((index, instance)),
             Event::Revoked { instance, at } => partitions.entry(at).or_default().excuses.push((index, Some(instance))),
-            Event::Sought { at, .. } => partitions.entry(at).or_default().excuses.push((index, None)),
-            Event::Delivered { at, offset, .. } => {
+            Event::Sought { instance, at } => {
+                let state = partitions.entry(at).or_default();
+                state.excuses.push((index, None));
+                state.seeks.push((index, instance));
+            }
+            Event::Delivered { instance, at, offset, .. } => {
                 let state = partitions.entry(at.clone()).or_default();
-                state.last_delivery.insert(offset, index);
+                state.last_delivery.insert((offset, instance), index);
                 if state.delivered.insert(offset) {
                     if let Some(before) = state.first_delivered {
                         if offset < before {
@@ -179,59 +202,36 @@ pub fn check(lines: &[String], seed: u64) -> Report {
             }
             Event::Handled { instance, at, offset } | Event::Recovered { instance, at, offset } => {
                 let state = partitions.entry(at.clone()).or_default();
+                let delivered = state.last_delivery.get(&(offset, instance)).copied().unwrap_or(index);
                 match state.done.get(&offset).copied() {
                     None => {
-                        state.done.insert(offset, (instance, index));
+                        state.done.insert(offset, (instance, delivered));
                         while state.done.contains_key(&state.prefix) {
                             state.prefix += 1;
                         }
                     }
                     Some((first_instance, first_line)) => {
                         report.duplicates += 1;
-                        let killed = kills.iter().any(|(l, i)| *l > first_line && *i == first_instance);
-                        let excused =
-                            state.excuses.iter().any(|(l, i)| *l > first_line && i.is_none_or(|i| i == first_instance));
-                        let sought = state.excuses.iter().any(|(l, i)| *l > first_line && i.is_none());
-                        // Only what was not committed may be delivered again (a seek aside): a
-                        // delivery that began after a committed offset past it was read back
-                        // re-ran committed work.
-                        let redelivered_at = state.last_delivery.get(&offset).copied().unwrap_or(index);
+                        // Only what was not committed may be delivered again: a delivery that
+                        // began after a committed offset past it was read back re-ran committed
+                        // work. Judged at the end, with the other duplicates: a revocation (or
+                        // loss) can be told after the fact.
                         let committed_past = state
                             .commits
                             .iter()
-                            .find(|(l, c)| *l > first_line && *l < redelivered_at && *c > offset)
+                            .find(|(l, c)| *l > first_line && *l < delivered && *c > offset)
                             .copied();
-                        if let (Some((line, committed)), false) = (committed_past, sought) {
-                            violation(
-                                &mut report,
-                                &faults,
-                                index,
-                                format!(
-                                    "committed work redone: {} {}-{} offset {offset} delivered again (line {}) \
-                                     after committed offset {committed} was read back (line {})",
-                                    at.0,
-                                    at.1,
-                                    at.2,
-                                    redelivered_at + 1,
-                                    line + 1
-                                ),
-                            );
-                        } else if !killed && !excused {
-                            violation(
-                                &mut report,
-                                &faults,
-                                index,
-                                format!(
-                                    "duplicate: {} {}-{} offset {offset} handled again by instance {instance} \
-                                     (first by instance {first_instance} at line {}), with no kill, revocation \
-                                     or seek in between",
-                                    at.0,
-                                    at.1,
-                                    at.2,
-                                    first_line + 1
-                                ),
-                            );
-                        }
+                        suspects.push(Suspect {
+                            index,
+                            faults: faults.len(),
+                            at: at.clone(),
+                            offset,
+                            instance,
+                            delivered,
+                            first_instance,
+                            first_line,
+                            committed_past,
+                        });
                     }
                 }
             }
@@ -276,6 +276,55 @@ pub fn check(lines: &[String], seed: u64) -> Report {
                     );
                 }
             }
+        }
+    }
+    for suspect in suspects {
+        let Suspect { index, at, offset, instance, delivered, first_instance, first_line, .. } = &suspect;
+        let excuses = partitions.get(at).map(|s| s.excuses.as_slice()).unwrap_or_default();
+        // Excused: the first handler's instance killed, or the partition revoked from (or lost
+        // by) it, after it got the record; or revoked from this one after it got the record (a
+        // consumer that lost the partition while its handler ran finishes it, and is told after);
+        // or a seek from outside.
+        let killed = kills.iter().any(|(l, i)| l > first_line && i == first_instance);
+        let excused = excuses.iter().any(|(l, i)| match i {
+            None => l > first_line,
+            Some(i) => (i == first_instance && l > first_line) || (i == instance && l > delivered),
+        });
+        // A consumer that lost the partition while its handler ran (a zombie: Kafka fences its
+        // commits, not its handler) may redo even committed work; nothing else may.
+        let zombie = excuses.iter().any(|(l, i)| *i == Some(*instance) && l > delivered);
+        let seeks = partitions.get(at).map(|s| s.seeks.as_slice()).unwrap_or_default();
+        let sought = excuses.iter().any(|(l, i)| i.is_none() && l > first_line)
+            || seeks.iter().any(|(l, i)| i == instance && l < delivered);
+        if let (Some((line, committed)), false, false) = (suspect.committed_past, zombie, sought) {
+            violation(
+                &mut report,
+                &faults[..suspect.faults],
+                *index,
+                format!(
+                    "committed work redone: {} {}-{} offset {offset} delivered again (line {}) after committed \
+                     offset {committed} was read back (line {})",
+                    at.0,
+                    at.1,
+                    at.2,
+                    delivered + 1,
+                    line + 1
+                ),
+            );
+        } else if !killed && !excused && !sought {
+            violation(
+                &mut report,
+                &faults[..suspect.faults],
+                *index,
+                format!(
+                    "duplicate: {} {}-{} offset {offset} handled again by instance {instance} (first by instance \
+                     {first_instance}, delivered at line {}), with no kill, revocation or seek after the deliveries",
+                    at.0,
+                    at.1,
+                    at.2,
+                    first_line + 1
+                ),
+            );
         }
     }
     if finals.is_empty() {
@@ -435,6 +484,18 @@ mod tests {
         // Another instance's revocation does not excuse it.
         let report = check(&lines(&[d(1, 0), a(1, 0), Event::Revoked { instance: 3, at: gp() }, d(2, 0), a(2, 0)]), 7);
         assert!(report.violations.iter().any(|v| v.contains("duplicate")), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn a_revocation_between_delivery_and_acknowledgment_excuses_the_duplicate() {
+        // Delivered to 1, revoked from 1, acknowledged late by 1 (stale), handled again by 2.
+        let revoked = Event::Revoked { instance: 1, at: gp() };
+        let report = check(&lines(&[d(1, 0), revoked, a(1, 0), d(2, 0), a(2, 0), end(1, 1)]), 7);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
+        // 1 lost the partition while handling; 2 handled it first; 1 finished and was told later.
+        let lost = Event::Revoked { instance: 1, at: gp() };
+        let report = check(&lines(&[d(1, 0), d(2, 0), a(2, 0), a(1, 0), lost, end(1, 1)]), 7);
+        assert!(report.violations.is_empty(), "{:?}", report.violations);
     }
 
     #[test]
