@@ -57,6 +57,29 @@ fn factory_on(bootstrap: &str) -> kafka_listener::ContainerFactoryBuilder {
         .fold(ContainerFactory::builder().bootstrap_servers(bootstrap), |factory, (key, value)| factory.set(key, value))
 }
 
+/// Starts listener `id` on `topic` in `group`, collecting the payloads it handles.
+async fn start_collecting(
+    factory: kafka_listener::ContainerFactoryBuilder,
+    id: &str,
+    topic: &str,
+    group: &str,
+) -> (RunningListeners, Arc<Mutex<Vec<String>>>) {
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory.build().unwrap())
+        .register(
+            Endpoint::new(id)
+                .topic(topic)
+                .group(group)
+                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
+        )
+        .start()
+        .await
+        .unwrap();
+    (running, seen)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quickstart_flow_on_a_real_broker() {
     let Some(bootstrap) = real_broker() else { return };
@@ -223,19 +246,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     let plain = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
     plain.send(&output, "END").partition(0).await.unwrap();
     let reader = factory_on(&bootstrap).set("isolation.level", "read_committed");
-    let read: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = read.clone();
-    let reading = ListenerRegistry::empty()
-        .with_default_factory(reader.build().unwrap())
-        .register(
-            Endpoint::new("reader")
-                .topic(output.clone())
-                .group(format!("reader-{run}"))
-                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
-        )
-        .start()
-        .await
-        .unwrap();
+    let (reading, read) = start_collecting(reader, "reader", &output, &format!("reader-{run}")).await;
     while !read.lock().unwrap().iter().any(|t| t == "END") {
         assert!(std::time::Instant::now() < deadline, "read_committed output: {:?}", read.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -365,19 +376,7 @@ async fn a_topic_created_after_start_is_picked_up_within_seconds() {
     let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     let topic = format!("late-{run}");
     let factory = factory_on(&bootstrap).missing_topics_fatal(false);
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory.build().unwrap())
-        .register(
-            Endpoint::new("late")
-                .topic(topic.as_str())
-                .group(topic.as_str())
-                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
-        )
-        .start()
-        .await
-        .unwrap();
+    let (running, seen) = start_collecting(factory, "late", &topic, &topic).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let broker = Broker::External(bootstrap.clone());
     broker.create_topic(&topic, 1).await.unwrap();

@@ -145,14 +145,17 @@ impl Admin {
 
     /// Creates topics (name, partitions; replication factor 1) unless they exist, in one request.
     ///
-    /// On an [`EmbeddedKafka`](crate::EmbeddedKafka) of this process (librdkafka's mock cluster
-    /// answers no CreateTopics request) the topics are created on the cluster directly.
+    /// On an `EmbeddedKafka` of this process (librdkafka's mock cluster answers no CreateTopics
+    /// request) the topics are created on the cluster directly.
     ///
     /// # Errors
     /// When the broker refuses or does not answer in time.
     pub async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
-        let bootstrap = self.properties.get("bootstrap.servers").unwrap_or_default();
-        if let Some(created) = crate::embedded::create_topics_in_process(bootstrap, topics) {
+        #[cfg(feature = "embedded")]
+        if let Some(created) = crate::embedded::create_topics_in_process(
+            self.properties.get("bootstrap.servers").unwrap_or_default(),
+            topics,
+        ) {
             return created;
         }
         let admin: AdminClient<DefaultClientContext> =
