@@ -206,9 +206,7 @@ pub fn check(lines: &[String], seed: u64) -> Report {
                 match state.done.get(&offset).copied() {
                     None => {
                         state.done.insert(offset, (instance, delivered));
-                        while state.done.contains_key(&state.prefix) {
-                            state.prefix += 1;
-                        }
+                        state.prefix = prefix_from(state.prefix, |o| state.done.contains_key(&o));
                     }
                     Some((first_instance, first_line)) => {
                         report.duplicates += 1;
@@ -347,15 +345,15 @@ pub fn handled_prefixes(lines: &[String]) -> HashMap<GroupPartition, i64> {
             done.entry(at).or_default().insert(offset);
         }
     }
-    done.into_iter()
-        .map(|(at, offsets)| {
-            let mut prefix = 0;
-            while offsets.contains(&prefix) {
-                prefix += 1;
-            }
-            (at, prefix)
-        })
-        .collect()
+    done.into_iter().map(|(at, offsets)| (at, prefix_from(0, |o| offsets.contains(&o)))).collect()
+}
+
+/// The end of the contiguous run of done offsets that starts at `from`.
+fn prefix_from(mut from: i64, done: impl Fn(i64) -> bool) -> i64 {
+    while done(from) {
+        from += 1;
+    }
+    from
 }
 
 /// A small seeded generator (SplitMix64): the same seed gives the same fault schedule.
