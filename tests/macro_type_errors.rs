@@ -52,6 +52,16 @@ fn cases() -> Vec<(&'static str, Vec<Expected>)> {
             }],
         ),
         (
+            "anyhow_return",
+            vec![Expected {
+                message: "a kafka listener cannot return `Result<(), anyhow::Error>`",
+                line: 5,
+                span: "anyhow::Result<()>",
+                label: "",
+                notes: &["for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::new)?`"],
+            }],
+        ),
+        (
             "option_of_non_nullable",
             vec![Expected {
                 message: "`Option<kafka_listener::Meta>` is not a record listener parameter",
@@ -107,7 +117,7 @@ fn scratch_package(root: &Path, dir: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let mut manifest = format!(
         "[package]\nname = \"kafka-listener-type-errors\"\nversion = \"0.0.0\"\nedition = \"2021\"\npublish = false\n\n\
-         [workspace]\n\n[dependencies]\nkafka-listener = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\n\
+         [workspace]\n\n[dependencies]\nkafka-listener = {{ path = {:?} }}\nserde = {{ version = \"1\", features = [\"derive\"] }}\nanyhow = \"1\"\n\
          kafka-listener-suite = {{ path = {:?}, default-features = false }}\n",
         root.join("kafka-listener"),
         root

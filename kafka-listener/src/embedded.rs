@@ -51,7 +51,10 @@ static LIVE: Mutex<Vec<(String, Weak<BaseProducer>)>> = Mutex::new(Vec::new());
 /// Creates `topics` (name, partitions) on the embedded cluster of this process at
 /// `bootstrap_servers`, skipping those that exist; `None` when no live embedded cluster has
 /// those bootstrap servers (a real broker: create them through the admin API).
-pub(crate) fn create_topics_in_process(bootstrap_servers: &str, topics: &[(&str, i32)]) -> Option<Result<()>> {
+pub(crate) fn create_topics_in_process(
+    bootstrap_servers: &str,
+    topics: &[crate::support::NewTopic],
+) -> Option<Result<()>> {
     let producer = LIVE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
@@ -59,9 +62,18 @@ pub(crate) fn create_topics_in_process(bootstrap_servers: &str, topics: &[(&str,
         .find(|(servers, _)| servers == bootstrap_servers)
         .and_then(|(_, cluster)| cluster.upgrade())?;
     let cluster = producer.client().mock_cluster()?;
-    Some(topics.iter().try_for_each(|(name, partitions)| match cluster.create_topic(name, *partitions, 1) {
-        Ok(()) | Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
-        Err(error) => Err(Error::kafka(format!("creating topic `{name}` on the embedded cluster"), error)),
+    Some(topics.iter().try_for_each(|topic| {
+        let (name, replication) = (topic.name(), topic.replication().map_or(1, i32::from));
+        match cluster.create_topic(name, topic.partitions(), replication) {
+            Ok(()) | Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
+            Err(error) => Err(Error::kafka(
+                format!(
+                    "creating topic `{name}` ({} partitions, replication factor {replication}) on the embedded cluster",
+                    topic.partitions()
+                ),
+                error,
+            )),
+        }
     }))
 }
 

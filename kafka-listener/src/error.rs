@@ -52,6 +52,14 @@ pub enum Error {
         /// The partition.
         partition: i32,
     },
+    /// A wait of the test utilities (`kafka_listener::test`) ran out of time.
+    #[error("timed out after {waited:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited, and what was seen last.
+        what: String,
+        /// How long it was awaited.
+        waited: std::time::Duration,
+    },
     /// No listener with this id is registered.
     #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()`")]
     UnknownListener(String),

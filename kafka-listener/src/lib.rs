@@ -40,6 +40,27 @@
 //! }
 //! ```
 //!
+//! # Choosing an ack mode
+//!
+//! Every ack mode commits a record's offset only after its handler returned (or the error handler
+//! recovered it), so "commit after my database transaction" needs no special mode: commit the
+//! database transaction inside the handler and return `Ok`; the offset is committed after that. What
+//! the modes change is *when* the offsets of finished records reach Kafka, and so how much work is
+//! delivered again after a crash (Kafka's delivery is at least once: make handlers idempotent, e.g.
+//! an upsert keyed by the record's id, or by topic-partition-offset).
+//!
+//! | You want | Ack mode |
+//! |---|---|
+//! | The usual case: handle records in order, commit after each poll's records | `AckMode::Batch` (the default) |
+//! | As little redelivery as possible after a crash, at one commit per record | `AckMode::Record` |
+//! | Fewer commits on a busy topic | `AckMode::Time`, `Count` or `CountTime` (`ack_time`, `ack_count`) |
+//! | Work that finishes after the handler returns (spawned tasks, a pipeline): commit when it is done | `AckMode::Manual` (commit on the next poll) or `ManualImmediate` (commit at once), with an `Acknowledgment` argument; out-of-order acks commit the contiguous prefix |
+//! | Records written to other topics and the offsets committed together, all or nothing | any mode, with the factory's `transactional_template` |
+//! | Exactly once into a database | store the next offset in the same database transaction, and start from it in `on_partitions_assigned` (then ack mode hardly matters) |
+//!
+//! Retries are independent of the ack mode: a failed record is retried by the error handler before
+//! anything after it is committed.
+//!
 //! The layers follow spring-kafka's: [`registry`] (annotated and code-built endpoints),
 //! [`config`] (factories, ack modes), [`container`] (consumers and poll loops), [`ack`]
 //! (acknowledgments, offset tracking), [`error_handler`], [`extract`] and [`handler`] (the
@@ -61,6 +82,8 @@ pub mod handler;
 pub mod producer;
 pub mod registry;
 pub mod support;
+#[cfg(feature = "test-utils")]
+pub mod test;
 
 pub use ack::Acknowledgment;
 pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism, SecuritySettings};
@@ -73,10 +96,10 @@ pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Met
 pub use handler::{BatchInterceptor, BatchListenerFailed, ListenerError, ListenerFailure, RecordInterceptor};
 pub use kafka_listener_macros::kafka_listener;
 pub use producer::{
-    DefaultPartitioner, KafkaTemplate, Partitioner, RecordMetadata, ReplyingTemplate, RoundRobinPartitioner,
-    UniformStickyPartitioner,
+    DefaultPartitioner, Delivery, KafkaTemplate, Partitioner, RecordMetadata, ReplyingTemplate, RoundRobinPartitioner,
+    SendResults, UniformStickyPartitioner,
 };
-pub use registry::{Endpoint, ListenerRegistry, ListenerType, RunningListeners};
+pub use registry::{shutdown_signal, Endpoint, ListenerRegistry, ListenerType, RunningListeners, ShutdownSignal};
 
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
@@ -86,12 +109,14 @@ pub mod prelude {
     };
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
+    pub use crate::support::NewTopic;
     pub use crate::{
         kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
         ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,
         FromBatch, FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta,
         OptionalFromRecord, Record, RecordInterceptor, RunningListeners, SecuritySettings, State,
     };
+    pub use crate::{shutdown_signal, Delivery, SendResults};
 }
 
 /// What `#[kafka_listener]` expands to refers to. Not a public API.

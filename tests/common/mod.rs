@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use kafka_listener::support::Admin;
 use kafka_listener::{AckMode, ContainerFactory, EmbeddedKafka};
 
 /// Logs to the test output when RUST_LOG is set.
@@ -16,14 +15,10 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// A fresh embedded cluster with the given topics.
+/// A fresh embedded cluster with the given topics (`kafka_listener::test::embedded_kafka`).
 pub fn embedded(topics: &[(&str, i32)]) -> EmbeddedKafka {
     init_tracing();
-    let kafka = EmbeddedKafka::start(1).expect("embedded kafka");
-    for (topic, partitions) in topics {
-        kafka.create_topic(topic, *partitions).expect("create topic");
-    }
-    kafka
+    kafka_listener::test::embedded_kafka(topics).expect("embedded kafka with its topics")
 }
 
 /// A factory on this cluster with the given ack mode.
@@ -72,14 +67,15 @@ pub async fn wait_until_async<F: Future<Output = bool>>(
     }
 }
 
-/// The committed offsets of `group` on `topic`, read back from the broker.
+/// The committed offsets of `group` on `topic`, read back from the broker
+/// (`kafka_listener::test::committed_offsets`); partitions without a commit are left out.
 pub async fn committed(bootstrap: &str, group: &str, topic: &str) -> BTreeMap<i32, i64> {
-    let admin = Admin::new(bootstrap);
-    let (group, topic) = (group.to_string(), topic.to_string());
-    tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic))
+    kafka_listener::test::committed_offsets(bootstrap, group, topic)
         .await
-        .expect("join")
         .expect("committed offsets")
+        .into_iter()
+        .filter_map(|(partition, offset)| offset.map(|o| (partition, o)))
+        .collect()
 }
 
 /// Waits until the committed offsets of `group` on `topic` equal `expected`.

@@ -200,6 +200,14 @@ impl ContainerContext {
             }
             match self.shared.commit(consumer, true, Selection::Partitions(tpl)) {
                 Ok(()) => committed = true,
+                // The group is rebalancing (the broker refuses commits then), but an earlier
+                // asynchronous commit whose answer has not been polled yet may have landed
+                // already: then nothing is left to commit, and nothing to warn of.
+                Err(error) if self.broker_has_processed(consumer, tpl) => {
+                    committed = true;
+                    tracing::debug!(listener, partitions = %describe(tpl), %error,
+                        "the commit at revocation was refused, but the group has the processed offsets already");
+                }
                 Err(error) => tracing::warn!(listener, partitions = %describe(tpl), %error,
                     "could not commit before the partitions were revoked; the listener's next consumer of each partition commits them"),
             }
@@ -220,6 +228,29 @@ impl ContainerContext {
         drop(offsets);
         self.shared.generation.fetch_add(1, Ordering::AcqRel);
         tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");
+    }
+
+    /// Whether the group's committed offsets (read from the broker, 2 s at most) are at or past
+    /// what this consumer processed in each partition of `tpl`.
+    fn broker_has_processed(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) -> bool {
+        let wanted: Vec<(String, i32, i64)> = {
+            let offsets = self.shared.offsets();
+            tpl.elements()
+                .iter()
+                .filter_map(|e| offsets.uncommitted(e.topic(), e.partition()).map(|(next, _)| (e.topic().to_string(), e.partition(), next)))
+                .collect()
+        };
+        if wanted.is_empty() {
+            return true;
+        }
+        let Ok(committed) = consumer.committed_offsets(tpl.clone(), std::time::Duration::from_secs(2)) else {
+            return false;
+        };
+        wanted.iter().all(|(topic, partition, next)| {
+            committed
+                .find_partition(topic, *partition)
+                .is_some_and(|e| matches!(e.offset(), rdkafka::Offset::Offset(o) if o >= *next))
+        })
     }
 
     /// Before partitions are assigned: those with offsets handed over by a consumer of the

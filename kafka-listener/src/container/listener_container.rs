@@ -260,6 +260,14 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
         if plan.replay.is_none() {
             super::missing_topics::watch(shared.clone(), &plan.subscription, &plan.runtime);
         }
+        if index == 0 && plan.replay.is_none() {
+            // Until the group's first rebalance completes nothing else is logged, which can take
+            // tens of seconds: say what the consumers wait for, once per listener.
+            let group = plan.client_config.get("group.id").unwrap_or_default();
+            let session_timeout = plan.client_config.get("session.timeout.ms").unwrap_or("45000 (librdkafka's default)");
+            tracing::info!(listener, group, topics = ?plan.subscription, consumers = arrival.siblings.total,
+                "joining the consumer group; partitions are assigned once the group coordinator has every member (a broker may wait up to session.timeout.ms = {session_timeout} ms for members that left; lower session.timeout.ms for faster joins)");
+        }
     }
     // A replay finds where its window starts and ends before its partitions are assigned.
     let replay = match plan.replay.as_deref().map(|r| replay_window(plan, r, &consumer, index, arrival.siblings.total))

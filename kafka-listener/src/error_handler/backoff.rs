@@ -18,6 +18,17 @@ pub struct FixedBackOff {
     pub max_retries: u32,
 }
 
+impl FixedBackOff {
+    /// Retries without limit (Spring's `FixedBackOff.UNLIMITED_ATTEMPTS`).
+    pub const UNLIMITED_RETRIES: u32 = u32::MAX;
+
+    /// Retries for ever, waiting `interval` before each retry: for failures that pass (a
+    /// database or service that is down), not for bad data.
+    pub fn unlimited(interval: Duration) -> Self {
+        FixedBackOff { interval, max_retries: Self::UNLIMITED_RETRIES }
+    }
+}
+
 impl Default for FixedBackOff {
     fn default() -> Self {
         FixedBackOff { interval: Duration::ZERO, max_retries: 9 }
@@ -26,7 +37,7 @@ impl Default for FixedBackOff {
 
 impl BackOff for FixedBackOff {
     fn next(&self, retry: u32, _elapsed: Duration) -> Option<Duration> {
-        (retry <= self.max_retries).then_some(self.interval)
+        (self.max_retries == Self::UNLIMITED_RETRIES || retry <= self.max_retries).then_some(self.interval)
     }
 }
 

@@ -135,10 +135,14 @@ pub trait ErrorHandler: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct DefaultErrorHandler {
     backoff: Arc<dyn BackOff>,
+    backoff_function: Option<BackOffFunction>,
     recoverer: Arc<dyn Recoverer>,
     recovery_retry_interval: Duration,
     not_retryable: Vec<Classifier>,
 }
+
+/// Picks the back-off of one failure (`None`: the handler's default).
+type BackOffFunction = Arc<dyn Fn(&Record<'_>, &ListenerFailure) -> Option<Arc<dyn BackOff>> + Send + Sync>;
 
 /// Says whether a failure belongs to a class (e.g. not retryable).
 type Classifier = Arc<dyn Fn(&ListenerFailure) -> bool + Send + Sync>;
@@ -153,6 +157,7 @@ impl Default for DefaultErrorHandler {
     fn default() -> Self {
         DefaultErrorHandler {
             backoff: Arc::new(FixedBackOff::default()),
+            backoff_function: None,
             recoverer: Arc::new(LoggingRecoverer),
             recovery_retry_interval: Duration::from_secs(1),
             not_retryable: Vec::new(),
@@ -169,6 +174,50 @@ impl DefaultErrorHandler {
     /// The back-off between retries.
     pub fn backoff(mut self, backoff: impl BackOff) -> Self {
         self.backoff = Arc::new(backoff);
+        self
+    }
+
+    /// Chooses the back-off per record and failure (Spring's `setBackOffFunction`): the function
+    /// is asked at every failure, and its `None` means the handler's [`backoff`](Self::backoff).
+    /// The retry count goes on across failures of one record whatever back-off each picks.
+    ///
+    /// The pattern it exists for: retry a transient failure (a database that is down) for ever,
+    /// so that valid records wait for the database instead of being dead-lettered after retries
+    /// meant for bad data, and fail fast on bad data:
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use kafka_listener::error_handler::{BackOff, ExponentialBackOff, FixedBackOff};
+    /// use kafka_listener::{DefaultErrorHandler, ListenerFailure};
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("database unavailable")]
+    /// struct DatabaseDown;
+    ///
+    /// let transient: Arc<dyn BackOff> = Arc::new(ExponentialBackOff {
+    ///     initial: Duration::from_millis(500),
+    ///     max_interval: Duration::from_secs(30),
+    ///     max_retries: None, // for ever: the partition waits, the group is kept
+    ///     ..ExponentialBackOff::default()
+    /// });
+    /// let handler = DefaultErrorHandler::new()
+    ///     .backoff(FixedBackOff { interval: Duration::from_millis(100), max_retries: 2 }) // bad data
+    ///     .backoff_function(move |_record, failure| match failure {
+    ///         ListenerFailure::Handler(e) if e.as_error().is::<DatabaseDown>() => Some(transient.clone()),
+    ///         _ => None,
+    ///     });
+    /// # let _ = handler;
+    /// ```
+    ///
+    /// While a record is retried its partition is paused and the consumer keeps polling, so a
+    /// long outage does not exceed `max.poll.interval.ms`; what was handled before the record is
+    /// committed first.
+    pub fn backoff_function(
+        mut self,
+        function: impl Fn(&Record<'_>, &ListenerFailure) -> Option<Arc<dyn BackOff>> + Send + Sync + 'static,
+    ) -> Self {
+        self.backoff_function = Some(Arc::new(function));
         self
     }
 
@@ -197,11 +246,21 @@ impl DefaultErrorHandler {
         self
     }
 
-    fn retry(&self, failure: &ListenerFailure, attempt: u32, elapsed: Duration) -> Option<ErrorDecision> {
+    fn retry(
+        &self,
+        record: Option<&Record<'_>>,
+        failure: &ListenerFailure,
+        attempt: u32,
+        elapsed: Duration,
+    ) -> Option<ErrorDecision> {
         if !failure.is_retryable() || self.not_retryable.iter().any(|classify| classify(failure)) {
             return None;
         }
-        self.backoff.next(attempt, elapsed).map(ErrorDecision::Retry)
+        let chosen = match (&self.backoff_function, record) {
+            (Some(choose), Some(record)) => choose(record, failure),
+            _ => None,
+        };
+        chosen.as_deref().unwrap_or(&*self.backoff).next(attempt, elapsed).map(ErrorDecision::Retry)
     }
 
     fn recover(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
@@ -218,7 +277,7 @@ impl DefaultErrorHandler {
 
 impl ErrorHandler for DefaultErrorHandler {
     fn handle_record(&self, failed: &FailedRecord<'_>) -> ErrorDecision {
-        if let Some(retry) = self.retry(failed.failure, failed.attempt, failed.elapsed) {
+        if let Some(retry) = self.retry(Some(failed.record), failed.failure, failed.attempt, failed.elapsed) {
             tracing::debug!(listener = failed.listener_id, topic = failed.record.topic(), partition = failed.record.partition(),
                 offset = failed.record.offset(), attempt = failed.attempt, error = %failed.failure, "listener failed; retrying");
             return retry;
@@ -227,7 +286,8 @@ impl ErrorHandler for DefaultErrorHandler {
     }
 
     fn handle_batch(&self, failed: &FailedBatch<'_>) -> ErrorDecision {
-        if let Some(retry) = self.retry(failed.failure, failed.attempt, failed.elapsed) {
+        // A batch's back-off is chosen for its first record.
+        if let Some(retry) = self.retry(failed.records.first(), failed.failure, failed.attempt, failed.elapsed) {
             return retry;
         }
         ErrorDecision::recover_each(failed.records.len(), |i| self.recover(&failed.for_record(&failed.records[i])))

@@ -30,7 +30,7 @@ impl fmt::Display for RecordPart {
 ///
 /// It carries where the record is and the cause; the error handler gets it and does not retry it.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot convert the {part} of {topic}-{partition}@{offset} into `{target}`: {source}")]
+#[error("cannot convert the {part} of {topic}-{partition}@{offset} into `{}`: {source}", short_path(target))]
 pub struct ConversionError {
     /// The record's topic.
     pub topic: String,
@@ -40,7 +40,8 @@ pub struct ConversionError {
     pub offset: i64,
     /// What was being read.
     pub part: RecordPart,
-    /// The type being built.
+    /// The type being built, with its module paths (`kafka_listener::extract::payload::Json<app::Order>`);
+    /// messages show it without them (`Json<Order>`).
     pub target: &'static str,
     /// Why it failed.
     #[source]
@@ -79,7 +80,11 @@ impl ConversionError {
 /// `T`'s name without module paths, as a user writes it (`Json<Order>`, not
 /// `kafka_listener::extract::payload::Json<app::Order>`).
 pub(crate) fn short_type_name<T>() -> String {
-    let full = std::any::type_name::<T>();
+    short_path(std::any::type_name::<T>())
+}
+
+/// A type name without module paths.
+pub(crate) fn short_path(full: &str) -> String {
     let mut short = String::with_capacity(full.len());
     let mut ident_start = 0;
     let mut chars = full.chars().peekable();

@@ -13,6 +13,13 @@ pub struct ListenerError {
 }
 
 impl ListenerError {
+    /// An error from anything that converts into a boxed error: an `anyhow::Error`
+    /// (`.map_err(ListenerError::new)?`), a `String`, a `Box<dyn Error>`. For a
+    /// `std::error::Error`, `?` and `From` do it.
+    pub fn new(error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
+        ListenerError { inner: error.into(), retryable: true }
+    }
+
     /// An error with just a message.
     pub fn msg(message: impl fmt::Display) -> Self {
         ListenerError { inner: message.to_string().into(), retryable: true }
@@ -139,7 +146,8 @@ pub enum HandlerOutput {
 #[diagnostic::on_unimplemented(
     message = "a kafka listener cannot return `{Self}`",
     note = "return () or Result<(), E> where E: std::error::Error + Send + Sync + 'static (or ListenerError)",
-    note = "a listener that replies returns a Payload (Json<T>, String, Vec<u8>, ...) or Result<Payload, E>"
+    note = "a listener that replies returns a Payload (Json<T>, String, Vec<u8>, ...) or Result<Payload, E>",
+    note = "for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::new)?`"
 )]
 pub trait IntoListenerResult {
     /// Whether the handler returns a value to publish as a reply.

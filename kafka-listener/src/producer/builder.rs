@@ -212,6 +212,8 @@ impl KafkaTemplateBuilder {
                 partition_counts: Default::default(),
                 transactional,
                 transaction_lock: Default::default(),
+                backlog: Default::default(),
+                backlog_len: Default::default(),
             }),
         })
     }

@@ -1,6 +1,7 @@
 //! Producing: `KafkaTemplate` (Spring's KafkaTemplate) and Java-compatible partitioners.
 
 mod builder;
+mod delivery;
 pub mod headers;
 mod partitioner;
 mod payload;
@@ -13,4 +14,5 @@ pub use partitioner::{
 };
 pub use payload::Payload;
 pub use replying::ReplyingTemplate;
-pub use template::{KafkaTemplate, NoKey, ProducerListener, RecordMetadata, SendRecord};
+pub use delivery::Delivery;
+pub use template::{KafkaTemplate, NoKey, ProducerListener, RecordMetadata, SendRecord, SendResults};

@@ -1,16 +1,15 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, IntoFuture};
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{FutureProducer, Producer};
 use tokio::sync::OnceCell;
 
+use super::delivery::{Delivery, Prepared};
 use super::{KafkaTemplateBuilder, Partitioner, Payload};
 use crate::config::Properties;
 use crate::error::{Error, Result};
@@ -18,10 +17,10 @@ use crate::error::{Error, Result};
 /// Where the broker stored a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordMetadata {
-    topic: String,
-    partition: i32,
-    offset: i64,
-    timestamp: Option<i64>,
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) offset: i64,
+    pub(crate) timestamp: Option<i64>,
 }
 
 impl RecordMetadata {
@@ -95,6 +94,10 @@ pub(crate) struct TemplateInner {
     pub(crate) transactional: bool,
     /// One transaction at a time per producer.
     pub(crate) transaction_lock: tokio::sync::Mutex<()>,
+    /// Records that could not be queued at once, served in order by one task.
+    pub(crate) backlog: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<super::delivery::Backlogged>>,
+    /// How many records wait in the backlog (sends queue directly only when none does).
+    pub(crate) backlog_len: std::sync::atomic::AtomicUsize,
 }
 
 impl fmt::Debug for KafkaTemplate {
@@ -118,8 +121,15 @@ impl Payload for NoKey {
     }
 }
 
-/// A record being sent: add a key, partition, headers or timestamp, then `.await` it.
-#[must_use = "a record is sent when awaited"]
+/// A record being sent: add a key, partition, headers or timestamp, then `.await` it for the
+/// broker's [`RecordMetadata`], or [`queue`](Self::queue) it to go on without waiting.
+///
+/// The record is queued in the producer when it is awaited or queued (not when the first poll of
+/// a future gets to it): records are queued in the order of those calls, and a loop that queues
+/// each record and awaits the deliveries afterwards sends them in batches (see
+/// [`KafkaTemplate::send_all`]). Awaiting each send before the next one waits a round trip
+/// (plus `linger.ms`) per record.
+#[must_use = "a record is sent when awaited or queued (.queue())"]
 pub struct SendRecord<'t, P, K = NoKey> {
     template: &'t KafkaTemplate,
     topic: Option<&'t str>,
@@ -178,21 +188,51 @@ impl<'t, P, K> SendRecord<'t, P, K> {
     }
 }
 
-impl<'t, P: Payload + Send + 't, K: Payload + Send + 't> IntoFuture for SendRecord<'t, P, K> {
+impl<P: Payload, K: Payload> IntoFuture for SendRecord<'_, P, K> {
     type Output = Result<RecordMetadata>;
-    type IntoFuture = Pin<Box<dyn Future<Output = Result<RecordMetadata>> + Send + 't>>;
+    type IntoFuture = Delivery;
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(async move {
-            let (template, topic) = (self.template, self.topic);
-            let result = self.deliver().await;
-            if let Some(listener) = &template.inner.listener {
-                match &result {
-                    Ok(metadata) => listener.on_success(metadata),
-                    Err(error) => listener.on_error(topic.unwrap_or_default(), error),
-                }
-            }
-            result
+    /// Queues the record (as [`queue`](SendRecord::queue)); the future reports its delivery.
+    fn into_future(self) -> Delivery {
+        self.queue()
+    }
+}
+
+impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
+    /// Serializes the record and queues it in the producer now (Spring's `send()`), returning
+    /// its [`Delivery`]: await it for the [`RecordMetadata`], or drop it (the record is still
+    /// delivered and its outcome goes to the template's [`ProducerListener`]).
+    ///
+    /// Never waits: when librdkafka's queue is full (`queue.buffering.max.messages`, 100,000
+    /// records by default) or the partitioner needs the topic's partition count first, the record
+    /// waits in the template, in order with the records sent after it, for up to the send timeout.
+    /// Awaiting deliveries bounds how many records wait.
+    ///
+    /// # Errors
+    /// The delivery resolves to [`Error::Serialization`] when the key or value does not
+    /// serialize, [`Error::NoDefaultTopic`] for `send_default` on a template without one, and the
+    /// errors of the broker's answer ([`Error::UnknownTopic`], [`Error::MessageTooLarge`],
+    /// [`Error::SendTimeout`], ...).
+    pub fn queue(self) -> Delivery {
+        let inner = &self.template.inner;
+        match self.prepare() {
+            Ok(prepared) => Delivery::queue(inner, prepared),
+            Err(error) => Delivery::failed(inner, self.topic.unwrap_or_default(), error),
+        }
+    }
+
+    /// The record, serialized.
+    fn prepare(&self) -> Result<Prepared> {
+        let topic = self.topic.ok_or(Error::NoDefaultTopic)?;
+        let value = self.payload.to_bytes().map_err(|e| serialization(topic, "value", e))?;
+        let key = self.key.to_bytes().map_err(|e| serialization(topic, "key", e))?;
+        Ok(Prepared {
+            topic: topic.to_string(),
+            key: key.map(std::borrow::Cow::into_owned),
+            value: value.map(std::borrow::Cow::into_owned),
+            partition: self.partition,
+            timestamp: self.timestamp,
+            headers: (!self.headers.is_empty()).then(|| owned_headers(&self.headers)),
         })
     }
 }
@@ -238,49 +278,6 @@ fn add_raw_header(headers: &OwnedHeaders, name: &[u8], value: Option<&[u8]>) {
 
 fn serialization(topic: &str, part: &'static str, source: BoxError) -> Error {
     Error::Serialization { topic: topic.to_string(), part, source }
-}
-
-impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
-    async fn deliver(self) -> Result<RecordMetadata> {
-        let inner = &self.template.inner;
-        let topic = self.topic.ok_or(Error::NoDefaultTopic)?;
-        let value = self.payload.to_bytes().map_err(|e| serialization(topic, "value", e))?;
-        let key = self.key.to_bytes().map_err(|e| serialization(topic, "key", e))?;
-        let partition = match (self.partition, &inner.partitioner) {
-            (Some(partition), _) => Some(partition),
-            (None, Some(partitioner)) => {
-                let count = self.template.partition_count(topic).await?;
-                Some(partitioner.partition(topic, key.as_deref(), value.as_deref(), count))
-            }
-            (None, None) => None,
-        };
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
-        if let Some(value) = value.as_deref() {
-            record = record.payload(value);
-        }
-        if let Some(key) = key.as_deref() {
-            record = record.key(key);
-        }
-        if let Some(partition) = partition {
-            record = record.partition(partition);
-        }
-        if let Some(timestamp) = self.timestamp {
-            record = record.timestamp(timestamp);
-        }
-        if !self.headers.is_empty() {
-            record = record.headers(owned_headers(&self.headers));
-        }
-        let size = value.as_deref().map_or(0, <[u8]>::len) + key.as_deref().map_or(0, <[u8]>::len);
-        match inner.producer.send(record, Timeout::After(inner.send_timeout)).await {
-            Ok(delivery) => Ok(RecordMetadata {
-                topic: topic.to_string(),
-                partition: delivery.partition,
-                offset: delivery.offset,
-                timestamp: delivery.timestamp.to_millis(),
-            }),
-            Err((error, _)) => Err(self.template.send_error(topic, size, error)),
-        }
-    }
 }
 
 impl KafkaTemplate {
@@ -396,6 +393,87 @@ impl KafkaTemplate {
     /// # Errors
     /// When the topic does not exist or its metadata cannot be read.
     pub async fn partition_count(&self, topic: &str) -> Result<i32> {
+        self.inner.partition_count(topic).await
+    }
+
+    /// Sends every record of `records` (built with [`send`](Self::send) on this template) and
+    /// waits for all the broker's answers: the records are queued first, all of them, then their
+    /// deliveries are awaited together, so the whole batch takes about one round trip.
+    ///
+    /// ```no_run
+    /// # use kafka_listener::prelude::*;
+    /// # async fn run(template: KafkaTemplate) -> kafka_listener::Result<()> {
+    /// let orders = [(1, "a"), (2, "b")];
+    /// let sent = template
+    ///     .send_all(orders.iter().map(|(id, customer)| template.send("orders", id.to_string()).key(*customer)))
+    ///     .await;
+    /// for (index, error) in sent.failures() {
+    ///     eprintln!("order {} was not sent: {error}", orders[index].0);
+    /// }
+    /// let stored = sent.into_result()?; // or stop at the first failure
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// A failed record does not stop the others: [`SendResults`] holds one outcome per record, in
+    /// the order given.
+    pub async fn send_all<'t, P, K>(&'t self, records: impl IntoIterator<Item = SendRecord<'t, P, K>>) -> SendResults
+    where
+        P: Payload + 't,
+        K: Payload + 't,
+    {
+        let deliveries: Vec<Delivery> = records.into_iter().map(SendRecord::queue).collect();
+        let mut outcomes = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            outcomes.push(delivery.await);
+        }
+        SendResults { outcomes }
+    }
+}
+
+/// The outcome of each record of a [`KafkaTemplate::send_all`], in the order the records were
+/// given.
+#[derive(Debug)]
+pub struct SendResults {
+    outcomes: Vec<Result<RecordMetadata>>,
+}
+
+impl SendResults {
+    /// One outcome per record.
+    pub fn outcomes(&self) -> &[Result<RecordMetadata>] {
+        &self.outcomes
+    }
+
+    /// Whether every record was stored.
+    pub fn is_ok(&self) -> bool {
+        self.outcomes.iter().all(Result::is_ok)
+    }
+
+    /// The records that were not stored: (index in the batch, error).
+    pub fn failures(&self) -> impl Iterator<Item = (usize, &Error)> {
+        self.outcomes.iter().enumerate().filter_map(|(i, outcome)| outcome.as_ref().err().map(|e| (i, e)))
+    }
+
+    /// Where each record was stored, or the first failure.
+    ///
+    /// # Errors
+    /// The error of the first record (in batch order) that was not stored.
+    pub fn into_result(self) -> Result<Vec<RecordMetadata>> {
+        self.outcomes.into_iter().collect()
+    }
+
+    /// The outcomes, owned.
+    pub fn into_outcomes(self) -> Vec<Result<RecordMetadata>> {
+        self.outcomes
+    }
+}
+
+impl TemplateInner {
+    /// The partition count of `topic`, from the cache or the broker's metadata (read once for all
+    /// the sends waiting on it).
+    ///
+    /// # Errors
+    /// When the topic does not exist or its metadata cannot be read.
+    pub(crate) async fn partition_count(&self, topic: &str) -> Result<i32> {
         let cell = {
             let mut counts = self.counts();
             match counts.get(topic) {
@@ -406,7 +484,7 @@ impl KafkaTemplate {
         let count = cell
             .get_or_try_init(|| async {
                 let (producer, name, timeout) =
-                    (self.inner.producer.clone(), topic.to_string(), self.inner.send_timeout);
+                    (self.producer.clone(), topic.to_string(), self.send_timeout);
                 let metadata =
                     tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), timeout))
                         .await
@@ -424,10 +502,10 @@ impl KafkaTemplate {
     }
 
     fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<OnceCell<i32>>>> {
-        self.inner.partition_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.partition_counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn send_error(&self, topic: &str, size: usize, error: KafkaError) -> Error {
+    pub(crate) fn send_error(&self, topic: &str, size: usize, error: KafkaError) -> Error {
         let code = error.rdkafka_error_code();
         if matches!(
             code,
@@ -450,10 +528,10 @@ impl KafkaTemplate {
             }
             Some(
                 RDKafkaErrorCode::MessageTimedOut | RDKafkaErrorCode::QueueFull | RDKafkaErrorCode::RequestTimedOut,
-            ) => Error::SendTimeout { topic: topic.to_string(), timeout: self.inner.send_timeout },
+            ) => Error::SendTimeout { topic: topic.to_string(), timeout: self.send_timeout },
             // librdkafka refuses a transactional producer's send outside a transaction with a
             // bare "Erroneous state" (Spring: "No transaction is in process").
-            Some(RDKafkaErrorCode::State) if self.inner.transactional => Error::kafka(
+            Some(RDKafkaErrorCode::State) if self.transactional => Error::kafka(
                 format!(
                     "sending to `{topic}`: this template is transactional (transactional_id), so it sends only \
                      inside a transaction: call it inside template.transaction(..), or from a listener of a \
@@ -464,5 +542,10 @@ impl KafkaTemplate {
             ),
             _ => Error::kafka(format!("sending to `{topic}`"), error),
         }
+    }
+
+    /// The partition count of `topic` if it is cached.
+    pub(crate) fn cached_partition_count(&self, topic: &str) -> Option<i32> {
+        self.counts().get(topic).and_then(|cell| cell.get().copied())
     }
 }

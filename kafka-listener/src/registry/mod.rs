@@ -8,6 +8,7 @@ mod placeholder;
 mod registry;
 mod resolve;
 mod running;
+mod signal;
 mod validate;
 
 pub(crate) use assignment::AssignedPartition;
@@ -15,3 +16,4 @@ pub use assignment::StartPosition;
 pub use endpoint::{Endpoint, ListenerType, OnPartitionsAssigned};
 pub use registry::ListenerRegistry;
 pub use running::RunningListeners;
+pub use signal::{shutdown_signal, ShutdownSignal};

@@ -14,7 +14,7 @@ use crate::error_handler::RetryForwarder;
 use crate::extract::StateMap;
 use crate::producer::KafkaTemplate;
 use crate::registry::{AssignedPartition, StartPosition};
-use crate::support::Admin;
+use crate::support::{Admin, NewTopic};
 
 /// All listeners of a program, their factories and state; [`start`](Self::start) validates them
 /// together and starts their containers (Spring's `KafkaListenerEndpointRegistry`).
@@ -26,6 +26,7 @@ pub struct ListenerRegistry {
     states: StateMap,
     only: Option<Vec<String>>,
     template: Option<KafkaTemplate>,
+    topics: Vec<NewTopic>,
 }
 
 impl std::fmt::Debug for ListenerRegistry {
@@ -57,6 +58,7 @@ impl ListenerRegistry {
             states: StateMap::default(),
             only: None,
             template: None,
+            topics: Vec::new(),
         }
     }
 
@@ -84,6 +86,31 @@ impl ListenerRegistry {
         self
     }
 
+    /// Declares a topic (Spring's `NewTopic` bean): [`start`](Self::start) creates it before
+    /// any listener starts when the cluster does not have it, on the default factory's cluster
+    /// (its bootstrap servers and security settings), real or embedded. A topic that exists is
+    /// left as it is; a partition count other than the declared one is logged at WARN.
+    ///
+    /// ```no_run
+    /// # use kafka_listener::prelude::*;
+    /// # fn run(factory: ContainerFactory) {
+    /// let registry = ListenerRegistry::from_annotations()
+    ///     .with_default_factory(factory)
+    ///     .with_topic(NewTopic::new("orders", 3))
+    ///     .with_topic(NewTopic::new("orders-dlt", 3).config("retention.ms", "1209600000"));
+    /// # }
+    /// ```
+    pub fn with_topic(mut self, topic: NewTopic) -> Self {
+        self.topics.push(topic);
+        self
+    }
+
+    /// Declares topics, as [`with_topic`](Self::with_topic) does for each.
+    pub fn with_topics(mut self, topics: impl IntoIterator<Item = NewTopic>) -> Self {
+        self.topics.extend(topics);
+        self
+    }
+
     /// Starts only the listeners with these ids (the others linked in are ignored).
     pub fn only<I: IntoIterator<Item = S>, S: Into<String>>(mut self, ids: I) -> Self {
         self.only = Some(ids.into_iter().map(Into::into).collect());
@@ -103,10 +130,11 @@ impl ListenerRegistry {
 
     /// Validates every listener, then starts their containers.
     ///
-    /// Nothing starts unless everything is valid; all problems are reported at once: unknown
-    /// factory, duplicate id, an acknowledging listener on a non-manual factory, missing state, an
-    /// unresolved placeholder, an invalid property, an unreachable broker, a missing topic with
-    /// `missing_topics_fatal`.
+    /// Declared topics ([`with_topic`](Self::with_topic)) are created first. Nothing starts
+    /// unless everything is valid; all problems are reported at once: unknown factory, duplicate
+    /// id, an acknowledging listener on a non-manual factory, missing state, an unresolved
+    /// placeholder, an invalid property, an unreachable broker, a missing topic with
+    /// `missing_topics_fatal`, a declared topic the broker refused.
     ///
     /// # Errors
     /// [`Error::Validation`] listing every problem.
@@ -116,6 +144,7 @@ impl ListenerRegistry {
         })?;
         let mut problems = Vec::new();
 
+        self.create_declared_topics(&mut problems).await;
         let mut resolved = self.resolve_selected(&mut problems);
         self.replay_partitions(&mut resolved, &mut problems).await;
         duplicate_ids(&resolved, &mut problems);
@@ -149,6 +178,64 @@ impl ListenerRegistry {
             containers.extend(stages);
         }
         Ok(RunningListeners { containers })
+    }
+
+    /// Creates the declared topics the default factory's cluster does not have.
+    async fn create_declared_topics(&self, problems: &mut Vec<Problem>) {
+        if self.topics.is_empty() {
+            return;
+        }
+        let names = self.topics.iter().map(|t| format!("`{}`", t.name())).collect::<Vec<_>>().join(", ");
+        let Some(factory) = &self.default_factory else {
+            problems.push(Problem {
+                listener: None,
+                message: format!(
+                    "topics {names} are declared (with_topic) but there is no default factory to say on which cluster; add .with_default_factory(..)"
+                ),
+            });
+            return;
+        };
+        let admin = Admin::with_properties(factory.settings.properties.clone());
+        let lookup = admin.clone();
+        // Metadata reads block: off the runtime's threads.
+        let found = match tokio::task::spawn_blocking(move || lookup.partition_counts()).await {
+            Ok(Ok(found)) => found,
+            Ok(Err(error)) => {
+                problems.push(Problem {
+                    listener: None,
+                    message: format!("declared topics {names} could not be checked: {error}"),
+                });
+                return;
+            }
+            Err(join) => {
+                problems.push(Problem { listener: None, message: format!("declared topics {names}: {join}") });
+                return;
+            }
+        };
+        let mut missing = Vec::new();
+        for topic in &self.topics {
+            match found.get(topic.name()) {
+                Some(&partitions) if partitions != topic.partitions() as usize => tracing::warn!(
+                    topic = topic.name(),
+                    partitions,
+                    declared = topic.partitions(),
+                    "a declared topic exists with another partition count; it is left as it is"
+                ),
+                Some(_) => {}
+                None => missing.push(topic.clone()),
+            }
+        }
+        if missing.is_empty() {
+            return;
+        }
+        let listed = missing.iter().map(|t| format!("`{}`", t.name())).collect::<Vec<_>>().join(", ");
+        match admin.create_topics(missing).await {
+            Ok(()) => tracing::info!(topics = %listed, "declared topics created"),
+            Err(error) => problems.push(Problem {
+                listener: None,
+                message: format!("declared topic(s) {listed} could not be created: {error}; create them, or fix the declaration"),
+            }),
+        }
     }
 
     /// Gives each replay every partition of its topics, starting at its window's start.

@@ -87,28 +87,15 @@ impl RunningListeners {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Waits for SIGINT (Ctrl-C) or SIGTERM, then [`shutdown`](Self::shutdown).
+    /// Waits for SIGINT (Ctrl-C) or SIGTERM, then [`shutdown`](Self::shutdown). A program with
+    /// more to stop selects on [`shutdown_signal`](crate::shutdown_signal) itself and then calls
+    /// `shutdown`.
     ///
     /// # Errors
     /// When the signal handler cannot be installed, or as `shutdown`.
     pub async fn shutdown_on_signal(self) -> Result<()> {
-        wait_for_signal().await?;
-        tracing::info!("signal received; stopping the listeners");
+        let signal = super::shutdown_signal().await?;
+        tracing::info!(signal, "signal received; stopping the listeners");
         self.shutdown().await
     }
-}
-
-#[cfg(unix)]
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
-    tokio::select! {
-        result = tokio::signal::ctrl_c() => result.map_err(Error::Signal),
-        _ = term.recv() => Ok(()),
-    }
-}
-
-#[cfg(not(unix))]
-async fn wait_for_signal() -> Result<()> {
-    tokio::signal::ctrl_c().await.map_err(Error::Signal)
 }

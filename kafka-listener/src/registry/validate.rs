@@ -130,8 +130,7 @@ async fn retry_topics(b: &Bound, policy: &RetryTopics, metadata: &Metadata, prob
             continue;
         }
         let admin = Admin::with_properties(b.factory.settings.properties.clone());
-        let wanted: Vec<(&str, i32)> = missing.iter().map(|n| (*n, partitions)).collect();
-        match admin.create_topics(&wanted).await {
+        match admin.create_topics(missing.iter().map(|n| (*n, partitions))).await {
             Ok(()) => tracing::info!(listener = %b.resolved.id, topics = %listed, partitions, "retry topics created"),
             Err(error) => problem(format!(
                 "retry topic(s) {listed} do not exist and could not be created ({error}); create them with {partitions} partitions"

@@ -2,7 +2,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -10,6 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::config::Properties;
+use super::NewTopic;
 use crate::error::{Error, Result};
 
 /// Reads what tests and operators check: committed offsets of a group, end offsets of a topic;
@@ -61,6 +62,23 @@ impl Admin {
         self.partitions_with(&self.consumer(None)?, topic)
     }
 
+    /// The partition count of each topic of the cluster (one metadata request).
+    ///
+    /// # Errors
+    /// When the broker cannot be reached in 10 s.
+    pub(crate) fn partition_counts(&self) -> Result<BTreeMap<String, usize>> {
+        let metadata = self
+            .consumer(None)?
+            .fetch_metadata(None, self.timeout)
+            .map_err(|e| Error::kafka("reading the cluster's metadata", e))?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_string(), t.partitions().len()))
+            .collect())
+    }
+
     fn partitions_with(&self, consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>> {
         let metadata = consumer
             .fetch_metadata(Some(topic), self.timeout)
@@ -73,28 +91,58 @@ impl Admin {
         Ok(t.partitions().iter().map(|p| p.id()).collect())
     }
 
-    /// The committed offset of each partition of `topic` for `group` (partitions without a
-    /// committed offset are left out).
+    /// The committed offset of every partition of `topic` for `group`: `Some(next offset to
+    /// read)`, or `None` where the group has committed nothing (it then starts at its
+    /// `auto.offset.reset` position). Every partition of the topic is in the map, as in
+    /// [`end_offsets`](Self::end_offsets) and [`beginning_offsets`](Self::beginning_offsets), so
+    /// `committed == end` reads as `committed.values().zip(end.values())`.
     ///
     /// # Errors
-    /// When the broker cannot be reached.
-    pub fn committed_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
+    /// When the topic does not exist or the broker cannot be reached in 10 s.
+    pub fn committed_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, Option<i64>>> {
         let consumer = self.consumer(Some(group))?;
         let mut tpl = TopicPartitionList::new();
-        for p in self.partitions_with(&consumer, topic)? {
-            tpl.add_partition(topic, p);
+        let partitions = self.partitions_with(&consumer, topic)?;
+        for p in &partitions {
+            tpl.add_partition(topic, *p);
         }
         let committed = consumer
             .committed_offsets(tpl, self.timeout)
             .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
-        Ok(committed
-            .elements()
-            .iter()
-            .filter_map(|e| match e.offset() {
-                Offset::Offset(o) => Some((e.partition(), o)),
-                _ => None,
+        let mut offsets: BTreeMap<i32, Option<i64>> = partitions.into_iter().map(|p| (p, None)).collect();
+        for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                offsets.insert(e.partition(), Some(o));
+            }
+        }
+        Ok(offsets)
+    }
+
+    /// The lag of `group` on each partition of `topic`: end offset minus committed offset, in
+    /// records; where nothing is committed, end minus the log start (every record is unread).
+    ///
+    /// # Errors
+    /// When the topic does not exist or the broker cannot be reached in 10 s.
+    pub fn lag(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        let committed = self.committed_offsets(group, topic)?;
+        let beginning = self.beginning_offsets(topic)?;
+        Ok(self
+            .end_offsets(topic)?
+            .into_iter()
+            .map(|(p, end)| {
+                let from = committed.get(&p).copied().flatten().or_else(|| beginning.get(&p).copied()).unwrap_or(0);
+                (p, (end - from).max(0))
             })
             .collect())
+    }
+
+    /// The log start offset (low watermark) of each partition of `topic`: the first offset a
+    /// consumer can still read.
+    ///
+    /// # Errors
+    /// When the topic does not exist or the broker cannot be reached in 10 s.
+    pub fn beginning_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        self.watermarks(topic, |(low, _)| low)
     }
 
     /// The offset of the first record at or after `timestamp_ms` in each partition of `topic` (the
@@ -118,52 +166,70 @@ impl Admin {
             .collect()
     }
 
-    /// The end offset (high watermark) of each partition of `topic`.
+    /// The end offset (high watermark) of each partition of `topic`: the offset the next record
+    /// will get.
     ///
     /// # Errors
-    /// When the broker cannot be reached.
+    /// When the topic does not exist or the broker cannot be reached in 10 s.
     pub fn end_offsets(&self, topic: &str) -> Result<BTreeMap<i32, i64>> {
+        self.watermarks(topic, |(_, high)| high)
+    }
+
+    fn watermarks(&self, topic: &str, pick: fn((i64, i64)) -> i64) -> Result<BTreeMap<i32, i64>> {
         let consumer = self.consumer(None)?;
         self.partitions_with(&consumer, topic)?
             .into_iter()
             .map(|p| {
                 consumer
                     .fetch_watermarks(topic, p, self.timeout)
-                    .map(|(_, high)| (p, high))
-                    .map_err(|e| Error::kafka(format!("reading the end offset of `{topic}`-{p}"), e))
+                    .map(|marks| (p, pick(marks)))
+                    .map_err(|e| Error::kafka(format!("reading the offsets of `{topic}`-{p}"), e))
             })
             .collect()
     }
 
-    /// Creates a topic (replication factor 1) unless it exists.
+    /// Creates a topic (the broker's default replication factor) unless it exists.
     ///
     /// # Errors
-    /// When the broker refuses.
+    /// As [`create_topics`](Self::create_topics).
     pub async fn create_topic(&self, name: &str, partitions: i32) -> Result<()> {
-        self.create_topics(&[(name, partitions)]).await
+        self.create_topics([NewTopic::new(name, partitions)]).await
     }
 
-    /// Creates topics (name, partitions; replication factor 1) unless they exist, in one request.
+    /// Creates the topics that do not exist yet, in one request: [`NewTopic`]s, or
+    /// `(name, partitions)` pairs. A topic that exists is left as it is (its partition count is
+    /// not changed).
     ///
     /// On an `EmbeddedKafka` of this process (librdkafka's mock cluster answers no CreateTopics
-    /// request) the topics are created on the cluster directly.
+    /// request) the topics are created on the cluster directly, with replication factor 1 unless
+    /// one is given, and without their configs (the mock cluster keeps none).
     ///
     /// # Errors
-    /// When the broker refuses or does not answer in time.
-    pub async fn create_topics(&self, topics: &[(&str, i32)]) -> Result<()> {
+    /// When the broker refuses a topic (naming it and the broker's reason, e.g. a replication
+    /// factor above the number of brokers) or does not answer within 10 s.
+    pub async fn create_topics<T: Into<NewTopic>>(&self, topics: impl IntoIterator<Item = T>) -> Result<()> {
+        let topics: Vec<NewTopic> = topics.into_iter().map(Into::into).collect();
+        if topics.is_empty() {
+            return Ok(());
+        }
         #[cfg(feature = "embedded")]
         if let Some(created) = crate::embedded::create_topics_in_process(
             self.properties.get("bootstrap.servers").unwrap_or_default(),
-            topics,
+            &topics,
         ) {
             return created;
         }
         let admin: AdminClient<DefaultClientContext> =
             self.properties.to_client_config().create().map_err(|e| Error::kafka("creating an admin client", e))?;
-        let names: Vec<&str> = topics.iter().map(|(name, _)| *name).collect();
-        let new: Vec<NewTopic<'_>> = topics
+        let names: Vec<&str> = topics.iter().map(NewTopic::name).collect();
+        let new: Vec<rdkafka::admin::NewTopic<'_>> = topics
             .iter()
-            .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
+            .map(|t| {
+                let replication = TopicReplication::Fixed(t.replication().map_or(-1, i32::from));
+                t.configs().iter().fold(rdkafka::admin::NewTopic::new(t.name(), t.partitions(), replication), |new, (k, v)| {
+                    new.set(k, v)
+                })
+            })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
         let results = admin
