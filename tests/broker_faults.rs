@@ -43,7 +43,7 @@ fn watch_commits(
         while !stop.load(Ordering::Acquire) {
             if let Ok(committed) = admin.committed_offsets(&group, &topic) {
                 let handled = handled.lock().unwrap();
-                for (partition, offset) in committed {
+                for (partition, offset) in committed.into_iter().filter_map(|(p, o)| o.map(|o| (p, o))) {
                     let count = handled.get(&partition).map_or(0, |h| h.iter().max().map_or(0, |m| m + 1));
                     if offset > count {
                         violations.push(format!("partition {partition}: committed {offset}, handled through {count}"));

@@ -119,7 +119,7 @@ async fn wait_for_exit(child: &mut Child, within: Duration) {
 }
 
 fn committed_total(bootstrap: &str, group: &str, topic: &str) -> i64 {
-    Admin::new(bootstrap).committed_offsets(group, topic).unwrap().values().sum()
+    Admin::new(bootstrap).committed_offsets(group, topic).unwrap().values().flatten().sum()
 }
 
 /// How often each id is in the file: (missing ids, duplicates).

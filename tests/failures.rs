@@ -123,7 +123,10 @@ async fn a_poison_pill_goes_to_the_dead_letter_topic_with_springs_headers() {
     assert_eq!(h.get(dlt_headers::ORIGINAL_OFFSET), Some(&42i64.to_be_bytes()[..]));
     assert_eq!(h.get_str(dlt_headers::ORIGINAL_CONSUMER_GROUP), Some("readings"));
     assert_eq!(h.get_str(dlt_headers::EXCEPTION_FQCN), Some("kafka_listener::extract::ConversionError"));
-    assert!(h.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap().contains("readings-1@42"));
+    let message = h.get_str(dlt_headers::EXCEPTION_MESSAGE).unwrap();
+    assert!(message.contains("readings-1@42"), "{message}");
+    // The type as the user wrote it, not its module path.
+    assert!(message.contains("into `Json<Reading>`") && !message.contains("kafka_listener::"), "{message}");
     assert!(h.get(dlt_headers::ORIGINAL_TIMESTAMP).is_some());
     let other = letters.iter().find(|r| r.payload_str() == Some("also bad")).expect("the second pill");
     assert_eq!(other.headers.get_str("trace"), Some("t-9"), "original headers kept");
@@ -358,4 +361,58 @@ async fn a_dead_letter_topic_with_fewer_partitions_gets_the_record_from_the_part
     running.shutdown().await.unwrap();
     assert_eq!(letters[0].partition, 0, "the DLT has no partition 2");
     assert_eq!(letters[0].headers.get(dlt_headers::ORIGINAL_PARTITION), Some(&2i32.to_be_bytes()[..]));
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the database is down")]
+struct DatabaseDown;
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid amount")]
+struct BadData;
+
+/// The pattern `backoff_function` exists for: a database outage is retried for ever (valid
+/// records wait for the database instead of being dead-lettered after the retries meant for bad
+/// data), bad data fails fast to the dead-letter topic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_back_off_function_retries_an_outage_for_ever_and_dead_letters_bad_data_fast() {
+    use kafka_listener::error_handler::BackOff;
+    let kafka = embedded(&[("payments", 1), ("payments-dlt", 1)]);
+    produce(&kafka, "payments", &records(&["bad", "valid", "after"]));
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let outage: Arc<dyn BackOff> = Arc::new(FixedBackOff::unlimited(Duration::from_millis(20)));
+    let handler = DefaultErrorHandler::new()
+        .backoff(FixedBackOff { interval: Duration::ZERO, max_retries: 1 })
+        .backoff_function(move |_record, failure| match failure {
+            kafka_listener::ListenerFailure::Handler(e) if e.as_error().is::<DatabaseDown>() => Some(outage.clone()),
+            _ => None,
+        })
+        .recoverer(DeadLetterRecoverer::new(template));
+    let factory = factory(&kafka, AckMode::Record).to_builder().error_handler(handler).build().unwrap();
+    let deliveries: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
+    let log = deliveries.clone();
+    // The database is down for the first 15 deliveries of "valid": more than the default 10.
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("payments").topic("payments").group("payments").handler(move |text: String, meta: Meta| {
+            log.lock().unwrap().push((text.clone(), meta.delivery_attempt()));
+            let result: Result<(), ListenerError> = match text.as_str() {
+                "bad" => Err(BadData.into()),
+                "valid" if meta.delivery_attempt() <= 15 => Err(DatabaseDown.into()),
+                _ => Ok(()),
+            };
+            std::future::ready(result)
+        }))
+        .start()
+        .await
+        .unwrap();
+    wait_committed(&kafka.bootstrap_servers(), "payments", "payments", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    let letters = dead_letters(&kafka, "payments-dlt", 1).await;
+    assert_eq!(letters[0].payload_str(), Some("bad"), "only the bad record is dead-lettered");
+    let seen = deliveries.lock().unwrap().clone();
+    let attempts = |payload: &str| seen.iter().filter(|(p, _)| p == payload).map(|(_, a)| *a).collect::<Vec<_>>();
+    assert_eq!(attempts("bad"), [1, 2], "bad data: the default back-off, 1 retry");
+    assert_eq!(attempts("valid"), (1..=16).collect::<Vec<u32>>(), "the outage: retried until the database is back");
+    assert_eq!(attempts("after"), [1]);
 }

@@ -50,6 +50,11 @@ fn real_broker() -> Option<String> {
     }
 }
 
+/// The partitions with a committed offset, and that offset.
+fn only_committed(offsets: BTreeMap<i32, Option<i64>>) -> BTreeMap<i32, i64> {
+    offsets.into_iter().filter_map(|(partition, offset)| offset.map(|o| (partition, o))).collect()
+}
+
 /// A factory on the real broker, with the group settings that keep its rebalances short.
 fn factory_on(bootstrap: &str) -> kafka_listener::ContainerFactoryBuilder {
     Broker::group_settings()
@@ -138,7 +143,7 @@ async fn quickstart_flow_on_a_real_broker() {
         }
     }
     assert_eq!(totals, expected, "every order counted once per offset");
-    let committed = tokio::task::spawn_blocking(move || Admin::new(bootstrap).committed_offsets(&group, &topic))
+    let committed = tokio::task::spawn_blocking(move || Admin::new(bootstrap).committed_offsets(&group, &topic).map(only_committed))
         .await
         .unwrap()
         .unwrap();
@@ -200,7 +205,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
                     log.lock().unwrap().push((text.clone(), attempt));
                     if text == "fail-once" && attempt == 2 {
                         let committed =
-                            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input)).await;
+                            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input).map(only_committed)).await;
                         *seen_at_retry.lock().unwrap() = committed.ok().and_then(Result::ok);
                     }
                     template.send(&out, text.to_uppercase()).await?;
@@ -218,7 +223,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     loop {
         let (admin, group, input) = (admin.clone(), group.clone(), input.clone());
         let committed =
-            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input)).await.unwrap().unwrap();
+            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input).map(only_committed)).await.unwrap().unwrap();
         if committed == BTreeMap::from([(0, 5)]) {
             break;
         }
@@ -454,7 +459,7 @@ async fn fix_tx_offsets_commits_past_the_transaction_marker() {
         .unwrap();
     let committed = |group: String| {
         let (admin, topic) = (admin.clone(), topic.clone());
-        async move { tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic)).await.unwrap().unwrap() }
+        async move { tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic).map(only_committed)).await.unwrap().unwrap() }
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -472,4 +477,48 @@ async fn fix_tx_offsets_commits_past_the_transaction_marker() {
         assert_eq!(offsets, [0, 1, 2, 3, 4], "{listener}: every record once, no marker");
     }
     assert_eq!(committed(format!("{topic}-plain")).await, BTreeMap::from([(0, 5)]), "lag 1 without the fix");
+}
+
+/// Topics declared once are created at start on a real broker too (Kafka's CreateTopics, the
+/// broker's default replication factor, a topic config), and a second start leaves them alone;
+/// `send_all` queues a batch there and reports each record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declared_topics_are_created_on_a_real_broker() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let (topic, group) = (format!("declared-{run}"), format!("declared-{run}"));
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory_on(&bootstrap).build().unwrap())
+        .with_topic(NewTopic::new(topic.as_str(), 2).config("retention.ms", "3600000"))
+        .register(
+            Endpoint::new("declared")
+                .topic(topic.as_str())
+                .group(group.as_str())
+                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
+        )
+        .start()
+        .await
+        .unwrap();
+    let admin = Admin::new(bootstrap.as_str());
+    let found = { let (admin, topic) = (admin.clone(), topic.clone()); tokio::task::spawn_blocking(move || admin.partitions(&topic)).await.unwrap().unwrap() };
+    assert_eq!(found, [0, 1]);
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build().unwrap();
+    let sent = template.send_all((0..20).map(|i| template.send(&topic, format!("r{i}")).partition(i % 2))).await;
+    let stored = sent.into_result().unwrap();
+    assert_eq!(stored.len(), 20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while seen.lock().unwrap().len() < 20 {
+        assert!(std::time::Instant::now() < deadline, "20 records handled: {:?}", seen.lock().unwrap());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    running.shutdown().await.unwrap();
+    let again = ListenerRegistry::empty()
+        .with_default_factory(factory_on(&bootstrap).build().unwrap())
+        .with_topic(NewTopic::new(topic.as_str(), 2))
+        .start()
+        .await
+        .unwrap();
+    again.shutdown().await.unwrap();
 }

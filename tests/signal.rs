@@ -1,5 +1,6 @@
-//! `shutdown_on_signal`: SIGTERM stops the listeners, commits what was processed, and the
-//! program exits normally. The test runs itself as a child process and signals it.
+//! `shutdown_on_signal` and `shutdown_signal()`: SIGTERM stops the listeners, commits what was
+//! processed, and the program exits normally. The tests run themselves as child processes and
+//! signal them.
 
 mod common;
 
@@ -17,11 +18,39 @@ async fn sigterm_shuts_the_listeners_down_and_commits() {
     if let Ok(bootstrap) = std::env::var(CHILD) {
         return child(&bootstrap).await;
     }
+    signal_the_child("sigterm_shuts_the_listeners_down_and_commits").await;
+}
+
+/// The same with the program's own work selected against `shutdown_signal()`, then `shutdown`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_signal_ends_the_programs_own_work_too() {
+    if let Ok(bootstrap) = std::env::var(CHILD) {
+        return child_with_own_work(&bootstrap).await;
+    }
+    signal_the_child("shutdown_signal_ends_the_programs_own_work_too").await;
+}
+
+/// The handlers are installed when the future is made: a signal that comes before it is awaited
+/// is not missed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_signal_catches_a_signal_sent_before_it_is_awaited() {
+    if std::env::var(CHILD).is_ok() {
+        return;
+    }
+    let signal = kafka_listener::shutdown_signal();
+    let pid = std::process::id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let name = tokio::time::timeout(Duration::from_secs(10), signal).await.expect("the signal").unwrap();
+    assert_eq!(name, "SIGTERM");
+}
+
+async fn signal_the_child(test: &str) {
     let kafka = embedded(&[("signal", 1)]);
     produce(&kafka, "signal", &numbered(5));
     let mut child = Command::new(std::env::current_exe().unwrap())
         // The child gives up by itself after a minute without a signal.
-        .args(["--exact", "sigterm_shuts_the_listeners_down_and_commits", "--nocapture", "--test-threads=1"])
+        .args(["--exact", test, "--nocapture", "--test-threads=1"])
         .env(CHILD, kafka.bootstrap_servers())
         .stdout(Stdio::piped())
         .spawn()
@@ -74,4 +103,32 @@ async fn child(bootstrap: &str) {
     }
     // Never outlive a parent that failed to signal.
     tokio::time::timeout(Duration::from_secs(60), shutdown).await.expect("no signal within a minute").unwrap();
+}
+
+/// In the child: as [`child`], but the program selects on `shutdown_signal()` and work of its own
+/// (that never ends here), then shuts the listeners down itself.
+async fn child_with_own_work(bootstrap: &str) {
+    let probe = Probe::open();
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap)
+        .ack_mode(AckMode::Count)
+        .ack_count(1_000)
+        .build()
+        .unwrap();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(probe.endpoint("signal", "signal", "signal"))
+        .start()
+        .await
+        .unwrap();
+    wait_until("5 records", Duration::from_secs(20), || probe.count() == 5).await;
+    let signal = kafka_listener::shutdown_signal();
+    println!("HANDLED 5");
+    let own_work = std::future::pending::<()>();
+    tokio::select! {
+        name = signal => assert_eq!(name.unwrap(), "SIGTERM"),
+        () = own_work => unreachable!(),
+        () = tokio::time::sleep(Duration::from_secs(60)) => panic!("no signal within a minute"),
+    }
+    running.shutdown().await.unwrap();
 }

@@ -46,7 +46,7 @@ pub struct EmbeddedKafka {
 /// The embedded clusters of this process, by bootstrap servers: the mock cluster answers no
 /// CreateTopics request, so topics a listener creates at start (retry topics) are created on
 /// it directly.
-static LIVE: Mutex<Vec<(String, Weak<BaseProducer>)>> = Mutex::new(Vec::new());
+static LIVE: Mutex<Vec<(String, Weak<BaseProducer>, i32)>> = Mutex::new(Vec::new());
 
 /// Creates `topics` (name, partitions) on the embedded cluster of this process at
 /// `bootstrap_servers`, skipping those that exist; `None` when no live embedded cluster has
@@ -55,15 +55,24 @@ pub(crate) fn create_topics_in_process(
     bootstrap_servers: &str,
     topics: &[crate::support::NewTopic],
 ) -> Option<Result<()>> {
-    let producer = LIVE
+    let (producer, brokers) = LIVE
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .iter()
-        .find(|(servers, _)| servers == bootstrap_servers)
-        .and_then(|(_, cluster)| cluster.upgrade())?;
+        .find(|(servers, _, _)| servers == bootstrap_servers)
+        .and_then(|(_, cluster, brokers)| cluster.upgrade().map(|c| (c, *brokers)))?;
     let cluster = producer.client().mock_cluster()?;
     Some(topics.iter().try_for_each(|topic| {
         let (name, replication) = (topic.name(), topic.replication().map_or(1, i32::from));
+        if replication > brokers {
+            // The mock cluster would accept it; Kafka refuses (INVALID_REPLICATION_FACTOR).
+            return Err(Error::config(
+                "replication_factor",
+                format!(
+                    "topic `{name}`: replication factor {replication} is larger than the {brokers} broker(s) of the embedded cluster; declare at most {brokers}"
+                ),
+            ));
+        }
         match cluster.create_topic(name, topic.partitions(), replication) {
             Ok(()) | Err(KafkaError::MockCluster(RDKafkaErrorCode::TopicAlreadyExists)) => Ok(()),
             Err(error) => Err(Error::kafka(
@@ -118,8 +127,8 @@ impl EmbeddedKafka {
         drop(cluster);
         let producer = Arc::new(producer);
         let mut live = LIVE.lock().unwrap_or_else(PoisonError::into_inner);
-        live.retain(|(_, cluster)| cluster.strong_count() > 0);
-        live.push((bootstrap_servers.clone(), Arc::downgrade(&producer)));
+        live.retain(|(_, cluster, _)| cluster.strong_count() > 0);
+        live.push((bootstrap_servers.clone(), Arc::downgrade(&producer), brokers));
         drop(live);
         let kafka = EmbeddedKafka { producer, bootstrap_servers };
         kafka.set_initial_rebalance_delay(INITIAL_REBALANCE_DELAY);

@@ -96,7 +96,8 @@ pub(crate) fn short_path(full: &str) -> String {
             continue;
         }
         short.push(c);
-        if !(c.is_alphanumeric() || c == '_') {
+        // `{{closure}}` is a path segment too (types declared inside functions).
+        if !(c.is_alphanumeric() || matches!(c, '_' | '{' | '}')) {
             ident_start = short.len();
         }
     }
@@ -111,5 +112,9 @@ mod tests {
         assert_eq!(super::short_type_name::<Option<crate::Json<Order>>>(), "Option<Json<Order>>");
         assert_eq!(super::short_type_name::<crate::Key<String>>(), "Key<String>");
         assert_eq!(super::short_type_name::<(u8, Vec<i32>)>(), "(u8, Vec<i32>)");
+        struct Local;
+        let in_closure = || super::short_type_name::<crate::Json<Local>>();
+        assert_eq!(in_closure(), "Json<Local>");
+        assert_eq!(super::short_path("app::run::{{closure}}::Order"), "Order");
     }
 }
