@@ -15,8 +15,11 @@
 //!
 //! Options: `--topic` (default `ids`), `--group` (default `at-least-once`), `--out FILE` (default
 //! `at_least_once.ids` in the temp dir), `--records N`: the ids the topic holds (0..N); the service
-//! exits 0 once offsets for all of them are committed. `--work-us N`: time spent per record (to
-//! make a crash land in the middle). On the embedded broker it produces the ids itself.
+//! exits 0 once offsets for all of them are committed, or after a graceful stop on SIGINT
+//! (Ctrl-C) or SIGTERM. `--work-us N`: time spent per record (to make a crash land in the
+//! middle). On the embedded broker (no `KAFKA_BOOTSTRAP_SERVERS`) it creates the topic and
+//! produces the ids itself; on another broker the registry creates the topic (4 partitions) when
+//! it is missing.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write as _;
@@ -27,8 +30,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use kafka_listener::prelude::*;
+use kafka_listener::producer::Compression;
 use kafka_listener::support::Admin;
-use kafka_listener_suite::{produce_all, Broker};
 
 struct Options {
     topic: String,
@@ -86,27 +89,47 @@ impl Journal {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let options = options()?;
-    let broker = Broker::from_env()?;
-    let bootstrap = broker.bootstrap_servers();
-    if let Broker::Embedded(_) = &broker {
-        broker.create_topic(&options.topic, 4).await?;
-        let producer = broker.producer(&[("compression.type", "lz4")])?;
-        produce_all(
-            &producer,
-            (0..options.records).map(|id| (options.topic.as_str(), id.to_string(), id.to_string())),
-        )?;
+
+    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
+    // as long as `embedded`, to the end of main).
+    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => (servers, None),
+        _ => {
+            let kafka = EmbeddedKafka::start(1)?;
+            (kafka.bootstrap_servers(), Some(kafka))
+        }
+    };
+    let topic = NewTopic::new(options.topic.as_str(), 4);
+    if embedded.is_some() {
+        // A fresh broker: create the topic and fill it with the ids, 10,000 sends at a time
+        // (queued together, their acknowledgments awaited together), compressed so that the
+        // embedded broker keeps them all.
+        Admin::new(bootstrap.as_str()).create_topics([topic.clone()]).await?;
+        let template =
+            KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).compression(Compression::Lz4).build()?;
+        for first in (0..options.records).step_by(10_000) {
+            let ids = first..(first + 10_000).min(options.records);
+            let sends = ids.map(|id| template.send(&options.topic, id.to_string()).key(id.to_string()));
+            template.send_all(sends).await.into_result()?;
+        }
     }
-    eprintln!("at_least_once: {}, topic `{}`, ids to {}", broker.describe(), options.topic, options.out.display());
+    let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
+    eprintln!("at_least_once: {which} at {bootstrap}, topic `{}`, ids to {}", options.topic, options.out.display());
     let file = OpenOptions::new().create(true).append(true).open(&options.out).context("opening the ids file")?;
     let journal = Journal { file: Arc::new(Mutex::new(file)), handled: Arc::default(), work: options.work };
 
-    let mut factory = ContainerFactory::builder().bootstrap_servers(bootstrap.as_str()).ack_mode(AckMode::Batch);
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap.as_str())
+        .ack_mode(AckMode::Batch)
+        // A short session timeout makes the group's joins quick after a restart (librdkafka's
+        // default is 45 s).
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .build()?;
     let sink = journal.clone();
     let running = ListenerRegistry::empty()
-        .with_default_factory(factory.build()?)
+        .with_default_factory(factory)
+        .with_topic(topic)
         .register(Endpoint::new("ids").topic(options.topic.as_str()).group(options.group.as_str()).blocking_handler(
             move |id: String| -> Result<(), ListenerError> {
                 sink.append(&id)?;
@@ -117,16 +140,23 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     // Done when the group's committed offsets cover every id (the sum of committed offsets over
-    // the partitions counts the records before them).
+    // the partitions counts the records before them), or stopped by a signal.
     let admin = Admin::new(bootstrap.as_str());
     let started = Instant::now();
-    loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let committed = tokio::task::block_in_place(|| admin.committed_offsets(&options.group, &options.topic))?;
-        let committed: i64 = committed.values().sum();
-        if u64::try_from(committed).unwrap_or(0) >= options.records {
-            break;
+    let all_committed = async {
+        loop {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            // The admin's reads block: off the runtime's threads.
+            let committed = tokio::task::block_in_place(|| admin.committed_offsets(&options.group, &options.topic))?;
+            let committed: i64 = committed.values().flatten().sum();
+            if u64::try_from(committed).unwrap_or(0) >= options.records {
+                return anyhow::Ok(());
+            }
         }
+    };
+    tokio::select! {
+        done = all_committed => done?,
+        signal = kafka_listener::shutdown_signal() => eprintln!("at_least_once: {} received, stopping", signal?),
     }
     running.shutdown().await?;
     println!("DONE handled={} in {:.1?} (this run)", journal.handled.load(Ordering::Relaxed), started.elapsed());

@@ -7,10 +7,11 @@
 //! per partition) the container pauses a partition once that many of its records wait for an
 //! acknowledgment, and resumes it when half are done, so memory does not grow with the backlog.
 //!
-//! `cargo run --release --example backpressure`: produces 1,000,000 records (8 partitions, lz4,
-//! so that the embedded broker keeps them all), then runs the listener for 10 s in a child process
-//! per case — backlogs of 10,000 and 1,000,000 records with the default bound, and 1,000,000
-//! with no bound — and prints each one's peak RSS.
+//! `cargo run --release --example backpressure`: starts an embedded broker, produces 1,000,000
+//! records with a `KafkaTemplate` (8 partitions, lz4, so that the embedded broker keeps them
+//! all), then runs the listener for 10 s in a child process per case — backlogs of 10,000 and
+//! 1,000,000 records with the default bound, and 1,000,000 with no bound — and prints each one's
+//! peak RSS.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use kafka_listener::prelude::*;
-use kafka_listener_suite::{peak_rss_kb, produce_all, Broker};
+use kafka_listener::producer::Compression;
 
 const PARTITIONS: i32 = 8;
 const RUN: Duration = Duration::from_secs(10);
@@ -31,21 +32,12 @@ fn main() -> anyhow::Result<()> {
         return runtime.block_on(child(&args[2], &args[3], args[4].parse()?));
     }
     let kafka = EmbeddedKafka::start(1)?;
-    let broker = Broker::External(kafka.bootstrap_servers());
-    let producer = broker.producer(&[
-        ("compression.type", "lz4"),
-        ("linger.ms", "100"),
-        ("batch.num.messages", "100000"),
-        ("queue.buffering.max.messages", "1000000"),
-    ])?;
+    let runtime = tokio::runtime::Runtime::new()?;
     for (topic, count) in [("small", 10_000u64), ("large", 1_000_000)] {
         kafka.create_topic(topic, PARTITIONS)?;
-        produce_all(
-            &producer,
-            (0..count)
-                .map(|i| (topic, format!("k{}", i % 1000), format!(r#"{{"id":{i},"pad":"{}"}}"#, "x".repeat(40)))),
-        )?;
+        runtime.block_on(produce(&kafka.bootstrap_servers(), topic, count))?;
     }
+    drop(runtime);
     println!("produced backlogs of 10,000 and 1,000,000 records; each case runs {RUN:?}");
     let exe = std::env::current_exe()?;
     for (case, topic, bound) in
@@ -62,6 +54,29 @@ fn main() -> anyhow::Result<()> {
         println!("{case:<22} {line}");
     }
     Ok(())
+}
+
+/// Sends `count` records to `topic`, 10,000 at a time (queued together, their acknowledgments
+/// awaited together, so that memory stays bounded), lz4-compressed.
+async fn produce(bootstrap: &str, topic: &str, count: u64) -> anyhow::Result<()> {
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap).compression(Compression::Lz4).build()?;
+    for first in (0..count).step_by(10_000) {
+        let records = (first..(first + 10_000).min(count)).map(|i| {
+            let payload = format!(r#"{{"id":{i},"pad":"{}"}}"#, "x".repeat(40));
+            template.send(topic, payload).key(format!("k{}", i % 1000))
+        });
+        template.send_all(records).await.into_result()?;
+    }
+    Ok(())
+}
+
+/// The peak resident set size of this process, in KiB (Linux's `VmHWM`; NaN elsewhere).
+fn peak_rss_kb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 async fn child(bootstrap: &str, topic: &str, bound: usize) -> anyhow::Result<()> {

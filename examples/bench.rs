@@ -4,9 +4,9 @@
 //! each in a group of its own.
 //!
 //! `cargo run --release --example bench [-- RECORDS]` (default 1,000,000). The parent starts an
-//! embedded broker, produces RECORDS JSON records (~60 bytes, keyed, lz4-compressed, 8
-//! partitions, so that the mock cluster keeps them all), then runs each consumer in a child
-//! process of its own, so that each one's peak RSS is its own:
+//! embedded broker, produces RECORDS JSON records with a `KafkaTemplate` (~60 bytes, keyed,
+//! lz4-compressed, 8 partitions, so that the mock cluster keeps them all), then runs each
+//! consumer in a child process of its own, so that each one's peak RSS is its own:
 //!
 //! - `raw-poll-loop`: one rdkafka `BaseConsumer` poll loop decoding every value with serde_json
 //!   and summing a field;
@@ -31,8 +31,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context as _};
 use kafka_listener::error_handler::{DeadLetterRecoverer, ExponentialBackOff};
 use kafka_listener::prelude::*;
+use kafka_listener::producer::Compression;
 use kafka_listener::support::Admin;
-use kafka_listener_suite::{peak_rss_kb, produce_all, Broker};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
@@ -77,34 +77,19 @@ fn parent(records: u64) -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1)?;
     kafka.create_topic(TOPIC, PARTITIONS)?;
     kafka.create_topic(&format!("{TOPIC}-dlt"), PARTITIONS)?;
-    let broker = Broker::External(kafka.bootstrap_servers());
-    let producer = broker.producer(&[
-        ("compression.type", "lz4"),
-        ("linger.ms", "100"),
-        ("batch.size", "1000000"),
-        ("batch.num.messages", "100000"),
-        ("queue.buffering.max.messages", "1000000"),
-    ])?;
     let started = Instant::now();
-    let payloads = (0..records).map(|i| {
-        let host = format!("host-{:03}", i % 500);
-        (TOPIC, host.clone(), format!(r#"{{"id":{i},"host":"{host}","value":{},"unit":"ms"}}"#, i % 1000))
-    });
-    produce_all(&producer, payloads)?;
-    drop(producer);
+    tokio::runtime::Runtime::new()?.block_on(produce(&kafka.bootstrap_servers(), records))?;
     println!("produced {records} records to {PARTITIONS} partitions in {:.1?}", started.elapsed());
 
     // The mock cluster keeps ~5 MiB per partition: check nothing was dropped.
     let admin = Admin::new(kafka.bootstrap_servers());
-    let end: u64 = admin.end_offsets(TOPIC)?.values().map(|&e| e as u64).sum();
-    let consumer: BaseConsumer = ClientConfig::new().set("bootstrap.servers", kafka.bootstrap_servers()).create()?;
-    for p in 0..PARTITIONS {
-        let (low, _) = consumer.fetch_watermarks(TOPIC, p, Duration::from_secs(10))?;
+    for (p, low) in admin.beginning_offsets(TOPIC)? {
         if low != 0 {
             bail!("partition {p} starts at {low}: the mock cluster dropped records; produce fewer or smaller ones");
         }
     }
-    if end != records {
+    let end: i64 = admin.end_offsets(TOPIC)?.values().sum();
+    if u64::try_from(end)? != records {
         bail!("the topic holds {end} records, not {records}");
     }
 
@@ -160,6 +145,36 @@ fn parent(records: u64) -> anyhow::Result<()> {
     println!("ListenerRegistry::start) to the first record handled, over raw-poll-loop's; *-c4 include the 500 ms");
     println!("initial rebalance delay that lets four consumers join the group's first assignment together.");
     Ok(())
+}
+
+/// Sends the records, 100,000 at a time (queued together, their acknowledgments awaited
+/// together), lz4-compressed in large batches.
+async fn produce(bootstrap: &str, records: u64) -> anyhow::Result<()> {
+    const CHUNK: u64 = 100_000;
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(bootstrap)
+        .compression(Compression::Lz4)
+        .batch_size(1_000_000)
+        .set("batch.num.messages", "100000")
+        .build()?;
+    for first in (0..records).step_by(CHUNK as usize) {
+        let sends = (first..(first + CHUNK).min(records)).map(|i| {
+            let host = format!("host-{:03}", i % 500);
+            let payload = format!(r#"{{"id":{i},"host":"{host}","value":{},"unit":"ms"}}"#, i % 1000);
+            template.send(TOPIC, payload).key(host)
+        });
+        template.send_all(sends).await.into_result()?;
+    }
+    Ok(())
+}
+
+/// The peak resident set size of this process, in KiB (Linux's `VmHWM`; NaN elsewhere).
+fn peak_rss_kb() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:")?.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
 }
 
 fn report(scenario: &str, records: u64, started: Instant, first: Instant, last: Instant, sum: u64) {

@@ -53,15 +53,10 @@ fn main() -> anyhow::Result<()> {
         let _ = std::io::stdin().lock().read_to_end(&mut Vec::new());
         return Ok(());
     }
+    // Until SIGINT (Ctrl-C) or SIGTERM.
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-        anyhow::Ok(())
-    })?;
+    // (Created inside the runtime: its handlers are installed on the runtime's reactor.)
+    runtime.block_on(async { kafka_listener::shutdown_signal().await })?;
     drop(kafka);
     Ok(())
 }

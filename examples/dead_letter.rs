@@ -7,8 +7,10 @@
 //! committed on one topic only once the next topic has acknowledged it, and the main topic keeps
 //! flowing while failed records wait on the retry topics.
 //!
-//! `cargo run --example dead_letter` (on `KAFKA_BOOTSTRAP_SERVERS`, or an embedded broker). It
-//! exits 0 once every shipment was handled or dead-lettered.
+//! `cargo run --example dead_letter` (on `KAFKA_BOOTSTRAP_SERVERS`, or a broker embedded in this
+//! process). The registry creates the topic `shipments` (2 partitions) unless it exists, and the
+//! listener its retry and dead-letter topics. It exits 0 once every shipment was handled or
+//! dead-lettered.
 
 use std::collections::BTreeSet;
 use std::sync::Mutex;
@@ -16,7 +18,6 @@ use std::time::{Duration, Instant};
 
 use kafka_listener::error_handler::dlt_headers;
 use kafka_listener::prelude::*;
-use kafka_listener_suite::{produce_all, Broker};
 
 static DELIVERED: Mutex<BTreeSet<u64>> = Mutex::new(BTreeSet::new());
 
@@ -62,16 +63,40 @@ static DEAD: Mutex<Vec<String>> = Mutex::new(Vec::new());
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let broker = Broker::from_env()?;
-    println!("using the {}", broker.describe());
-    // The embedded broker cannot create topics on request: create all of them here (on a real
-    // broker, the listener creates its retry and dead-letter topics when they are missing).
-    for topic in ["shipments", "shipments-retry-0", "shipments-retry-1", "shipments-dlt"] {
-        broker.create_topic(topic, 2).await?;
-    }
+
+    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
+    // as long as `embedded`, to the end of main).
+    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => (servers, None),
+        _ => {
+            let kafka = EmbeddedKafka::start(1)?;
+            (kafka.bootstrap_servers(), Some(kafka))
+        }
+    };
+    let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
+    println!("using the {which} at {bootstrap}");
+
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap.as_str())
+        // A short session timeout makes the groups' joins quick (librdkafka's default is 45 s).
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .build()?;
+    // The template publishes to the retry and dead-letter topics; it sends the shipments too.
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
+    // `shipments` is created at start when missing; the listener's retry policy creates
+    // `shipments-retry-0`, `shipments-retry-1` and `shipments-dlt` (as many partitions).
+    let running = ListenerRegistry::from_annotations()
+        .only(["shipments", "shipments-dlt-reader"])
+        .with_default_factory(factory)
+        .with_template(template.clone())
+        .with_topic(NewTopic::new("shipments", 2))
+        .start()
+        .await?;
+
     // Shipments 0..10: most are ready at once, 3 and 7 on their 2nd and 3rd attempt, 5 never;
-    // and one payload is not JSON at all.
-    let mut records: Vec<(&str, String, String)> = (0..10u64)
+    // and one payload is not JSON at all. All sent together.
+    let mut records: Vec<(String, String)> = (0..10u64)
         .map(|id| {
             let ready_after = match id {
                 3 => 2,
@@ -79,23 +104,14 @@ async fn main() -> anyhow::Result<()> {
                 5 => 99,
                 _ => 1,
             };
-            ("shipments", format!("s-{id}"), format!(r#"{{"id":{id},"ready_after":{ready_after}}}"#))
+            (format!("s-{id}"), format!(r#"{{"id":{id},"ready_after":{ready_after}}}"#))
         })
         .collect();
-    records.push(("shipments", "s-x".into(), "not json".into()));
-    produce_all(&broker.producer(&[])?, records)?;
-
-    let mut factory = ContainerFactory::builder().bootstrap_servers(broker.bootstrap_servers());
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
-    let template = KafkaTemplate::builder().bootstrap_servers(broker.bootstrap_servers()).build()?;
-    let running = ListenerRegistry::from_annotations()
-        .only(["shipments", "shipments-dlt-reader"])
-        .with_default_factory(factory.build()?)
-        .with_template(template)
-        .start()
-        .await?;
+    records.push(("s-x".into(), "not json".into()));
+    template
+        .send_all(records.into_iter().map(|(key, payload)| template.send("shipments", payload).key(key)))
+        .await
+        .into_result()?;
 
     let started = Instant::now();
     let expected_delivered: BTreeSet<u64> = (0..10).filter(|id| *id != 5).collect();

@@ -6,13 +6,13 @@
 //! a crash never skips unfinished work: the committed offsets below advance in steps, each time
 //! the oldest outstanding payment is acknowledged.
 //!
-//! `cargo run --example manual_ack` (on `KAFKA_BOOTSTRAP_SERVERS`, or an embedded broker).
+//! `cargo run --example manual_ack` (on `KAFKA_BOOTSTRAP_SERVERS`, or a broker embedded in this
+//! process). The registry creates the topic `payments` (1 partition) unless it exists.
 
 use std::time::{Duration, Instant};
 
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
-use kafka_listener_suite::{produce_all, Broker};
 
 const TOPIC: &str = "payments";
 const GROUP: &str = "manual-ack-demo";
@@ -34,21 +34,37 @@ async fn on_payment(meta: Meta, payment: String, ack: Acknowledgment) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let broker = Broker::from_env()?;
-    println!("using the {}", broker.describe());
-    broker.create_topic(TOPIC, 1).await?;
-    let payments = (0..PAYMENTS).map(|i| (TOPIC, format!("account-{}", i % 3), format!("payment-{i}")));
-    produce_all(&broker.producer(&[])?, payments)?;
 
-    let factory = ContainerFactory::builder().bootstrap_servers(broker.bootstrap_servers()).build()?;
+    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
+    // as long as `embedded`, to the end of main).
+    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => (servers, None),
+        _ => {
+            let kafka = EmbeddedKafka::start(1)?;
+            (kafka.bootstrap_servers(), Some(kafka))
+        }
+    };
+    let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
+    println!("using the {which} at {bootstrap}");
+
+    let factory = ContainerFactory::builder().bootstrap_servers(bootstrap.as_str()).build()?;
     let manual = factory.to_builder().ack_mode(AckMode::Manual).build()?;
     let running = ListenerRegistry::from_annotations()
         .with_default_factory(factory)
         .with_factory("manual", manual)
+        // Created at start unless the broker has it.
+        .with_topic(NewTopic::new(TOPIC, 1))
         .start()
         .await?;
 
-    let admin = Admin::new(broker.bootstrap_servers());
+    // The payments, queued together and their acknowledgments awaited together.
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
+    let payments =
+        (0..PAYMENTS).map(|i| template.send(TOPIC, format!("payment-{i}")).key(format!("account-{}", i % 3)));
+    template.send_all(payments).await.into_result()?;
+
+    let admin = Admin::new(bootstrap.as_str());
+    // The admin's reads block: off the runtime's threads.
     let end = {
         let admin = admin.clone();
         tokio::task::spawn_blocking(move || admin.end_offsets(TOPIC)).await??
@@ -62,7 +78,8 @@ async fn main() -> anyhow::Result<()> {
             println!("committed offsets: {committed:?}");
             last = Some(committed.clone());
         }
-        if committed == end {
+        // Done when every partition's committed offset is its end offset.
+        if end.iter().all(|(partition, end)| committed.get(partition) == Some(&Some(*end))) {
             break;
         }
         anyhow::ensure!(started.elapsed() < Duration::from_secs(60), "not all payments committed within a minute");

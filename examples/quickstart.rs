@@ -5,8 +5,10 @@
 //! most the records of the poll in progress; records of one partition (one customer's orders,
 //! since orders are keyed by customer) are handled in order.
 //!
-//! Runs on the broker named by `KAFKA_BOOTSTRAP_SERVERS`, or else on an embedded one:
-//! `cargo run --example quickstart`. It exits 0 once every record is handled and committed.
+//! Runs on the broker named by `KAFKA_BOOTSTRAP_SERVERS`, or else on one embedded in this process:
+//! `cargo run --example quickstart`. It starts the listener (the registry creates the topic
+//! `orders`, 3 partitions, unless it exists), sends the orders with a `KafkaTemplate`, and exits
+//! 0 once every record is handled and committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,10 +17,10 @@ use std::time::{Duration, Instant};
 
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
-use kafka_listener_suite::{produce_all, Broker};
 use serde::Deserialize;
 
 const TOPIC: &str = "orders";
+const GROUP: &str = "quickstart-billing";
 const ORDERS: u64 = 10_000;
 const CUSTOMERS: u64 = 7;
 
@@ -53,30 +55,47 @@ async fn on_order(order: Json<Order>, meta: Meta, totals: State<Totals>) {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let broker = Broker::from_env()?;
-    println!("using the {}", broker.describe());
-    broker.create_topic(TOPIC, 3).await?;
 
+    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
+    // as long as `embedded`, to the end of main).
+    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => (servers, None),
+        _ => {
+            let kafka = EmbeddedKafka::start(1)?;
+            // The listener's three consumers join the group's first assignment together.
+            kafka.set_initial_rebalance_delay(Duration::from_millis(500));
+            (kafka.bootstrap_servers(), Some(kafka))
+        }
+    };
+    let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
+    println!("using the {which} at {bootstrap}");
+
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap.as_str())
+        // A short session timeout makes the group's joins quick (librdkafka's default is 45 s).
+        .set("session.timeout.ms", "6000")
+        .set("heartbeat.interval.ms", "500")
+        .build()?;
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
-    let orders = (0..ORDERS).map(|i| {
-        let customer = format!("customer-{}", i % CUSTOMERS);
-        let payload = format!(r#"{{"run":{run},"customer":"{customer}","amount_cents":{}}}"#, 100 + i % 900);
-        (TOPIC, customer, payload)
-    });
-    produce_all(&broker.producer(&[])?, orders)?;
-    println!("produced {ORDERS} orders to `{TOPIC}`");
-
-    let mut factory = ContainerFactory::builder().bootstrap_servers(broker.bootstrap_servers());
-    for (key, value) in Broker::group_settings() {
-        factory = factory.set(key, value);
-    }
     let totals = Totals { run, ..Totals::default() };
     let started = Instant::now();
     let running = ListenerRegistry::from_annotations()
-        .with_default_factory(factory.build()?)
+        .with_default_factory(factory)
         .with_state(totals.clone())
+        // Created at start unless the broker has it.
+        .with_topic(NewTopic::new(TOPIC, 3))
         .start()
         .await?;
+
+    // Every order queued at once, then all the broker's acknowledgments awaited together.
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
+    let orders = (0..ORDERS).map(|i| {
+        let customer = format!("customer-{}", i % CUSTOMERS);
+        let payload = format!(r#"{{"run":{run},"customer":"{customer}","amount_cents":{}}}"#, 100 + i % 900);
+        template.send(TOPIC, payload).key(customer)
+    });
+    template.send_all(orders).await.into_result()?;
+    println!("produced {ORDERS} orders to `{TOPIC}`");
 
     let mut last_report = Instant::now();
     loop {
@@ -102,10 +121,18 @@ async fn main() -> anyhow::Result<()> {
     for (customer, cents) in totals.cents.lock().unwrap_or_else(|e| e.into_inner()).iter() {
         println!("  {customer}: {}.{:02}", cents / 100, cents % 100);
     }
-    let admin = Admin::new(broker.bootstrap_servers());
-    let committed = tokio::task::spawn_blocking(move || admin.committed_offsets("quickstart-billing", TOPIC)).await??;
+    // The admin's reads block: off the runtime's threads.
+    let admin = Admin::new(bootstrap.as_str());
+    let (committed, lag) = tokio::task::spawn_blocking(move || {
+        anyhow::Ok((admin.committed_offsets(GROUP, TOPIC)?, admin.lag(GROUP, TOPIC)?))
+    })
+    .await??;
     let handled_to = totals.next_offsets.lock().unwrap_or_else(|e| e.into_inner()).clone();
-    println!("committed offsets: {committed:?}");
-    anyhow::ensure!(committed == handled_to, "committed offsets differ from the records handled: {handled_to:?}");
+    println!("committed offsets: {committed:?}; lag: {lag:?}");
+    // Each partition's committed offset is the one after its last record handled, and nothing
+    // of the topic is left uncommitted.
+    let differ = handled_to.iter().any(|(partition, next)| committed.get(partition) != Some(&Some(*next)));
+    anyhow::ensure!(!differ, "committed offsets differ from the records handled: {handled_to:?}");
+    anyhow::ensure!(lag.values().all(|&behind| behind == 0), "records left uncommitted: {lag:?}");
     Ok(())
 }

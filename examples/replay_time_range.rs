@@ -3,11 +3,11 @@
 //! Delivery: each record of the window exactly once per replay, and nothing is committed — the
 //! listener's group keeps its position; run the replay again and it handles the same records.
 //!
-//! The example produces 400,000 events over 4 partitions, one per millisecond of event time, and
-//! replays the middle half, [t0 + 25 s, t0 + 75 s): each partition starts at the first record at
-//! or after the start (offsets for times; the embedded broker keeps no time index, so it is
-//! found by a binary search over the records) and stops before the first record at or after the
-//! end. It then reads the same window with a hand-written rdkafka loop (assign at the same start
+//! The example produces 400,000 events over 4 partitions with a `KafkaTemplate`, one per
+//! millisecond of event time, and replays the middle half, [t0 + 25 s, t0 + 75 s): each partition
+//! starts at the first record at or after the start (offsets for times; the embedded broker keeps
+//! no time index, so it is found by a binary search over the records) and stops before the first
+//! record at or after the end. It then reads the same window with a hand-written rdkafka loop (assign at the same start
 //! offsets, poll to the same end offsets, same JSON decoding) and prints both.
 //!
 //! `cargo run --release --example replay_time_range` (on an embedded broker).
@@ -16,14 +16,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use kafka_listener::prelude::*;
+use kafka_listener::producer::Compression;
 use kafka_listener::support::Admin;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Deserialize;
 
@@ -42,29 +41,20 @@ struct Click {
     ms: u64,
 }
 
-fn produce(bootstrap: &str) -> anyhow::Result<()> {
-    let producer: BaseProducer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("compression.type", "lz4")
-        .set("linger.ms", "50")
-        .set("batch.num.messages", "100000")
-        .create()?;
+/// Sends the clicks with a `KafkaTemplate`: to each partition, one per millisecond of event time
+/// from t0, 10,000 at a time (queued together, their acknowledgments awaited together).
+async fn produce(bootstrap: &str) -> anyhow::Result<()> {
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap).compression(Compression::Lz4).build()?;
     for partition in 0..PARTITIONS {
-        for i in 0..PER_PARTITION {
-            let payload = format!(r#"{{"page":"/p/{}","ms":{}}}"#, i % 97, i % 1000);
-            loop {
-                let record = BaseRecord::<(), str>::to(TOPIC).payload(&payload).partition(partition).timestamp(T0 + i);
-                match producer.send(record) {
-                    Ok(()) => break,
-                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                        producer.poll(Duration::from_millis(5));
-                    }
-                    Err((error, _)) => return Err(error).context("producing"),
-                }
-            }
+        for first in (0..PER_PARTITION).step_by(10_000) {
+            let clicks = (first..(first + 10_000).min(PER_PARTITION)).map(|i| {
+                let payload = format!(r#"{{"page":"/p/{}","ms":{}}}"#, i % 97, i % 1000);
+                template.send(TOPIC, payload).partition(partition).timestamp(T0 + i)
+            });
+            template.send_all(clicks).await.into_result()?;
         }
     }
-    producer.flush(Duration::from_secs(60)).context("flushing")
+    Ok(())
 }
 
 /// The framework: a listener with `Endpoint::replay`, until `RunningListeners::replayed`.
@@ -149,7 +139,7 @@ async fn main() -> anyhow::Result<()> {
     kafka.create_topic(TOPIC, PARTITIONS)?;
     let bootstrap = kafka.bootstrap_servers();
     let produced = Instant::now();
-    produce(&bootstrap)?;
+    produce(&bootstrap).await?;
     println!("produced {} events in {:.1?}", PER_PARTITION * i64::from(PARTITIONS), produced.elapsed());
 
     println!("replaying [t0 + 25 s, t0 + 75 s) with a listener:");

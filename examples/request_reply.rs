@@ -5,13 +5,14 @@
 //! request's `kafka_correlationId`; the client takes the first and drops later ones). Header names
 //! are Spring's, so a Spring `ReplyingKafkaTemplate` can call this listener too.
 //!
-//! `cargo run --example request_reply` (on `KAFKA_BOOTSTRAP_SERVERS`, or an embedded broker).
+//! `cargo run --example request_reply` (on `KAFKA_BOOTSTRAP_SERVERS`, or a broker embedded in this
+//! process). The registry creates the topics `price-requests` and `price-replies` (3 partitions
+//! each) unless they exist.
 
 use std::time::Instant;
 
 use futures::future::join_all;
 use kafka_listener::prelude::*;
-use kafka_listener_suite::Broker;
 use serde::{Deserialize, Serialize};
 
 #[derive(Deserialize)]
@@ -35,16 +36,25 @@ async fn price(quote: Json<Quote>) -> Json<Priced> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
-    let broker = Broker::from_env()?;
-    println!("using the {}", broker.describe());
-    broker.create_topic("price-requests", 3).await?;
-    broker.create_topic("price-replies", 3).await?;
 
-    let template = KafkaTemplate::builder().bootstrap_servers(broker.bootstrap_servers()).build()?;
-    let factory = ContainerFactory::builder().bootstrap_servers(broker.bootstrap_servers()).build()?;
+    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
+    // as long as `embedded`, to the end of main).
+    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => (servers, None),
+        _ => {
+            let kafka = EmbeddedKafka::start(1)?;
+            (kafka.bootstrap_servers(), Some(kafka))
+        }
+    };
+    let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
+    println!("using the {which} at {bootstrap}");
+
+    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
+    let factory = ContainerFactory::builder().bootstrap_servers(bootstrap.as_str()).build()?;
     let running = ListenerRegistry::from_annotations()
         .with_default_factory(factory)
         .with_template(template.clone())
+        .with_topics([NewTopic::new("price-requests", 3), NewTopic::new("price-replies", 3)])
         .start()
         .await?;
 

@@ -1,5 +1,5 @@
 //! The event log and the invariant checker of the randomized fault campaign
-//! (`examples/chaos.rs`). Pure: the checker reads the log's lines and finds violations; it is
+//! (`src/bin/chaos.rs`). Pure: the checker reads the log's lines and finds violations; it is
 //! tested here without a broker.
 //!
 //! Every process of a campaign appends to one log file (`O_APPEND`, one `write` per line), so

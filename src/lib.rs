@@ -1,7 +1,8 @@
-//! Support for the examples, integration tests and benchmark of kafka-listener (folders
-//! `examples/` and `tests/` at the workspace root): a broker that is either the one named by
-//! `KAFKA_BOOTSTRAP_SERVERS` or the embedded one, and a plain rdkafka producer to fill topics
-//! (kafka-listener's own `KafkaTemplate` comes with the producing issue).
+//! Support for the integration tests and the fault campaign of kafka-listener (folder `tests/`
+//! and `src/bin/chaos.rs` at the workspace root): a broker that is either the one named by
+//! `KAFKA_BOOTSTRAP_SERVERS` or the embedded one, a plain rdkafka producer to fill topics, and
+//! the campaign's event log and invariant checker ([`chaos`]). The examples (folder `examples/`)
+//! use none of it: each is self-contained, on kafka-listener's public API.
 
 pub mod chaos;
 
@@ -14,7 +15,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 
-/// Where the examples run: a real broker, or the embedded one.
+/// Where the tests run: a real broker, or the embedded one.
 pub enum Broker {
     /// `librdkafka`'s in-process mock cluster.
     Embedded(EmbeddedKafka),
@@ -76,15 +77,6 @@ impl Broker {
         }
         config.create().context("creating the producer")
     }
-}
-
-/// The peak resident set size of this process, in KiB (Linux; NaN elsewhere).
-pub fn peak_rss_kb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_string))
-        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
-        .unwrap_or(f64::NAN)
 }
 
 /// Sends every record (topic, key, payload) and waits until all are delivered.

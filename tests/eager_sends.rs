@@ -97,7 +97,9 @@ async fn send_all_gives_one_outcome_per_record_and_a_failure_does_not_stop_the_o
     let payloads_sent: Vec<String> =
         (0..50).map(|i| if i == 20 { big.clone() } else { format!("record {i}") }).collect();
     let sent = template
-        .send_all(payloads_sent.iter().enumerate().map(|(i, p)| template.send("batch", p.as_str()).partition(i as i32 % 2)))
+        .send_all(
+            payloads_sent.iter().enumerate().map(|(i, p)| template.send("batch", p.as_str()).partition(i as i32 % 2)),
+        )
         .await;
     assert_eq!(sent.outcomes().len(), 50);
     assert!(!sent.is_ok());

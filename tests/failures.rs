@@ -394,15 +394,17 @@ async fn a_back_off_function_retries_an_outage_for_ever_and_dead_letters_bad_dat
     // The database is down for the first 15 deliveries of "valid": more than the default 10.
     let running = ListenerRegistry::empty()
         .with_default_factory(factory)
-        .register(Endpoint::new("payments").topic("payments").group("payments").handler(move |text: String, meta: Meta| {
-            log.lock().unwrap().push((text.clone(), meta.delivery_attempt()));
-            let result: Result<(), ListenerError> = match text.as_str() {
-                "bad" => Err(BadData.into()),
-                "valid" if meta.delivery_attempt() <= 15 => Err(DatabaseDown.into()),
-                _ => Ok(()),
-            };
-            std::future::ready(result)
-        }))
+        .register(Endpoint::new("payments").topic("payments").group("payments").handler(
+            move |text: String, meta: Meta| {
+                log.lock().unwrap().push((text.clone(), meta.delivery_attempt()));
+                let result: Result<(), ListenerError> = match text.as_str() {
+                    "bad" => Err(BadData.into()),
+                    "valid" if meta.delivery_attempt() <= 15 => Err(DatabaseDown.into()),
+                    _ => Ok(()),
+                };
+                std::future::ready(result)
+            },
+        ))
         .start()
         .await
         .unwrap();

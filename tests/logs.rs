@@ -35,7 +35,11 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
 
 impl Logs {
     fn lines_with(&self, part: &str) -> Vec<String> {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).lines().filter(|l| l.contains(part)).map(str::to_string).collect()
+        String::from_utf8_lossy(&self.0.lock().unwrap())
+            .lines()
+            .filter(|l| l.contains(part))
+            .map(str::to_string)
+            .collect()
     }
 }
 
@@ -51,11 +55,8 @@ async fn a_clean_shutdown_of_three_consumers_warns_of_nothing_and_the_join_is_to
     let kafka = kafka_listener::test::embedded_kafka([NewTopic::new("quiet", 3)]).unwrap();
     let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
     let probe = Probe::open();
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(kafka.bootstrap_servers())
-        .concurrency(3)
-        .build()
-        .unwrap();
+    let factory =
+        ContainerFactory::builder().bootstrap_servers(kafka.bootstrap_servers()).concurrency(3).build().unwrap();
     let counter = probe.clone();
     let running = start_listeners(
         factory,
@@ -70,9 +71,8 @@ async fn a_clean_shutdown_of_three_consumers_warns_of_nothing_and_the_join_is_to
     .await;
     kafka_listener::test::wait_for_assignment(&running, "payments", 3, Duration::from_secs(30)).await.unwrap();
     for round in 0..3 {
-        let sent = template
-            .send_all((0..30).map(|i| template.send("quiet", format!("{round}-{i}")).partition(i % 3)))
-            .await;
+        let sent =
+            template.send_all((0..30).map(|i| template.send("quiet", format!("{round}-{i}")).partition(i % 3))).await;
         sent.into_result().unwrap();
         wait_until("the round handled", Duration::from_secs(20), || probe.count() == 30 * (round as usize + 1)).await;
     }
@@ -82,6 +82,7 @@ async fn a_clean_shutdown_of_three_consumers_warns_of_nothing_and_the_join_is_to
     let joins = logs.lines_with("joining the consumer group");
     assert_eq!(joins.len(), 1, "told once per listener: {joins:?}");
     assert!(joins[0].contains("INFO") && joins[0].contains("payments") && joins[0].contains("session.timeout.ms"));
-    let warnings: Vec<String> = logs.lines_with(" WARN ").into_iter().filter(|l| l.contains("kafka_listener")).collect();
+    let warnings: Vec<String> =
+        logs.lines_with(" WARN ").into_iter().filter(|l| l.contains("kafka_listener")).collect();
     assert!(warnings.is_empty(), "a clean shutdown with nothing pending warns of nothing: {warnings:#?}");
 }

@@ -143,10 +143,12 @@ async fn quickstart_flow_on_a_real_broker() {
         }
     }
     assert_eq!(totals, expected, "every order counted once per offset");
-    let committed = tokio::task::spawn_blocking(move || Admin::new(bootstrap).committed_offsets(&group, &topic).map(only_committed))
-        .await
-        .unwrap()
-        .unwrap();
+    let committed = tokio::task::spawn_blocking(move || {
+        Admin::new(bootstrap).committed_offsets(&group, &topic).map(only_committed)
+    })
+    .await
+    .unwrap()
+    .unwrap();
     assert_eq!(committed, next, "committed offsets = last consumed offset + 1 of each partition");
 }
 
@@ -204,8 +206,10 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
                     let attempt = meta.delivery_attempt();
                     log.lock().unwrap().push((text.clone(), attempt));
                     if text == "fail-once" && attempt == 2 {
-                        let committed =
-                            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input).map(only_committed)).await;
+                        let committed = tokio::task::spawn_blocking(move || {
+                            admin.committed_offsets(&group, &input).map(only_committed)
+                        })
+                        .await;
                         *seen_at_retry.lock().unwrap() = committed.ok().and_then(Result::ok);
                     }
                     template.send(&out, text.to_uppercase()).await?;
@@ -223,7 +227,10 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     loop {
         let (admin, group, input) = (admin.clone(), group.clone(), input.clone());
         let committed =
-            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input).map(only_committed)).await.unwrap().unwrap();
+            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &input).map(only_committed))
+                .await
+                .unwrap()
+                .unwrap();
         if committed == BTreeMap::from([(0, 5)]) {
             break;
         }
@@ -459,7 +466,12 @@ async fn fix_tx_offsets_commits_past_the_transaction_marker() {
         .unwrap();
     let committed = |group: String| {
         let (admin, topic) = (admin.clone(), topic.clone());
-        async move { tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic).map(only_committed)).await.unwrap().unwrap() }
+        async move {
+            tokio::task::spawn_blocking(move || admin.committed_offsets(&group, &topic).map(only_committed))
+                .await
+                .unwrap()
+                .unwrap()
+        }
     };
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
@@ -502,7 +514,10 @@ async fn declared_topics_are_created_on_a_real_broker() {
         .await
         .unwrap();
     let admin = Admin::new(bootstrap.as_str());
-    let found = { let (admin, topic) = (admin.clone(), topic.clone()); tokio::task::spawn_blocking(move || admin.partitions(&topic)).await.unwrap().unwrap() };
+    let found = {
+        let (admin, topic) = (admin.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || admin.partitions(&topic)).await.unwrap().unwrap()
+    };
     assert_eq!(found, [0, 1]);
     let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build().unwrap();
     let sent = template.send_all((0..20).map(|i| template.send(&topic, format!("r{i}")).partition(i % 2))).await;

@@ -15,7 +15,11 @@ use kafka_listener::{test, Error};
 async fn offset_queries_answer_for_every_partition() {
     let kafka = embedded(&[("queried", 3)]);
     // Partition 0: 4 records, 1: 2 records, 2: none.
-    produce(&kafka, "queried", &[(0, "a", "1".into()), (0, "a", "2".into()), (0, "a", "3".into()), (0, "a", "4".into())]);
+    produce(
+        &kafka,
+        "queried",
+        &[(0, "a", "1".into()), (0, "a", "2".into()), (0, "a", "3".into()), (0, "a", "4".into())],
+    );
     produce(&kafka, "queried", &[(1, "b", "1".into()), (1, "b", "2".into())]);
     let admin = Admin::new(kafka.bootstrap_servers());
     assert_eq!(admin.end_offsets("queried").unwrap(), BTreeMap::from([(0, 4), (1, 2), (2, 0)]));
@@ -30,7 +34,10 @@ async fn offset_queries_answer_for_every_partition() {
     // A group that handled partition 0 only (a listener assigned that partition).
     let running = start_listeners(
         factory(&kafka, AckMode::Record),
-        [Endpoint::new("half").topic_partitions("queried", [0], "beginning").group("half").handler(|_: String| std::future::ready(()))],
+        [Endpoint::new("half")
+            .topic_partitions("queried", [0], "beginning")
+            .group("half")
+            .handler(|_: String| std::future::ready(()))],
     )
     .await;
     wait_committed(&kafka.bootstrap_servers(), "half", "queried", [(0, 4)].into()).await;
@@ -84,6 +91,7 @@ async fn the_test_utilities_wait_for_assignment_records_and_commits() {
     assert!(matches!(error, Error::UnknownListener(_)), "{error}");
     running.shutdown().await.unwrap();
     template.send("utilities", "d").partition(1).await.unwrap();
-    let error = test::wait_for_committed(&bootstrap, "utilities", "utilities", Duration::from_millis(500)).await.unwrap_err();
+    let error =
+        test::wait_for_committed(&bootstrap, "utilities", "utilities", Duration::from_millis(500)).await.unwrap_err();
     assert!(error.to_string().contains("end offsets {0: 3, 1: 1}"), "{error}");
 }

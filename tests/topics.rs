@@ -33,7 +33,11 @@ async fn declared_topics_are_created_at_start_and_listened_to() {
     assert_eq!(admin.partitions("declared").unwrap(), [0, 1, 2]);
     assert_eq!(admin.partitions("declared-dlt").unwrap(), [0, 1]);
     let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
-    template.send_all((0..3).map(|p| template.send("declared", format!("to {p}")).partition(p))).await.into_result().unwrap();
+    template
+        .send_all((0..3).map(|p| template.send("declared", format!("to {p}")).partition(p)))
+        .await
+        .into_result()
+        .unwrap();
     wait_until("the three records", Duration::from_secs(20), || seen.lock().unwrap().len() == 3).await;
     running.shutdown().await.unwrap();
 

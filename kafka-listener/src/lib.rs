@@ -104,12 +104,12 @@ pub use registry::{shutdown_signal, Endpoint, ListenerRegistry, ListenerType, Ru
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
     pub use crate::producer::{
-        DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, ReplyingTemplate,
+        Acks, Compression, DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, ReplyingTemplate,
         RoundRobinPartitioner, UniformStickyPartitioner,
     };
+    pub use crate::support::NewTopic;
     #[cfg(feature = "embedded")]
     pub use crate::EmbeddedKafka;
-    pub use crate::support::NewTopic;
     pub use crate::{
         kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
         ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,

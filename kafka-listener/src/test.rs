@@ -89,7 +89,12 @@ pub async fn wait_for_assignment(
 /// # Errors
 /// [`Error::Timeout`] naming how many records were read when `timeout` passes first; the
 /// client's error when the topic does not exist or the broker cannot be reached.
-pub async fn records(bootstrap_servers: &str, topic: &str, count: usize, timeout: Duration) -> Result<Vec<ConsumerRecord>> {
+pub async fn records(
+    bootstrap_servers: &str,
+    topic: &str,
+    count: usize,
+    timeout: Duration,
+) -> Result<Vec<ConsumerRecord>> {
     let (servers, topic) = (bootstrap_servers.to_string(), topic.to_string());
     blocking(move || read_records(&servers, &topic, count, timeout)).await
 }
@@ -134,7 +139,11 @@ fn read_records(bootstrap_servers: &str, topic: &str, count: usize, timeout: Dur
 ///
 /// # Errors
 /// When the topic does not exist or the broker cannot be reached.
-pub async fn committed_offsets(bootstrap_servers: &str, group: &str, topic: &str) -> Result<BTreeMap<i32, Option<i64>>> {
+pub async fn committed_offsets(
+    bootstrap_servers: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, Option<i64>>> {
     let (admin, group, topic) = (Admin::new(bootstrap_servers), group.to_string(), topic.to_string());
     blocking(move || admin.committed_offsets(&group, &topic)).await
 }

@@ -237,7 +237,11 @@ impl ContainerContext {
             let offsets = self.shared.offsets();
             tpl.elements()
                 .iter()
-                .filter_map(|e| offsets.uncommitted(e.topic(), e.partition()).map(|(next, _)| (e.topic().to_string(), e.partition(), next)))
+                .filter_map(|e| {
+                    offsets
+                        .uncommitted(e.topic(), e.partition())
+                        .map(|(next, _)| (e.topic().to_string(), e.partition(), next))
+                })
                 .collect()
         };
         if wanted.is_empty() {

@@ -63,6 +63,12 @@ impl Default for KafkaTemplateBuilder {
         // librdkafka backs reconnects off up to 10 s; the Java client's 1 s gets a producer
         // going again within a second of a broker's return.
         properties.set("reconnect.backoff.max.ms", "1000");
+        // librdkafka holds every record 5 ms for company; a send awaited alone then takes 5 ms
+        // instead of one round trip (measured: 5.4 ms vs 0.09 ms per record on the embedded
+        // broker, examples/bench_producer.rs), while records queued together still leave in
+        // batches: those formed while requests are in flight. 0 is the Java client's default
+        // before Kafka 4.0.
+        properties.set("linger.ms", "0");
         KafkaTemplateBuilder {
             properties,
             default_topic: None,
@@ -112,7 +118,10 @@ impl KafkaTemplateBuilder {
         self.set("compression.type", value)
     }
 
-    /// How long records wait to fill a batch (`linger.ms`).
+    /// How long records wait to fill a batch (`linger.ms`; 0 by default, so that a send awaited
+    /// alone is not held back; librdkafka's own default is 5 ms). Batches form without it while
+    /// requests are in flight; a linger makes them larger under steady load, at that much
+    /// latency per record.
     pub fn linger(self, linger: Duration) -> Self {
         self.set("linger.ms", linger.as_millis().to_string())
     }
@@ -214,6 +223,7 @@ impl KafkaTemplateBuilder {
                 transaction_lock: Default::default(),
                 backlog: Default::default(),
                 backlog_len: Default::default(),
+                orphans: Default::default(),
             }),
         })
     }

@@ -267,10 +267,9 @@ impl Delivery {
                             timestamp: delivered.timestamp.to_millis(),
                         }),
                         Ok(Err((error, _))) => Err(self.template.send_error(&self.topic, size, error)),
-                        Err(_canceled) => Err(Error::kafka(
-                            format!("sending to `{}`", self.topic),
-                            KafkaError::Canceled,
-                        )),
+                        Err(_canceled) => {
+                            Err(Error::kafka(format!("sending to `{}`", self.topic), KafkaError::Canceled))
+                        }
                     });
                 }
                 State::Failed(_) => {
@@ -309,24 +308,38 @@ impl Future for Delivery {
 impl Drop for Delivery {
     fn drop(&mut self) {
         // Unawaited: the record is on its way all the same; its outcome still goes to the
-        // listener (or the log), as for Spring's fire-and-forget `send()`.
+        // listener (or the log), as for Spring's fire-and-forget `send()`. The template's one
+        // task for such deliveries waits for it (a task per record would cost more than the send).
         let Some(state) = self.state.take() else { return };
         let rest = Delivery { state: Some(state), topic: self.topic.clone(), template: self.template.clone() };
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(async move {
-                    let mut rest = rest;
-                    let outcome = std::future::poll_fn(|cx| rest.poll_state(cx)).await;
-                    report(rest.template.listener.as_ref(), &rest.topic, &outcome, false);
-                });
-            }
-            Err(_) => {
-                // No runtime to wait on: a failure known now is still told.
-                let mut rest = rest;
-                if let Some(State::Failed(error)) = rest.state.take() {
-                    report(rest.template.listener.as_ref(), &rest.topic, &Err(error), false);
-                }
+        if let Err(mpsc::error::SendError(mut rest)) = self.template.orphans().send(rest) {
+            // No runtime to wait on: a failure known now is still told.
+            if let Some(State::Failed(error)) = rest.state.take() {
+                report(rest.template.listener.as_ref(), &rest.topic, &Err(error), false);
             }
         }
+    }
+}
+
+impl TemplateInner {
+    /// Where dropped deliveries go to be waited for: one task per template, started with the
+    /// first (a closed sender outside a tokio runtime).
+    fn orphans(&self) -> &mpsc::UnboundedSender<Delivery> {
+        self.orphans.get_or_init(|| {
+            let (sender, mut receiver) = mpsc::unbounded_channel::<Delivery>();
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => {
+                    runtime.spawn(async move {
+                        // In the order they were sent: about the order they complete in.
+                        while let Some(mut delivery) = receiver.recv().await {
+                            let outcome = std::future::poll_fn(|cx| delivery.poll_state(cx)).await;
+                            report(delivery.template.listener.as_ref(), &delivery.topic, &outcome, false);
+                        }
+                    });
+                }
+                Err(_) => receiver.close(),
+            }
+            sender
+        })
     }
 }

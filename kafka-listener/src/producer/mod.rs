@@ -9,10 +9,10 @@ mod replying;
 mod template;
 
 pub use builder::{Acks, Compression, KafkaTemplateBuilder};
+pub use delivery::Delivery;
 pub use partitioner::{
     java_partition, murmur2, DefaultPartitioner, Partitioner, RoundRobinPartitioner, UniformStickyPartitioner,
 };
 pub use payload::Payload;
 pub use replying::ReplyingTemplate;
-pub use delivery::Delivery;
 pub use template::{KafkaTemplate, NoKey, ProducerListener, RecordMetadata, SendRecord, SendResults};

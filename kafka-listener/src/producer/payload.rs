@@ -7,7 +7,8 @@ use crate::extract::Json;
 
 /// What a template sends as a record's value or key: the mirror of the extractors.
 ///
-/// Built in: `Json<T>` (serde; `Json(&value)` borrows), `String`, `&str`, `Vec<u8>`, `&[u8]`, `Bytes`, and
+/// Built in: `Json<T>` (serde; `Json(&value)` borrows), `String`, `&str`, `Vec<u8>`, `&[u8]`, `Bytes`, a
+/// reference to any of them (`&String`), and
 /// `Option<P>` (`None` is a null value: a tombstone). Implement it for Avro, Protobuf, ...
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be sent as a record value or key",
@@ -30,7 +31,7 @@ impl Payload for String {
     }
 }
 
-impl Payload for &str {
+impl Payload for str {
     fn to_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Some(Cow::Borrowed(self.as_bytes())))
     }
@@ -42,7 +43,7 @@ impl Payload for Vec<u8> {
     }
 }
 
-impl Payload for &[u8] {
+impl Payload for [u8] {
     fn to_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Some(Cow::Borrowed(self)))
     }
@@ -51,6 +52,13 @@ impl Payload for &[u8] {
 impl Payload for Bytes {
     fn to_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, Box<dyn std::error::Error + Send + Sync>> {
         Ok(Some(Cow::Borrowed(self)))
+    }
+}
+
+/// A reference sends what it points at: `&String`, `&Vec<u8>`, `&Json<T>`, and `&str`, `&[u8]`.
+impl<P: Payload + ?Sized> Payload for &P {
+    fn to_bytes(&self) -> Result<Option<Cow<'_, [u8]>>, Box<dyn std::error::Error + Send + Sync>> {
+        (**self).to_bytes()
     }
 }
 

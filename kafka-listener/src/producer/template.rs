@@ -98,6 +98,8 @@ pub(crate) struct TemplateInner {
     pub(crate) backlog: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<super::delivery::Backlogged>>,
     /// How many records wait in the backlog (sends queue directly only when none does).
     pub(crate) backlog_len: std::sync::atomic::AtomicUsize,
+    /// Deliveries dropped before they completed, waited for by one task.
+    pub(crate) orphans: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Delivery>>,
 }
 
 impl fmt::Debug for KafkaTemplate {
@@ -483,8 +485,7 @@ impl TemplateInner {
         };
         let count = cell
             .get_or_try_init(|| async {
-                let (producer, name, timeout) =
-                    (self.producer.clone(), topic.to_string(), self.send_timeout);
+                let (producer, name, timeout) = (self.producer.clone(), topic.to_string(), self.send_timeout);
                 let metadata =
                     tokio::task::spawn_blocking(move || producer.client().fetch_metadata(Some(&name), timeout))
                         .await

@@ -196,45 +196,13 @@ impl ListenerRegistry {
             return;
         };
         let admin = Admin::with_properties(factory.settings.properties.clone());
-        let lookup = admin.clone();
-        // Metadata reads block: off the runtime's threads.
-        let found = match tokio::task::spawn_blocking(move || lookup.partition_counts()).await {
-            Ok(Ok(found)) => found,
-            Ok(Err(error)) => {
-                problems.push(Problem {
-                    listener: None,
-                    message: format!("declared topics {names} could not be checked: {error}"),
-                });
-                return;
-            }
-            Err(join) => {
-                problems.push(Problem { listener: None, message: format!("declared topics {names}: {join}") });
-                return;
-            }
-        };
-        let mut missing = Vec::new();
-        for topic in &self.topics {
-            match found.get(topic.name()) {
-                Some(&partitions) if partitions != topic.partitions() as usize => tracing::warn!(
-                    topic = topic.name(),
-                    partitions,
-                    declared = topic.partitions(),
-                    "a declared topic exists with another partition count; it is left as it is"
-                ),
-                Some(_) => {}
-                None => missing.push(topic.clone()),
-            }
-        }
-        if missing.is_empty() {
-            return;
-        }
-        let listed = missing.iter().map(|t| format!("`{}`", t.name())).collect::<Vec<_>>().join(", ");
-        match admin.create_topics(missing).await {
-            Ok(()) => tracing::info!(topics = %listed, "declared topics created"),
-            Err(error) => problems.push(Problem {
+        if let Err(error) = admin.create_topics(self.topics.clone()).await {
+            problems.push(Problem {
                 listener: None,
-                message: format!("declared topic(s) {listed} could not be created: {error}; create them, or fix the declaration"),
-            }),
+                message: format!(
+                    "declared topic(s) {names} could not be created: {error}; create them, or fix the declaration"
+                ),
+            });
         }
     }
 

@@ -15,8 +15,9 @@ use crate::error::{Error, Result};
 /// shut down by itself).
 #[must_use = "a shutdown signal does nothing unless awaited"]
 pub struct ShutdownSignal {
+    /// The handlers; `None` until installed (made outside a runtime: installed on the first poll).
     #[cfg(unix)]
-    signals: std::result::Result<[tokio::signal::unix::Signal; 2], Option<std::io::Error>>,
+    signals: Option<std::result::Result<[tokio::signal::unix::Signal; 2], Option<std::io::Error>>>,
     #[cfg(not(unix))]
     ctrl_c: Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>>,
 }
@@ -41,8 +42,8 @@ impl std::fmt::Debug for ShutdownSignal {
 /// # }
 /// ```
 ///
-/// Must be called on a tokio runtime. The future's output is the signal's name (`"SIGTERM"`,
-/// `"SIGINT"`).
+/// The future must be awaited on a tokio runtime; made on one, it installs the handlers at once
+/// (made elsewhere, on its first poll). Its output is the signal's name (`"SIGTERM"`, `"SIGINT"`).
 ///
 /// # Errors
 /// The future resolves to [`Error::Signal`] when a handler cannot be installed (no tokio
@@ -50,10 +51,9 @@ impl std::fmt::Debug for ShutdownSignal {
 pub fn shutdown_signal() -> ShutdownSignal {
     #[cfg(unix)]
     {
-        use tokio::signal::unix::{signal, SignalKind};
-        let signals = signal(SignalKind::interrupt())
-            .and_then(|interrupt| signal(SignalKind::terminate()).map(|terminate| [interrupt, terminate]))
-            .map_err(Some);
+        // Installing needs a runtime; made outside one (e.g. for `Runtime::block_on`), the
+        // handlers are installed when it is first polled.
+        let signals = tokio::runtime::Handle::try_current().ok().map(|_| install());
         ShutdownSignal { signals }
     }
     #[cfg(not(unix))]
@@ -62,12 +62,20 @@ pub fn shutdown_signal() -> ShutdownSignal {
     }
 }
 
+#[cfg(unix)]
+fn install() -> std::result::Result<[tokio::signal::unix::Signal; 2], Option<std::io::Error>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    signal(SignalKind::interrupt())
+        .and_then(|interrupt| signal(SignalKind::terminate()).map(|terminate| [interrupt, terminate]))
+        .map_err(Some)
+}
+
 impl Future for ShutdownSignal {
     type Output = Result<&'static str>;
 
     #[cfg(unix)]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match &mut self.signals {
+        match self.signals.get_or_insert_with(install) {
             Ok([interrupt, terminate]) => {
                 if interrupt.poll_recv(cx).is_ready() {
                     return Poll::Ready(Ok("SIGINT"));

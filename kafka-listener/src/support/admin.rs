@@ -9,8 +9,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::config::Properties;
 use super::NewTopic;
+use crate::config::Properties;
 use crate::error::{Error, Result};
 
 /// Reads what tests and operators check: committed offsets of a group, end offsets of a topic;
@@ -197,8 +197,8 @@ impl Admin {
     }
 
     /// Creates the topics that do not exist yet, in one request: [`NewTopic`]s, or
-    /// `(name, partitions)` pairs. A topic that exists is left as it is (its partition count is
-    /// not changed).
+    /// `(name, partitions)` pairs. The cluster's metadata is read first; a topic that exists is
+    /// left as it is (a partition count other than the declared one is logged at WARN).
     ///
     /// On an `EmbeddedKafka` of this process (librdkafka's mock cluster answers no CreateTopics
     /// request) the topics are created on the cluster directly, with replication factor 1 unless
@@ -206,7 +206,8 @@ impl Admin {
     ///
     /// # Errors
     /// When the broker refuses a topic (naming it and the broker's reason, e.g. a replication
-    /// factor above the number of brokers) or does not answer within 10 s.
+    /// factor above the number of brokers), or cannot be reached, or does not answer the
+    /// CreateTopics request within 10 s.
     pub async fn create_topics<T: Into<NewTopic>>(&self, topics: impl IntoIterator<Item = T>) -> Result<()> {
         let topics: Vec<NewTopic> = topics.into_iter().map(Into::into).collect();
         if topics.is_empty() {
@@ -219,6 +220,30 @@ impl Admin {
         ) {
             return created;
         }
+        let lookup = self.clone();
+        let existing = tokio::task::spawn_blocking(move || lookup.partition_counts())
+            .await
+            .map_err(|e| Error::config("topics", format!("reading the cluster's metadata failed: {e}")))??;
+        let topics: Vec<NewTopic> = topics
+            .into_iter()
+            .filter(|t| match existing.get(t.name()) {
+                None => true,
+                Some(&partitions) => {
+                    if partitions != t.partitions() as usize {
+                        tracing::warn!(
+                            topic = t.name(),
+                            partitions,
+                            declared = t.partitions(),
+                            "the topic exists with another partition count; it is left as it is"
+                        );
+                    }
+                    false
+                }
+            })
+            .collect();
+        if topics.is_empty() {
+            return Ok(());
+        }
         let admin: AdminClient<DefaultClientContext> =
             self.properties.to_client_config().create().map_err(|e| Error::kafka("creating an admin client", e))?;
         let names: Vec<&str> = topics.iter().map(NewTopic::name).collect();
@@ -226,16 +251,30 @@ impl Admin {
             .iter()
             .map(|t| {
                 let replication = TopicReplication::Fixed(t.replication().map_or(-1, i32::from));
-                t.configs().iter().fold(rdkafka::admin::NewTopic::new(t.name(), t.partitions(), replication), |new, (k, v)| {
-                    new.set(k, v)
-                })
+                t.configs()
+                    .iter()
+                    .fold(rdkafka::admin::NewTopic::new(t.name(), t.partitions(), replication), |new, (k, v)| {
+                        new.set(k, v)
+                    })
             })
             .collect();
         let options = AdminOptions::new().operation_timeout(Some(self.timeout)).request_timeout(Some(self.timeout));
-        let results = admin
-            .create_topics(&new, &options)
-            .await
-            .map_err(|e| Error::kafka(format!("creating topics {names:?}"), e))?;
+        let results = admin.create_topics(&new, &options).await.map_err(|e| {
+            let timed_out = matches!(
+                e.rdkafka_error_code(),
+                Some(RDKafkaErrorCode::OperationTimedOut | RDKafkaErrorCode::RequestTimedOut)
+            );
+            let context = if timed_out {
+                format!(
+                    "creating topics {names:?}: the broker did not answer within {:?} (librdkafka's mock cluster \
+                     answers no CreateTopics: create the topics of an embedded broker in the process that runs it)",
+                    self.timeout
+                )
+            } else {
+                format!("creating topics {names:?}")
+            };
+            Error::kafka(context, e)
+        })?;
         for result in results {
             match result {
                 Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
@@ -247,6 +286,7 @@ impl Admin {
                 }
             }
         }
+        tracing::info!(topics = ?names, "topics created");
         Ok(())
     }
 }

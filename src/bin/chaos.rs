@@ -1,8 +1,8 @@
 //! A seeded, randomized fault campaign with an invariant checker.
 //!
 //! ```text
-//! cargo run --example chaos -- --seed 1 --duration-s 60          # what .ci/run runs
-//! cargo run --release --example chaos -- --seed 7 --duration-s 600 --instances 3
+//! cargo run --bin chaos -- --seed 1 --duration-s 60          # what .ci/run runs
+//! cargo run --release --bin chaos -- --seed 7 --duration-s 600 --instances 3
 //! ```
 //!
 //! The campaign (the driver, this process) starts an embedded broker in a process of its own and
@@ -473,7 +473,8 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
             while sampling.load(Ordering::Acquire) {
                 for (listener, _) in LISTENERS {
                     if let Ok(offsets) = admin.committed_offsets(listener, &topic(listener)) {
-                        for (partition, offset) in offsets {
+                        // Partitions the group has committed nothing on are left out.
+                        for (partition, offset) in offsets.into_iter().filter_map(|(p, o)| Some((p, o?))) {
                             log.write(&Event::Committed {
                                 at: (listener.to_string(), topic(listener), partition),
                                 offset,
@@ -673,7 +674,11 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         let committed = admin.committed_offsets(listener, &topic(listener)).unwrap_or_default();
         for (partition, end) in &end[listener] {
             let at = (listener.to_string(), topic(listener), *partition);
-            log.write(&Event::Final { at, committed: committed.get(partition).copied().unwrap_or(-1), end: *end });
+            log.write(&Event::Final {
+                at,
+                committed: committed.get(partition).copied().flatten().unwrap_or(-1),
+                end: *end,
+            });
         }
     }
     drop(broker_in);
