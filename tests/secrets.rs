@@ -2,56 +2,15 @@
 //! binary logs, at TRACE level, librdkafka's messages included, with its `security` and `conf`
 //! debug contexts on: the lines that show the SASL attempt and the configuration it was made with).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+mod common;
+
+use common::Logs;
 use kafka_listener::prelude::*;
 use kafka_listener::SaslMechanism;
 
 const MARKER: &str = "hunter2-MARKER-5ecret";
-
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
-    }
-
-    /// Waits (20 s at most) until a captured line contains every one of `parts`.
-    async fn wait_for_line(&self, what: &str, parts: &[&str]) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !self.text().lines().any(|line| parts.iter().all(|part| line.contains(part))) {
-            if Instant::now() >= deadline {
-                let text = self.text();
-                let lines: Vec<&str> = text.lines().collect();
-                panic!(
-                    "timed out waiting for the log line of {what} (a line with all of {parts:?}); the last lines captured:\n{}",
-                    lines[lines.len().saturating_sub(30)..].join("\n")
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
-    type Writer = Logs;
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_marker_password_never_shows() {

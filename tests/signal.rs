@@ -76,9 +76,9 @@ async fn signal_the_child(test: &str) {
     assert_eq!(committed(&kafka.bootstrap_servers(), "signal", "signal").await, [(0, 5)].into());
 }
 
-/// In the child: handle the records (committing only on shutdown: AckMode::Count with a large
-/// count), say so once the signal handler is installed, and wait for the signal.
-async fn child(bootstrap: &str) {
+/// In a child: the listener, once it handled the 5 records (committing only on shutdown:
+/// AckMode::Count with a large count).
+async fn child_listener(bootstrap: &str) -> RunningListeners {
     let probe = Probe::open();
     let factory = ContainerFactory::builder()
         .bootstrap_servers(bootstrap)
@@ -93,7 +93,12 @@ async fn child(bootstrap: &str) {
         .await
         .unwrap();
     wait_until("5 records", Duration::from_secs(20), || probe.count() == 5).await;
-    let shutdown = running.shutdown_on_signal();
+    running
+}
+
+/// In the child: say so once the signal handler is installed, and wait for the signal.
+async fn child(bootstrap: &str) {
+    let shutdown = child_listener(bootstrap).await.shutdown_on_signal();
     tokio::pin!(shutdown);
     // Polled once first, the future installs its signal handlers; then the parent may signal.
     tokio::select! {
@@ -108,20 +113,8 @@ async fn child(bootstrap: &str) {
 /// In the child: as [`child`], but the program selects on `shutdown_signal()` and work of its own
 /// (that never ends here), then shuts the listeners down itself.
 async fn child_with_own_work(bootstrap: &str) {
-    let probe = Probe::open();
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(bootstrap)
-        .ack_mode(AckMode::Count)
-        .ack_count(1_000)
-        .build()
-        .unwrap();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory)
-        .register(probe.endpoint("signal", "signal", "signal"))
-        .start()
-        .await
-        .unwrap();
-    wait_until("5 records", Duration::from_secs(20), || probe.count() == 5).await;
+    let running = child_listener(bootstrap).await;
+    // Made now, it has its handlers installed before the parent is told to signal.
     let signal = kafka_listener::shutdown_signal();
     println!("HANDLED 5");
     let own_work = std::future::pending::<()>();

@@ -292,3 +292,52 @@ impl kafka_listener::producer::ProducerListener for ProducerOutcomes {
         self.0.lock().unwrap().push(format!("error {topic}: {error}"));
     }
 }
+
+/// Log lines kept in memory: a `tracing_subscriber` writer (`fmt().with_writer(logs.clone())`).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Logs {
+    type Writer = Logs;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+impl Logs {
+    /// Everything captured.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).to_string()
+    }
+
+    /// The captured lines that contain `part`.
+    pub fn lines_with(&self, part: &str) -> Vec<String> {
+        self.text().lines().filter(|l| l.contains(part)).map(str::to_string).collect()
+    }
+
+    /// Waits (20 s at most) until a captured line contains every one of `parts`.
+    pub async fn wait_for_line(&self, what: &str, parts: &[&str]) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.text().lines().any(|line| parts.iter().all(|part| line.contains(part))) {
+            if Instant::now() >= deadline {
+                let text = self.text();
+                let lines: Vec<&str> = text.lines().collect();
+                panic!(
+                    "timed out waiting for the log line of {what} (a line with all of {parts:?}); the last lines captured:\n{}",
+                    lines[lines.len().saturating_sub(30)..].join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
