@@ -9,6 +9,7 @@
 //! by one task, and every record sent after it waits behind it, so that records keep the order of
 //! their sends (Kafka's per-partition ordering of one producer).
 
+use std::borrow::Cow;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -25,20 +26,33 @@ use super::template::{RecordMetadata, TemplateInner};
 use super::ProducerListener;
 use crate::error::{Error, Result};
 
-/// A serialized record, owned, ready to queue.
-pub(crate) struct Prepared {
-    pub(crate) topic: String,
-    pub(crate) key: Option<Vec<u8>>,
-    pub(crate) value: Option<Vec<u8>>,
+/// A serialized record ready to queue: borrowed from the sender where it can be queued at once,
+/// owned (`'static`) when it waits in the backlog.
+pub(crate) struct Prepared<'a> {
+    pub(crate) topic: Cow<'a, str>,
+    pub(crate) key: Option<Cow<'a, [u8]>>,
+    pub(crate) value: Option<Cow<'a, [u8]>>,
     pub(crate) partition: Option<i32>,
     pub(crate) timestamp: Option<i64>,
     pub(crate) headers: Option<OwnedHeaders>,
 }
 
-impl Prepared {
+impl Prepared<'_> {
     /// Key and value bytes, for the too-large error.
     fn size(&self) -> usize {
-        self.key.as_ref().map_or(0, Vec::len) + self.value.as_ref().map_or(0, Vec::len)
+        self.key.as_ref().map_or(0, |k| k.len()) + self.value.as_ref().map_or(0, |v| v.len())
+    }
+
+    /// The record, owned: copied only when it must wait in the backlog.
+    fn into_owned(self) -> Prepared<'static> {
+        Prepared {
+            topic: Cow::Owned(self.topic.into_owned()),
+            key: self.key.map(|k| Cow::Owned(k.into_owned())),
+            value: self.value.map(|v| Cow::Owned(v.into_owned())),
+            partition: self.partition,
+            timestamp: self.timestamp,
+            headers: self.headers,
+        }
     }
 
     fn record(&self, partition: Option<i32>) -> FutureRecord<'_, [u8], [u8]> {
@@ -64,14 +78,14 @@ impl Prepared {
 
 /// A record waiting in the backlog, and where its queued delivery goes.
 pub(crate) struct Backlogged {
-    prepared: Prepared,
+    prepared: Prepared<'static>,
     queued: oneshot::Sender<Result<(DeliveryFuture, usize)>>,
 }
 
 /// Why a record could not be queued at once.
-enum NotNow {
+enum NotNow<'a> {
     /// It waits in the backlog (full queue, unknown partition count, or records before it).
-    Backlog(Prepared),
+    Backlog(Prepared<'a>),
     /// It cannot be sent at all.
     Failed(Error),
 }
@@ -79,7 +93,7 @@ enum NotNow {
 impl TemplateInner {
     /// Queues `prepared` in librdkafka now if nothing sent before it waits in the backlog and its
     /// partition is known without asking the broker.
-    fn queue_now(&self, prepared: Prepared) -> std::result::Result<(DeliveryFuture, usize), NotNow> {
+    fn queue_now<'a>(&self, prepared: Prepared<'a>) -> std::result::Result<(DeliveryFuture, usize), NotNow<'a>> {
         if self.backlog_len.load(Ordering::Acquire) > 0 {
             return Err(NotNow::Backlog(prepared));
         }
@@ -97,7 +111,7 @@ impl TemplateInner {
 
     /// The partition the partitioner picks, when its partition count is cached; `Err` when the
     /// count must be read from the broker first. `Ok(None)`: librdkafka's partitioner decides.
-    fn partition_now(&self, prepared: &Prepared) -> std::result::Result<Option<i32>, ()> {
+    fn partition_now(&self, prepared: &Prepared<'_>) -> std::result::Result<Option<i32>, ()> {
         match (prepared.partition, &self.partitioner) {
             (Some(partition), _) => Ok(Some(partition)),
             (None, None) => Ok(None),
@@ -114,7 +128,10 @@ impl TemplateInner {
     }
 
     /// Hands `prepared` to the backlog task (started with the first record that needs it).
-    fn backlog(self: &Arc<Self>, prepared: Prepared) -> Result<oneshot::Receiver<Result<(DeliveryFuture, usize)>>> {
+    fn backlog(
+        self: &Arc<Self>,
+        prepared: Prepared<'static>,
+    ) -> Result<oneshot::Receiver<Result<(DeliveryFuture, usize)>>> {
         let sender = match self.backlog.get() {
             Some(sender) => sender.clone(),
             None => {
@@ -154,7 +171,7 @@ async fn serve_backlog(template: Weak<TemplateInner>, mut backlog: mpsc::Unbound
 
 /// Queues one backlogged record: reads the partition count if needed, then waits for room in
 /// librdkafka's queue (up to the send timeout).
-async fn queue_waiting(inner: &Arc<TemplateInner>, prepared: &Prepared) -> Result<(DeliveryFuture, usize)> {
+async fn queue_waiting(inner: &Arc<TemplateInner>, prepared: &Prepared<'_>) -> Result<(DeliveryFuture, usize)> {
     let partition = match (prepared.partition, &inner.partitioner) {
         (None, Some(partitioner)) => {
             let count = inner.partition_count(&prepared.topic).await?;
@@ -190,7 +207,7 @@ async fn queue_waiting(inner: &Arc<TemplateInner>, prepared: &Prepared) -> Resul
 #[must_use = "the record is queued; await the delivery to learn whether the broker stored it"]
 pub struct Delivery {
     state: Option<State>,
-    topic: Arc<str>,
+    topic: String,
     template: Arc<TemplateInner>,
 }
 
@@ -217,12 +234,12 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     /// Queues `prepared` (or backlogs it), as the template's sends do.
-    pub(crate) fn queue(template: &Arc<TemplateInner>, prepared: Prepared) -> Delivery {
-        let topic: Arc<str> = Arc::from(prepared.topic.as_str());
+    pub(crate) fn queue(template: &Arc<TemplateInner>, prepared: Prepared<'_>) -> Delivery {
+        let topic = prepared.topic.to_string();
         let state = match template.queue_now(prepared) {
             Ok((delivery, size)) => State::Queued(delivery, size),
             Err(NotNow::Failed(error)) => State::Failed(error),
-            Err(NotNow::Backlog(prepared)) => match template.backlog(prepared) {
+            Err(NotNow::Backlog(prepared)) => match template.backlog(prepared.into_owned()) {
                 Ok(receiver) => State::Backlogged(receiver),
                 Err(error) => State::Failed(error),
             },
@@ -232,7 +249,7 @@ impl Delivery {
 
     /// A record that could not be sent (e.g. its payload did not serialize).
     pub(crate) fn failed(template: &Arc<TemplateInner>, topic: &str, error: Error) -> Delivery {
-        Delivery { state: Some(State::Failed(error)), topic: Arc::from(topic), template: template.clone() }
+        Delivery { state: Some(State::Failed(error)), topic: topic.to_string(), template: template.clone() }
     }
 
     /// The topic the record was sent to.
@@ -261,7 +278,8 @@ impl Delivery {
                     self.state = None;
                     return Poll::Ready(match outcome {
                         Ok(Ok(delivered)) => Ok(RecordMetadata {
-                            topic: self.topic.to_string(),
+                            // Moved: the delivery is done with it (a report reads the metadata's).
+                            topic: std::mem::take(&mut self.topic),
                             partition: delivered.partition,
                             offset: delivered.offset,
                             timestamp: delivered.timestamp.to_millis(),
@@ -285,6 +303,10 @@ impl Delivery {
 /// Tells the template's producer listener of an outcome (or logs a failure when it has none and
 /// nobody awaited the delivery).
 fn report(listener: Option<&Arc<dyn ProducerListener>>, topic: &str, outcome: &Result<RecordMetadata>, awaited: bool) {
+    let topic = match outcome {
+        Ok(metadata) => metadata.topic(),
+        Err(_) => topic,
+    };
     match (listener, outcome) {
         (Some(listener), Ok(metadata)) => listener.on_success(metadata),
         (Some(listener), Err(error)) => listener.on_error(topic, error),

@@ -223,15 +223,15 @@ impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
         }
     }
 
-    /// The record, serialized.
-    fn prepare(&self) -> Result<Prepared> {
+    /// The record, serialized (borrowing what it can).
+    fn prepare(&self) -> Result<Prepared<'_>> {
         let topic = self.topic.ok_or(Error::NoDefaultTopic)?;
         let value = self.payload.to_bytes().map_err(|e| serialization(topic, "value", e))?;
         let key = self.key.to_bytes().map_err(|e| serialization(topic, "key", e))?;
         Ok(Prepared {
-            topic: topic.to_string(),
-            key: key.map(std::borrow::Cow::into_owned),
-            value: value.map(std::borrow::Cow::into_owned),
+            topic: std::borrow::Cow::Borrowed(topic),
+            key,
+            value,
             partition: self.partition,
             timestamp: self.timestamp,
             headers: (!self.headers.is_empty()).then(|| owned_headers(&self.headers)),
