@@ -383,10 +383,7 @@ async fn a_back_off_function_retries_an_outage_for_ever_and_dead_letters_bad_dat
     let outage: Arc<dyn BackOff> = Arc::new(FixedBackOff::unlimited(Duration::from_millis(20)));
     let handler = DefaultErrorHandler::new()
         .backoff(FixedBackOff { interval: Duration::ZERO, max_retries: 1 })
-        .backoff_function(move |_record, failure| match failure {
-            kafka_listener::ListenerFailure::Handler(e) if e.as_error().is::<DatabaseDown>() => Some(outage.clone()),
-            _ => None,
-        })
+        .backoff_function(move |_record, failure| failure.find::<DatabaseDown>().map(|_| outage.clone()))
         .recoverer(DeadLetterRecoverer::new(template));
     let factory = factory(&kafka, AckMode::Record).to_builder().error_handler(handler).build().unwrap();
     let deliveries: Arc<Mutex<Vec<(String, u32)>>> = Arc::default();
@@ -399,7 +396,10 @@ async fn a_back_off_function_retries_an_outage_for_ever_and_dead_letters_bad_dat
                 log.lock().unwrap().push((text.clone(), meta.delivery_attempt()));
                 let result: Result<(), ListenerError> = match text.as_str() {
                     "bad" => Err(BadData.into()),
-                    "valid" if meta.delivery_attempt() <= 15 => Err(DatabaseDown.into()),
+                    // Through anyhow, as a handler written with it returns it.
+                    "valid" if meta.delivery_attempt() <= 15 => {
+                        Err(ListenerError::from_anyhow(anyhow::Error::from(DatabaseDown).context("saving the balance")))
+                    }
                     _ => Ok(()),
                 };
                 std::future::ready(result)

@@ -49,7 +49,11 @@ async fn a_clean_shutdown_of_three_consumers_warns_of_nothing_and_the_join_is_to
 
     let joins = logs.lines_with("joining the consumer group");
     assert_eq!(joins.len(), 1, "told once per listener: {joins:?}");
-    assert!(joins[0].contains("INFO") && joins[0].contains("payments") && joins[0].contains("session.timeout.ms"));
+    assert!(
+        joins[0].contains("INFO")
+            && joins[0].contains("payments")
+            && joins[0].contains("session.timeout.ms = 45000 ms, librdkafka's default")
+    );
     let warnings: Vec<String> =
         logs.lines_with(" WARN ").into_iter().filter(|l| l.contains("kafka_listener")).collect();
     assert!(warnings.is_empty(), "a clean shutdown with nothing pending warns of nothing: {warnings:#?}");

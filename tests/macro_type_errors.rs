@@ -58,7 +58,7 @@ fn cases() -> Vec<(&'static str, Vec<Expected>)> {
                 line: 5,
                 span: "anyhow::Result<()>",
                 label: "",
-                notes: &["for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::new)?`"],
+                notes: &["for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::from_anyhow)?` (kafka-listener's `anyhow` feature; keeps the error's types for `find`) or `.map_err(ListenerError::new)?`"],
             }],
         ),
         (

@@ -61,7 +61,7 @@ pub enum Error {
         waited: std::time::Duration,
     },
     /// No listener with this id is registered.
-    #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()`")]
+    #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()` and `RunningListeners::containers()` (a listener without `id = \"...\"` has its function's path as id)")]
     UnknownListener(String),
     /// A record was sent to a topic the broker does not have (and does not create).
     #[error("topic `{topic}` does not exist; create it (or enable auto-creation on the broker)")]

@@ -12,6 +12,7 @@
 //! let kafka = test::embedded_kafka([NewTopic::new("orders", 2), NewTopic::new("invoices", 2)])?;
 //! let factory = ContainerFactory::builder().bootstrap_servers(kafka.bootstrap_servers()).build()?;
 //! let running = ListenerRegistry::from_annotations().with_default_factory(factory).start().await?;
+//! // By listener id: `id = "billing"` in its attribute (without one, the function's path).
 //! test::wait_for_assignment(&running, "billing", 2, Duration::from_secs(10)).await?;
 //! // ... produce to "orders" ...
 //! let invoices = test::records(&kafka.bootstrap_servers(), "invoices", 3, Duration::from_secs(10)).await?;
@@ -54,16 +55,27 @@ pub fn embedded_kafka<T: Into<NewTopic>>(topics: impl IntoIterator<Item = T>) ->
 /// consumers (Spring's `ContainerTestUtils.waitForAssignment`), and returns them as
 /// (topic, partition) pairs, sorted.
 ///
+/// `id` is the listener's id: its attribute's `id = "..."`, else the function's path
+/// (`my_service::on_order`), or the `Endpoint`'s.
+///
 /// # Errors
-/// [`Error::UnknownListener`] for an unknown id; [`Error::Timeout`] naming the partitions
-/// assigned so far when `timeout` passes first.
+/// [`Error::Config`] naming the running listeners for an unknown id; [`Error::Timeout`] naming
+/// the partitions assigned so far when `timeout` passes first.
 pub async fn wait_for_assignment(
     running: &RunningListeners,
     id: &str,
     partitions: usize,
     timeout: Duration,
 ) -> Result<Vec<(String, i32)>> {
-    let container = running.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?;
+    let container = running.container(id).ok_or_else(|| {
+        let ids: Vec<&str> = running.containers().map(|c| c.id()).collect();
+        Error::config(
+            "listener id",
+            format!(
+                "no running listener has id `{id}`; the running ones are {ids:?} (a listener without `id = \"...\"` has its function's path as id)"
+            ),
+        )
+    })?;
     let deadline = Instant::now() + timeout;
     loop {
         let mut assigned = container.assignment();
@@ -84,7 +96,9 @@ pub async fn wait_for_assignment(
 /// Reads the first `count` records of `topic` (every partition from its log start, without a
 /// consumer group: nothing is committed), sorted by partition then offset (Spring's
 /// `KafkaTestUtils.getRecords` with a minimum count). Reads only committed records of
-/// transactions (`isolation.level = read_committed`).
+/// transactions (`isolation.level = read_committed`). The first fetch takes ~0.6 s on the
+/// embedded broker: give it seconds (10 s is a good deadline in tests; it returns as soon as the
+/// records are read).
 ///
 /// # Errors
 /// [`Error::Timeout`] naming how many records were read when `timeout` passes first; the

@@ -264,10 +264,12 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
             // Until the group's first rebalance completes nothing else is logged, which can take
             // tens of seconds: say what the consumers wait for, once per listener.
             let group = plan.client_config.get("group.id").unwrap_or_default();
-            let session_timeout =
-                plan.client_config.get("session.timeout.ms").unwrap_or("45000 (librdkafka's default)");
+            let session_timeout = match plan.client_config.get("session.timeout.ms") {
+                Some(ms) => format!("{ms} ms"),
+                None => "45000 ms, librdkafka's default".to_string(),
+            };
             tracing::info!(listener, group, topics = ?plan.subscription, consumers = arrival.siblings.total,
-                "joining the consumer group; partitions are assigned once the group coordinator has every member (a broker may wait up to session.timeout.ms = {session_timeout} ms for members that left; lower session.timeout.ms for faster joins)");
+                "joining the consumer group; partitions are assigned once the group coordinator has every member (a broker may wait up to session.timeout.ms = {session_timeout} for members that left; lower session.timeout.ms for faster joins)");
         }
     }
     // A replay finds where its window starts and ends before its partitions are assigned.
@@ -340,7 +342,7 @@ fn run(plan: &ContainerPlan, index: usize, shared: Arc<ContainerShared>, arrival
     }
     // Dropping the last reference closes the consumer: it leaves the group (the revocation
     // callback commits again, a no-op by now).
-    drop(consumer);
+    shared.close(consumer);
     tracing::debug!(listener, index, "container stopped");
 }
 

@@ -89,6 +89,8 @@ pub(crate) struct ContainerShared {
     pub(crate) non_responsive: AtomicBool,
     /// The poll thread has ended.
     pub(crate) finished: AtomicBool,
+    /// The consumer is being closed: no one else may take it from now on.
+    closing: AtomicBool,
 }
 
 /// The process's reference instant for poll times.
@@ -159,6 +161,7 @@ impl ContainerShared {
             last_poll_ms: AtomicU64::new(epoch().elapsed().as_millis() as u64),
             non_responsive: AtomicBool::new(false),
             finished: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             listener_id,
             ack_mode,
             sync_commits,
@@ -262,7 +265,26 @@ impl ContainerShared {
     }
 
     pub(crate) fn consumer(&self) -> Option<Arc<KafkaConsumer>> {
+        if self.closing.load(Ordering::Acquire) {
+            return None;
+        }
         self.consumer.get().and_then(Weak::upgrade)
+    }
+
+    /// Closes the consumer on this (its poll) thread: no one else may take it from now on, and
+    /// those who hold it (a metadata refresh, a `ConsumerHandle` call) are waited for (5 s at
+    /// most), so that the consumer has left its group and its client is gone when the container
+    /// says it stopped.
+    pub(crate) fn close(&self, consumer: Arc<KafkaConsumer>) {
+        self.closing.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&consumer) > 1 && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if Arc::strong_count(&consumer) > 1 {
+            tracing::debug!(listener = %self.listener_id, "the consumer is still in use; it closes when its last user is done");
+        }
+        drop(consumer);
     }
 
     pub(crate) fn on_poll_thread(&self) -> bool {

@@ -189,7 +189,7 @@ impl DefaultErrorHandler {
     /// use std::sync::Arc;
     /// use std::time::Duration;
     /// use kafka_listener::error_handler::{BackOff, ExponentialBackOff, FixedBackOff};
-    /// use kafka_listener::{DefaultErrorHandler, ListenerFailure};
+    /// use kafka_listener::DefaultErrorHandler;
     ///
     /// #[derive(Debug, thiserror::Error)]
     /// #[error("database unavailable")]
@@ -203,10 +203,8 @@ impl DefaultErrorHandler {
     /// });
     /// let handler = DefaultErrorHandler::new()
     ///     .backoff(FixedBackOff { interval: Duration::from_millis(100), max_retries: 2 }) // bad data
-    ///     .backoff_function(move |_record, failure| match failure {
-    ///         ListenerFailure::Handler(e) if e.as_error().is::<DatabaseDown>() => Some(transient.clone()),
-    ///         _ => None,
-    ///     });
+    ///     // `find` looks through wrapping errors (and, with the `anyhow` feature, anyhow's).
+    ///     .backoff_function(move |_record, failure| failure.find::<DatabaseDown>().map(|_| transient.clone()));
     /// # let _ = handler;
     /// ```
     ///
@@ -233,8 +231,8 @@ impl DefaultErrorHandler {
     }
 
     /// Adds a class of failures that go to the recoverer at once, besides conversion failures and
-    /// `ListenerError::fatal` (e.g. `|f| f.to_string().contains("constraint violation")`, or a
-    /// downcast of the handler's error).
+    /// `ListenerError::fatal` (e.g. `|f| f.find::<serde_json::Error>().is_some()`: an error type
+    /// anywhere in the failure's chain of causes, see [`ListenerFailure::find`]).
     pub fn not_retryable(mut self, classifier: impl Fn(&ListenerFailure) -> bool + Send + Sync + 'static) -> Self {
         self.not_retryable.push(Arc::new(classifier));
         self

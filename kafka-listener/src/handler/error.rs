@@ -13,9 +13,10 @@ pub struct ListenerError {
 }
 
 impl ListenerError {
-    /// An error from anything that converts into a boxed error: an `anyhow::Error`
-    /// (`.map_err(ListenerError::new)?`), a `String`, a `Box<dyn Error>`. For a
-    /// `std::error::Error`, `?` and `From` do it.
+    /// An error from anything that converts into a boxed error: a `String`, a `Box<dyn Error>`,
+    /// an `anyhow::Error` (its messages only: [`from_anyhow`](Self::from_anyhow), with the
+    /// `anyhow` feature, keeps its types for [`find`](Self::find)). For a `std::error::Error`,
+    /// `?` and `From` do it.
     pub fn new(error: impl Into<Box<dyn StdError + Send + Sync + 'static>>) -> Self {
         ListenerError { inner: error.into(), retryable: true }
     }
@@ -49,6 +50,58 @@ impl ListenerError {
     pub fn into_error(self) -> Box<dyn StdError + Send + Sync + 'static> {
         self.inner
     }
+
+    /// The first error of type `E` in this error or its chain of causes (`source()`): finds
+    /// `E` whether the handler returned it with `?`, wrapped it in an error of its own, or went
+    /// through `anyhow` (`.context(..)` included) and [`ListenerError::new`]. Use it to classify
+    /// failures (`backoff_function`, `not_retryable`) rather than `as_error().is::<E>()`, which
+    /// sees only the outermost error.
+    pub fn find<E: StdError + 'static>(&self) -> Option<&E> {
+        #[cfg(feature = "anyhow")]
+        if let Some(AnyhowError(error)) = self.inner.downcast_ref::<AnyhowError>() {
+            return error.chain().find_map(|e| e.downcast_ref::<E>());
+        }
+        find_in_chain(self.as_error())
+    }
+
+    /// An `anyhow::Error` as a listener error (cargo feature `anyhow`):
+    /// `.map_err(ListenerError::from_anyhow)?`. Unlike [`ListenerError::new`], which sees only
+    /// the messages of an anyhow error, it keeps the error's types for [`find`](Self::find).
+    #[cfg(feature = "anyhow")]
+    pub fn from_anyhow(error: anyhow::Error) -> Self {
+        ListenerError { inner: Box::new(AnyhowError(error)), retryable: true }
+    }
+}
+
+/// An `anyhow::Error` inside a [`ListenerError`]: its message, and its causes as `source()`.
+#[cfg(feature = "anyhow")]
+#[derive(Debug)]
+struct AnyhowError(anyhow::Error);
+
+#[cfg(feature = "anyhow")]
+impl fmt::Display for AnyhowError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+#[cfg(feature = "anyhow")]
+impl StdError for AnyhowError {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.chain().nth(1)
+    }
+}
+
+/// The first `E` in `error` and its causes.
+fn find_in_chain<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = error.source();
+    }
+    None
 }
 
 impl<E: StdError + Send + Sync + 'static> From<E> for ListenerError {
@@ -147,7 +200,7 @@ pub enum HandlerOutput {
     message = "a kafka listener cannot return `{Self}`",
     note = "return () or Result<(), E> where E: std::error::Error + Send + Sync + 'static (or ListenerError)",
     note = "a listener that replies returns a Payload (Json<T>, String, Vec<u8>, ...) or Result<Payload, E>",
-    note = "for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::new)?`"
+    note = "for anyhow::Result<()>: return Result<(), ListenerError> instead (`?` converts any std error into it) and turn an anyhow::Error into one with `.map_err(ListenerError::from_anyhow)?` (kafka-listener's `anyhow` feature; keeps the error's types for `find`) or `.map_err(ListenerError::new)?`"
 )]
 pub trait IntoListenerResult {
     /// Whether the handler returns a value to publish as a reply.
@@ -214,6 +267,16 @@ pub enum ListenerFailure {
 }
 
 impl ListenerFailure {
+    /// The first error of type `E` in the failure's chain of causes (the handler's error and
+    /// what it wraps, a conversion's cause, a reply's or transaction's client error), as
+    /// [`ListenerError::find`].
+    pub fn find<E: StdError + 'static>(&self) -> Option<&E> {
+        match self {
+            ListenerFailure::Handler(error) => error.find(),
+            other => other.source().and_then(find_in_chain),
+        }
+    }
+
     /// Whether trying again could succeed (handler errors and panics; not conversion failures).
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -244,6 +307,43 @@ impl StdError for ListenerFailure {
             ListenerFailure::Handler(e) => Some(e.as_error()),
             ListenerFailure::Panic(_) => None,
             ListenerFailure::Reply(e) | ListenerFailure::Transaction(e) => Some(&**e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("the database is down")]
+    struct DatabaseDown;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("saving the payment")]
+    struct Saving(#[source] DatabaseDown);
+
+    #[test]
+    fn find_sees_an_error_however_it_was_wrapped() {
+        let plain: ListenerError = DatabaseDown.into();
+        let wrapped: ListenerError = Saving(DatabaseDown).into();
+        let mut errors = vec![plain, wrapped];
+        #[cfg(feature = "anyhow")]
+        {
+            errors.push(ListenerError::from_anyhow(anyhow::Error::from(DatabaseDown)));
+            let with_context =
+                ListenerError::from_anyhow(anyhow::Error::from(Saving(DatabaseDown)).context("payment 7"));
+            assert_eq!(
+                crate::error_handler::error_chain(with_context.as_error()),
+                "payment 7: saving the payment: the database is down"
+            );
+            errors.push(with_context);
+        }
+        for error in errors {
+            assert!(error.find::<DatabaseDown>().is_some(), "{error:?}");
+            let failure = ListenerFailure::Handler(error);
+            assert!(failure.find::<DatabaseDown>().is_some());
+            assert!(failure.find::<std::io::Error>().is_none());
         }
     }
 }
