@@ -33,6 +33,24 @@ fn payload(i: usize) -> (String, String) {
     (key, value)
 }
 
+/// Queues a record in the raw producer, waiting for room while its queue is full (what
+/// `FutureProducer::send` does, without waiting for the delivery).
+async fn queue(
+    raw: &FutureProducer,
+    mut record: FutureRecord<'_, String, String>,
+) -> anyhow::Result<rdkafka::producer::DeliveryFuture> {
+    loop {
+        match raw.send_result(record) {
+            Ok(delivery) => return Ok(delivery),
+            Err((rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull), r)) => {
+                record = r;
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            Err((e, _)) => return Err(e.into()),
+        }
+    }
+}
+
 fn report(name: &str, records: usize, started: Instant, raw: Option<f64>) -> f64 {
     let rate = records as f64 / started.elapsed().as_secs_f64();
     let per_record = started.elapsed().as_secs_f64() * 1e6 / records as f64;
@@ -98,20 +116,7 @@ async fn main() -> anyhow::Result<()> {
     for chunk in (0..records).collect::<Vec<_>>().chunks(CHUNK) {
         let mut deliveries = Vec::with_capacity(chunk.len());
         for (key, value) in chunk.iter().map(|&i| payload(i)) {
-            let mut record = FutureRecord::to("raw-queued").key(&key).payload(&value);
-            loop {
-                match raw.send_result(record) {
-                    Ok(delivery) => break deliveries.push(delivery),
-                    Err((
-                        rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                        r,
-                    )) => {
-                        record = r;
-                        tokio::time::sleep(Duration::from_millis(1)).await;
-                    }
-                    Err((e, _)) => return Err(e.into()),
-                }
-            }
+            deliveries.push(queue(&raw, FutureRecord::to("raw-queued").key(&key).payload(&value)).await?);
         }
         for delivery in deliveries {
             delivery.await?.map_err(|(e, _)| e)?;
@@ -153,20 +158,7 @@ async fn main() -> anyhow::Result<()> {
     // Fire and forget, one flush at the end.
     let started = Instant::now();
     for (key, value) in (0..records).map(payload) {
-        let mut record = FutureRecord::to("raw-forget").key(&key).payload(&value);
-        loop {
-            match raw.send_result(record) {
-                Ok(delivery) => break drop(delivery),
-                Err((
-                    rdkafka::error::KafkaError::MessageProduction(rdkafka::types::RDKafkaErrorCode::QueueFull),
-                    r,
-                )) => {
-                    record = r;
-                    tokio::time::sleep(Duration::from_millis(1)).await;
-                }
-                Err((e, _)) => return Err(e.into()),
-            }
-        }
+        drop(queue(&raw, FutureRecord::to("raw-forget").key(&key).payload(&value)).await?);
     }
     let producer = raw.clone();
     tokio::task::spawn_blocking(move || producer.flush(Duration::from_secs(60))).await??;

@@ -68,11 +68,13 @@ async fn start_collecting(
     id: &str,
     topic: &str,
     group: &str,
+    declared: &[NewTopic],
 ) -> (RunningListeners, Arc<Mutex<Vec<String>>>) {
     let seen: Arc<Mutex<Vec<String>>> = Arc::default();
     let log = seen.clone();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory.build().unwrap())
+        .with_topics(declared.iter().cloned())
         .register(
             Endpoint::new(id)
                 .topic(topic)
@@ -258,7 +260,7 @@ async fn a_transactional_factory_commits_offsets_in_the_transaction() {
     let plain = KafkaTemplate::builder().bootstrap_servers(bootstrap.clone()).build().unwrap();
     plain.send(&output, "END").partition(0).await.unwrap();
     let reader = factory_on(&bootstrap).set("isolation.level", "read_committed");
-    let (reading, read) = start_collecting(reader, "reader", &output, &format!("reader-{run}")).await;
+    let (reading, read) = start_collecting(reader, "reader", &output, &format!("reader-{run}"), &[]).await;
     while !read.lock().unwrap().iter().any(|t| t == "END") {
         assert!(std::time::Instant::now() < deadline, "read_committed output: {:?}", read.lock().unwrap());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -388,7 +390,7 @@ async fn a_topic_created_after_start_is_picked_up_within_seconds() {
     let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     let topic = format!("late-{run}");
     let factory = factory_on(&bootstrap).missing_topics_fatal(false);
-    let (running, seen) = start_collecting(factory, "late", &topic, &topic).await;
+    let (running, seen) = start_collecting(factory, "late", &topic, &topic, &[]).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let broker = Broker::External(bootstrap.clone());
     broker.create_topic(&topic, 1).await.unwrap();
@@ -499,20 +501,8 @@ async fn declared_topics_are_created_on_a_real_broker() {
     let Some(bootstrap) = real_broker() else { return };
     let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
     let (topic, group) = (format!("declared-{run}"), format!("declared-{run}"));
-    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
-    let log = seen.clone();
-    let running = ListenerRegistry::empty()
-        .with_default_factory(factory_on(&bootstrap).build().unwrap())
-        .with_topic(NewTopic::new(topic.as_str(), 2).config("retention.ms", "3600000"))
-        .register(
-            Endpoint::new("declared")
-                .topic(topic.as_str())
-                .group(group.as_str())
-                .blocking_handler(move |text: String| log.lock().unwrap().push(text)),
-        )
-        .start()
-        .await
-        .unwrap();
+    let declared = [NewTopic::new(topic.as_str(), 2).config("retention.ms", "3600000")];
+    let (running, seen) = start_collecting(factory_on(&bootstrap), "declared", &topic, &group, &declared).await;
     let admin = Admin::new(bootstrap.as_str());
     let found = {
         let (admin, topic) = (admin.clone(), topic.clone());
