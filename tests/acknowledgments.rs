@@ -307,11 +307,22 @@ async fn a_partition_taken_during_a_nack_wait_and_given_back_is_fetched_again() 
         kafka.produce_to(T, partition, Some(b"k"), b"after").unwrap();
     }
     kafka.flush().unwrap();
-    wait_until("the records produced after the second instance left", Duration::from_secs(20), || {
+    // Says what was seen, and where the first instance stands, if the records do not come.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !{
         let seen = seen.lock().unwrap();
         seen.contains(&("first", 0, 0)) && seen.contains(&("first", 1, 3))
-    })
-    .await;
+    } {
+        let container = first.container("first").unwrap();
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the records produced after the second instance left were not handled: seen {:?}; first's assignment {:?}, paused {}",
+            seen.lock().unwrap(),
+            container.assignment(),
+            container.is_paused()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     first.shutdown().await.unwrap();
     assert_eq!(committed(&bootstrap, T, T).await, [(0, 1), (1, 4)].into());
 }
