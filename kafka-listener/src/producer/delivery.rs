@@ -43,6 +43,11 @@ impl Prepared<'_> {
         self.key.as_ref().map_or(0, |k| k.len()) + self.value.as_ref().map_or(0, |v| v.len())
     }
 
+    /// The partition `partitioner` picks for this record among `count`.
+    fn pick(&self, partitioner: &dyn super::Partitioner, count: i32) -> i32 {
+        partitioner.partition(&self.topic, self.key.as_deref(), self.value.as_deref(), count)
+    }
+
     /// The record, owned: copied only when it must wait in the backlog.
     fn into_owned(self) -> Prepared<'static> {
         Prepared {
@@ -117,12 +122,7 @@ impl TemplateInner {
             (None, None) => Ok(None),
             (None, Some(partitioner)) => {
                 let count = self.cached_partition_count(&prepared.topic).ok_or(())?;
-                Ok(Some(partitioner.partition(
-                    &prepared.topic,
-                    prepared.key.as_deref(),
-                    prepared.value.as_deref(),
-                    count,
-                )))
+                Ok(Some(prepared.pick(&**partitioner, count)))
             }
         }
     }
@@ -173,10 +173,7 @@ async fn serve_backlog(template: Weak<TemplateInner>, mut backlog: mpsc::Unbound
 /// librdkafka's queue (up to the send timeout).
 async fn queue_waiting(inner: &Arc<TemplateInner>, prepared: &Prepared<'_>) -> Result<(DeliveryFuture, usize)> {
     let partition = match (prepared.partition, &inner.partitioner) {
-        (None, Some(partitioner)) => {
-            let count = inner.partition_count(&prepared.topic).await?;
-            Some(partitioner.partition(&prepared.topic, prepared.key.as_deref(), prepared.value.as_deref(), count))
-        }
+        (None, Some(partitioner)) => Some(prepared.pick(&**partitioner, inner.partition_count(&prepared.topic).await?)),
         _ => prepared.partition,
     };
     let size = prepared.size();
