@@ -541,10 +541,12 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         match pick {
             0..=14 if instances.len() >= 2 => {
                 let mut instance = instances.remove(index);
-                log.write(&Event::Killed { instance: instance.id });
                 fault(format!("kill -9 instance {}", instance.id));
                 let _ = instance.child.kill();
                 let _ = instance.child.wait();
+                // Logged once the process is gone: every line it wrote (it runs until the signal
+                // lands) comes before the kill, which excuses the redelivery of what it handled.
+                log.write(&Event::Killed { instance: instance.id });
                 later.push((Instant::now() + Duration::from_millis(rng.range(1000, 4000)), "restart".into()));
             }
             15..=24 if instances.len() < 4 => {
