@@ -200,7 +200,7 @@ impl ListenerRegistry {
             problems.push(Problem {
                 listener: None,
                 message: format!(
-                    "declared topic(s) {names} could not be created: {error}; create them, or fix the declaration"
+                    "declared topic(s) {names} could not be created: {error}; change the declaration (with_topic), or create the topics on the broker yourself"
                 ),
             });
         }

@@ -125,14 +125,11 @@ impl Admin {
     /// When the topic does not exist or the broker cannot be reached in 10 s.
     pub fn lag(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, i64>> {
         let committed = self.committed_offsets(group, topic)?;
-        let beginning = self.beginning_offsets(topic)?;
+        // One watermark read gives both ends of each partition.
         Ok(self
-            .end_offsets(topic)?
+            .watermarks(topic, |marks| marks)?
             .into_iter()
-            .map(|(p, end)| {
-                let from = committed.get(&p).copied().flatten().or_else(|| beginning.get(&p).copied()).unwrap_or(0);
-                (p, (end - from).max(0))
-            })
+            .map(|(p, (low, end))| (p, (end - committed.get(&p).copied().flatten().unwrap_or(low)).max(0)))
             .collect())
     }
 
@@ -175,7 +172,8 @@ impl Admin {
         self.watermarks(topic, |(_, high)| high)
     }
 
-    fn watermarks(&self, topic: &str, pick: fn((i64, i64)) -> i64) -> Result<BTreeMap<i32, i64>> {
+    /// What `pick` takes from each partition's (low, high) watermarks.
+    fn watermarks<T>(&self, topic: &str, pick: fn((i64, i64)) -> T) -> Result<BTreeMap<i32, T>> {
         let consumer = self.consumer(None)?;
         self.partitions_with(&consumer, topic)?
             .into_iter()
