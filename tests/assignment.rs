@@ -173,8 +173,7 @@ async fn auto_offset_reset_earliest_latest_and_error_on_fresh_groups() {
         .await;
     assert!(offsets(&error, "resets").is_empty(), "error: nothing without a start position");
     // The earliest listener reads the two new records too: waited for, not raced by the shutdown.
-    wait_until("earliest: the new records", Duration::from_secs(20), || offsets(&earliest, "resets").len() >= 12)
-        .await;
+    wait_until("earliest: the new records", Duration::from_secs(20), || offsets(&earliest, "resets").len() >= 12).await;
     running.shutdown().await.unwrap();
     assert_eq!(offsets(&placed, "resets"), [8, 9, 10, 11]);
     assert_eq!(*PLACED_BY_ATTRIBUTE.lock().unwrap(), [9, 10, 11], "the attributes' way");
