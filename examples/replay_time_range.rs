@@ -88,8 +88,8 @@ async fn framework(bootstrap: &str) -> anyhow::Result<(u64, u64, Duration, Durat
     if !report.complete {
         bail!("the replay stopped before the end of its window");
     }
-    for ((topic, partition), records) in &report.records {
-        println!("  {topic}-{partition}: {records} records");
+    for (partition, records) in &report.records {
+        println!("  {partition}: {records} records");
     }
     let to_first = first.get().map_or(took, |at| at.duration_since(started));
     Ok((report.total(), sum.load(Ordering::Relaxed), took, to_first))

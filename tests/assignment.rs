@@ -33,9 +33,9 @@ fn ledger(meta: Meta) {
 
 static PLACED_BY_ATTRIBUTE: Mutex<Vec<i64>> = Mutex::new(Vec::new());
 
-fn from_offset_9(partitions: &[(String, i32)], consumer: &ConsumerHandle) {
-    for (topic, partition) in partitions {
-        consumer.seek(topic, *partition, 9);
+fn from_offset_9(partitions: &[TopicPartition], consumer: &ConsumerHandle) {
+    for tp in partitions {
+        consumer.seek(&tp.topic, tp.partition, 9);
     }
 }
 
@@ -118,14 +118,13 @@ async fn an_assignment_callback_rewinds_a_group_with_committed_offsets() {
 
     // The same group again: it would resume at 10; the callback starts it over.
     let again: Seen = Arc::default();
-    let assigned: Arc<Mutex<Vec<(String, i32)>>> = Arc::default();
+    let assigned: Arc<Mutex<Vec<TopicPartition>>> = Arc::default();
     let told = assigned.clone();
     let running = ListenerRegistry::empty()
         .with_default_factory(factory(&kafka, AckMode::Batch))
         .register(recording("rewound", "rewound", &again).on_partitions_assigned(move |partitions, consumer| {
             told.lock().unwrap().extend(partitions.iter().cloned());
-            let partitions: Vec<(&str, i32)> = partitions.iter().map(|(t, p)| (t.as_str(), *p)).collect();
-            consumer.seek_to_beginning(&partitions);
+            consumer.seek_to_beginning(partitions);
         }))
         .start()
         .await
@@ -149,7 +148,7 @@ async fn auto_offset_reset_earliest_latest_and_error_on_fresh_groups() {
         .register(recording("reset-error", "resets", &error).auto_offset_reset("error"))
         // The remedy for `error`: the listener says where each partition starts.
         .register(recording("reset-placed", "resets", &placed).auto_offset_reset("error").on_partitions_assigned(
-            |partitions, consumer| partitions.iter().for_each(|(t, p)| consumer.seek(t, *p, 8)),
+            |partitions, consumer| partitions.iter().for_each(|tp| consumer.seek(&tp.topic, tp.partition, 8)),
         ))
         .start()
         .await

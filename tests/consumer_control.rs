@@ -102,7 +102,7 @@ async fn a_seek_from_outside_and_the_offsets_of_a_running_listener() {
     wait_committed(&kafka.bootstrap_servers(), "outside", "outside", [(0, 10)].into()).await;
     let container = running.container("outside").unwrap();
     let timeout = Duration::from_secs(5);
-    let key = ("outside".to_string(), 0);
+    let key = TopicPartition::new("outside", 0);
     let (committed, ends, beginnings, lag) = tokio::task::block_in_place(|| {
         (
             container.committed(timeout).unwrap(),

@@ -181,7 +181,7 @@ async fn state_and_user_defined_extractors() {
 // --- consumer-aware: the handle sees the assignment and seeks ------------------------------------
 
 static WATCHED: Mutex<Vec<i64>> = Mutex::new(Vec::new());
-static ASSIGNED: Mutex<Vec<(String, i32)>> = Mutex::new(Vec::new());
+static ASSIGNED: Mutex<Vec<TopicPartition>> = Mutex::new(Vec::new());
 
 #[kafka_listener(id = "watch", topic = "watch", group = "watch")]
 fn watch(meta: Meta, consumer: ConsumerHandle) {

@@ -179,7 +179,7 @@ async fn attribute_properties_reach_the_consumers() {
         each.len() == 2 && each.iter().all(|owned| owned.len() == 1)
     })
     .await;
-    let mut owned: Vec<(String, i32)> = container.consumer_assignments().concat();
+    let mut owned: Vec<TopicPartition> = container.consumer_assignments().concat();
     owned.sort();
     assert_eq!(owned, [("rc-props-a".to_string(), 0), ("rc-props-b".to_string(), 0)]);
     wait_until("both records", WAIT, || SPREAD.count() >= 2).await;

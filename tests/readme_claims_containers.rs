@@ -131,8 +131,8 @@ async fn revoked_partitions_are_committed_at_revocation_and_the_new_owner_starts
         first_container.assignment().len() == 1 && second_container.assignment().len() == 1
     })
     .await;
-    let moved = second_container.assignment()[0].1;
-    let kept = first_container.assignment()[0].1;
+    let moved = second_container.assignment()[0].partition;
+    let kept = first_container.assignment()[0].partition;
     eprintln!("events after the rebalance: {:#?}", events.lock().unwrap());
     assert_eq!(first_container.revocations(), 1, "the first instance gave one partition up");
     // Committed at the revocation: the revoked partition only.

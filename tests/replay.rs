@@ -70,7 +70,8 @@ async fn a_replay_handles_exactly_the_window_and_stops() {
     }
     running.shutdown().await.unwrap();
 
-    let expected_per_partition: BTreeMap<(String, i32), u64> = (0..3).map(|p| (("events".to_string(), p), 7)).collect();
+    let expected_per_partition: BTreeMap<TopicPartition, u64> =
+        (0..3).map(|p| (TopicPartition::new("events", p), 7)).collect();
     for (name, report, seen) in [("records", &report, &records), ("batches", &batch_report, &batches)] {
         assert!(report.complete, "{name}: the whole window");
         assert_eq!(report.records, expected_per_partition, "{name}: counts per partition");

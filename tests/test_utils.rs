@@ -86,7 +86,10 @@ async fn the_test_utilities_wait_for_assignment_records_and_commits() {
     let error = test::records(&bootstrap, "utilities-out", 5, Duration::from_millis(800)).await.unwrap_err();
     assert!(matches!(error, Error::Timeout { .. }) && error.to_string().contains("read 3"), "{error}");
     let error = test::wait_for_assignment(&running, "utilities", 3, Duration::from_millis(200)).await.unwrap_err();
-    assert!(error.to_string().contains("3 partition(s)") && error.to_string().contains("\"utilities\", 1"), "{error}");
+    assert!(
+        error.to_string().contains("3 partition(s)") && error.to_string().contains("[utilities-0, utilities-1]"),
+        "{error}"
+    );
     let error = test::wait_for_assignment(&running, "nope", 1, Duration::from_millis(200)).await.unwrap_err();
     assert!(error.to_string().contains("`nope`") && error.to_string().contains(r#"["utilities"]"#), "{error}");
     running.shutdown().await.unwrap();

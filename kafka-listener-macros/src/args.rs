@@ -68,7 +68,7 @@ pub(crate) struct ListenerArgs {
     pub(crate) retry: Option<Vec<TokenStream>>,
     /// `topic_partitions = [("topic", [0, 1], "start"), ...]`.
     pub(crate) topic_partitions: Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)>,
-    /// A path to a `fn(&[(String, i32)], &ConsumerHandle)`.
+    /// A path to a `fn(&[TopicPartition], &ConsumerHandle)`.
     pub(crate) on_partitions_assigned: Option<syn::Path>,
     /// A path to a `fn(&Record<'_>) -> bool`.
     pub(crate) filter: Option<syn::Path>,
@@ -393,7 +393,7 @@ impl ListenerArgs {
                     set_once(&mut args.filter, path, &key, span, errors);
                 }
                 "on_partitions_assigned" => {
-                    let path = path_of(value, "`on_partitions_assigned` takes the path of a `fn(&[(String, i32)], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind", errors);
+                    let path = path_of(value, "`on_partitions_assigned` takes the path of a `fn(&[TopicPartition], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind", errors);
                     set_once(&mut args.on_partitions_assigned, path, &key, span, errors);
                 }
                 "error_handler" => {

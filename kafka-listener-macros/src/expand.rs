@@ -204,7 +204,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let on_partitions_assigned = match &args.on_partitions_assigned {
         Some(path) => quote_spanned! {path.span()=>
             ::core::option::Option::Some({
-                fn __on_partitions_assigned(partitions: &[(::std::string::String, i32)], consumer: &#private::ConsumerHandle) {
+                fn __on_partitions_assigned(partitions: &[#private::TopicPartition], consumer: &#private::ConsumerHandle) {
                     #path(partitions, consumer)
                 }
                 __on_partitions_assigned

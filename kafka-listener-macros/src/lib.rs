@@ -22,7 +22,7 @@ use proc_macro::TokenStream;
 /// `fn() -> impl ErrorHandler` for this listener), `retry(attempts = 4, backoff = "1s",
 /// multiplier = 2.0, max_backoff = "30s")` (retry topics), `topic_partitions = [("orders", [0, 1],
 /// "beginning"), ..]` (explicit partitions with start positions), `auto_offset_reset` (`"earliest"`,
-/// `"latest"`, `"error"`) and `on_partitions_assigned = path` (a `fn(&[(String, i32)],
+/// `"latest"`, `"error"`) and `on_partitions_assigned = path` (a `fn(&[TopicPartition],
 /// &ConsumerHandle)`). String values accept `${ENV}` and `${ENV:default}` placeholders, resolved
 /// at start.
 /// Parameters are extractors (`FromRecord`, or `FromBatch` with `batch = true`); the listener

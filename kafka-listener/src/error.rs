@@ -60,6 +60,26 @@ pub enum Error {
         /// How long it was awaited.
         waited: std::time::Duration,
     },
+    /// A `ConsumerHandle` was used after its container stopped (its consumer has left the group
+    /// and is closed). Take a handle of the running container: `RunningListeners::container(id)`
+    /// then `ConcurrentContainer::consumers()`, or the one a handler is given.
+    #[error("the container of listener `{listener}` is stopped; its consumer is closed (start it again, or use a handle of a running container)")]
+    ContainerStopped {
+        /// The listener id.
+        listener: String,
+    },
+    /// The operating system refused a thread the framework needs (a consumer's poll thread, a
+    /// reply consumer's thread): usually a process or memory limit.
+    #[error("cannot start the thread `{thread}` for {what}: {source}; check the process's thread and memory limits (ulimit -u, container limits)")]
+    ThreadSpawn {
+        /// The thread's name, e.g. `kafka-listener-orders-0` (listener `orders`, consumer 0).
+        thread: String,
+        /// What the thread is for, naming the listener or topic.
+        what: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
     /// No listener with this id is registered.
     #[error("no listener with id `{0}`; ids are listed by `ListenerRegistry::endpoints()` and `RunningListeners::containers()` (a listener without `id = \"...\"` has its function's path as id)")]
     UnknownListener(String),

@@ -84,6 +84,7 @@ pub mod registry;
 pub mod support;
 #[cfg(feature = "test-utils")]
 pub mod test;
+mod topic_partition;
 
 pub use ack::Acknowledgment;
 pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism, SecuritySettings};
@@ -100,6 +101,7 @@ pub use producer::{
     SendResults, UniformStickyPartitioner,
 };
 pub use registry::{shutdown_signal, Endpoint, ListenerRegistry, ListenerType, RunningListeners, ShutdownSignal};
+pub use topic_partition::TopicPartition;
 
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
@@ -114,7 +116,7 @@ pub mod prelude {
         kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
         ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,
         FromBatch, FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta,
-        OptionalFromRecord, Record, RecordInterceptor, RunningListeners, SecuritySettings, State,
+        OptionalFromRecord, Record, RecordInterceptor, RunningListeners, SecuritySettings, State, TopicPartition,
     };
     pub use crate::{shutdown_signal, Delivery, SendResults};
 }
@@ -128,6 +130,7 @@ pub mod __private {
     pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
     pub use crate::ConsumerHandle;
+    pub use crate::TopicPartition;
     pub use inventory;
 
     /// How one parameter of a record listener is built and what it needs. The macro names each

@@ -53,7 +53,7 @@ pub fn embedded_kafka<T: Into<NewTopic>>(topics: impl IntoIterator<Item = T>) ->
 
 /// Waits until the listener `id` has at least `partitions` partitions assigned across its
 /// consumers (Spring's `ContainerTestUtils.waitForAssignment`), and returns them as
-/// (topic, partition) pairs, sorted.
+/// `TopicPartition`s, sorted.
 ///
 /// `id` is the listener's id: its attribute's `id = "..."`, else the function's path
 /// (`my_service::on_order`), or the `Endpoint`'s.
@@ -66,7 +66,7 @@ pub async fn wait_for_assignment(
     id: &str,
     partitions: usize,
     timeout: Duration,
-) -> Result<Vec<(String, i32)>> {
+) -> Result<Vec<crate::TopicPartition>> {
     let container = running.container(id).ok_or_else(|| {
         let ids: Vec<&str> = running.containers().map(|c| c.id()).collect();
         Error::config(
@@ -85,7 +85,10 @@ pub async fn wait_for_assignment(
         }
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
-                what: format!("listener `{id}` to have {partitions} partition(s) assigned; it has {assigned:?}"),
+                what: format!(
+                    "listener `{id}` to have {partitions} partition(s) assigned; it has [{}]",
+                    crate::topic_partition::join(&assigned)
+                ),
                 waited: timeout,
             });
         }

@@ -249,8 +249,8 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                 | ContainerEvent::PartitionsLost { listener, partitions, .. } => (listener, partitions),
                 _ => return,
             };
-            for (topic, partition) in partitions {
-                events.write(&Event::Revoked { instance: id, at: (listener.clone(), topic.clone(), *partition) });
+            for tp in partitions {
+                events.write(&Event::Revoked { instance: id, at: (listener.clone(), tp.topic.clone(), tp.partition) });
             }
         })
         .build()?;
@@ -379,7 +379,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
             ["seek", listener, topic, partition, back] => {
                 let (Ok(partition), Ok(back)) = (partition.parse::<i32>(), back.parse::<i64>()) else { continue };
                 if let Some(container) = running.container(listener) {
-                    if container.assignment().iter().any(|(t, p)| t == topic && *p == partition) {
+                    if container.assignment().iter().any(|tp| tp.is(topic, partition)) {
                         log.write(&Event::Sought {
                             instance: id,
                             at: (listener.to_string(), topic.to_string(), partition),

@@ -7,12 +7,16 @@ use rdkafka::consumer::Consumer;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use super::handle::{pairs, ConsumerHandle};
-use super::listener_container::{ContainerPlan, ListenerContainer, Siblings};
+use super::control::SeekTo;
+use super::handle::ConsumerHandle;
+use super::listener_container::ListenerContainer;
+use super::plan::ContainerPlan;
 use super::replay::ReplayReport;
-use super::shared::SeekTo;
 use super::shared::{lock, ListenerState};
+use super::siblings::Siblings;
 use crate::error::{Error, Result};
+use crate::topic_partition::of_list;
+use crate::TopicPartition;
 
 /// The containers of one listener: `concurrency` consumers in the listener's group, each a
 /// `ListenerContainer` with its own poll loop; the group coordinator spreads the partitions over
@@ -92,13 +96,7 @@ impl ConcurrentContainer {
         let siblings = Arc::new(Siblings::new(self.concurrency));
         *lock(&self.siblings) = siblings.clone();
         for index in 0..self.concurrency {
-            let child =
-                ListenerContainer::spawn(self.plan.clone(), index, siblings.clone(), &self.state).map_err(|e| {
-                    Error::config(
-                        "concurrency",
-                        format!("cannot start a container thread for listener `{}`: {e}", self.id()),
-                    )
-                })?;
+            let child = ListenerContainer::spawn(self.plan.clone(), index, siblings.clone(), &self.state)?;
             children.push(child);
         }
         if children.first().is_some_and(|c| c.shared.has_events()) {
@@ -114,12 +112,12 @@ impl ConcurrentContainer {
         self.plan.runtime.spawn(async move {
             loop {
                 tokio::time::sleep(every).await;
-                if consumers.iter().all(|c| c.finished.load(Ordering::Acquire)) {
+                if consumers.iter().all(|c| c.stats().is_finished()) {
                     return;
                 }
-                for c in consumers.iter().filter(|c| !c.finished.load(Ordering::Acquire)) {
-                    let since_last_poll = c.since_last_poll();
-                    if since_last_poll >= threshold && !c.non_responsive.swap(true, Ordering::AcqRel) {
+                for c in consumers.iter().filter(|c| !c.stats().is_finished()) {
+                    let since_last_poll = c.stats().since_last_poll();
+                    if since_last_poll >= threshold && c.stats().mark_non_responsive() {
                         c.emit(|listener, consumer| super::events::ContainerEvent::NonResponsive {
                             listener,
                             consumer,
@@ -160,16 +158,16 @@ impl ConcurrentContainer {
     pub fn is_paused(&self) -> bool {
         let children = lock(&self.children);
         let running: Vec<_> = children.iter().filter(|c| c.is_running()).collect();
-        !running.is_empty() && running.iter().all(|c| c.shared.paused.load(Ordering::Acquire))
+        !running.is_empty() && running.iter().all(|c| c.shared.control().is_paused())
     }
 
-    /// The partitions its consumers own now, as (topic, partition), sorted.
-    pub fn assignment(&self) -> Vec<(String, i32)> {
-        let mut all: Vec<(String, i32)> = lock(&self.children)
+    /// The partitions its consumers own now, sorted.
+    pub fn assignment(&self) -> Vec<TopicPartition> {
+        let mut all: Vec<TopicPartition> = lock(&self.children)
             .iter()
             .filter_map(|c| c.shared.consumer())
             .filter_map(|consumer| consumer.assignment().ok())
-            .flat_map(|tpl| pairs(&tpl))
+            .flat_map(|tpl| of_list(&tpl))
             .collect();
         all.sort();
         all
@@ -177,14 +175,14 @@ impl ConcurrentContainer {
 
     /// The partitions of each of its consumers, in consumer order (an empty list for a consumer
     /// that owns none or is stopped).
-    pub fn consumer_assignments(&self) -> Vec<Vec<(String, i32)>> {
+    pub fn consumer_assignments(&self) -> Vec<Vec<TopicPartition>> {
         lock(&self.children)
             .iter()
             .map(|c| {
                 c.shared
                     .consumer()
                     .and_then(|consumer| consumer.assignment().ok())
-                    .map(|tpl| pairs(&tpl))
+                    .map(|tpl| of_list(&tpl))
                     .unwrap_or_default()
             })
             .collect()
@@ -240,7 +238,7 @@ impl ConcurrentContainer {
     ///
     /// # Errors
     /// When the broker does not answer.
-    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), Option<i64>>> {
+    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
         self.merged(|c| c.committed(timeout))
     }
 
@@ -248,7 +246,7 @@ impl ConcurrentContainer {
     ///
     /// # Errors
     /// When the broker does not answer.
-    pub fn beginning_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    pub fn beginning_offsets(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         self.merged(|c| c.beginning_offsets(timeout))
     }
 
@@ -256,7 +254,7 @@ impl ConcurrentContainer {
     ///
     /// # Errors
     /// When the broker does not answer.
-    pub fn end_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    pub fn end_offsets(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         self.merged(|c| c.end_offsets(timeout))
     }
 
@@ -264,14 +262,14 @@ impl ConcurrentContainer {
     ///
     /// # Errors
     /// When the broker does not answer.
-    pub fn lag(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    pub fn lag(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         self.merged(|c| c.lag(timeout))
     }
 
     fn merged<V>(
         &self,
-        read: impl Fn(&ConsumerHandle) -> Result<BTreeMap<(String, i32), V>>,
-    ) -> Result<BTreeMap<(String, i32), V>> {
+        read: impl Fn(&ConsumerHandle) -> Result<BTreeMap<TopicPartition, V>>,
+    ) -> Result<BTreeMap<TopicPartition, V>> {
         let mut all = BTreeMap::new();
         for consumer in self.consumers() {
             all.extend(read(&consumer)?);
@@ -295,12 +293,12 @@ impl ConcurrentContainer {
 
     /// How many times partitions were revoked from its consumers (rebalances) since start.
     pub fn revocations(&self) -> u64 {
-        lock(&self.children).iter().map(|c| c.shared.generation.load(Ordering::Acquire)).sum()
+        lock(&self.children).iter().map(|c| c.shared.revocations().generation()).sum()
     }
 
     /// How many records its listener has handled (or its error handler recovered) since start.
     pub fn records_handled(&self) -> u64 {
-        lock(&self.children).iter().map(|c| c.shared.handled.load(Ordering::Relaxed)).sum()
+        lock(&self.children).iter().map(|c| c.shared.stats().handled_total()).sum()
     }
 
     pub(crate) fn request_stop(&self) {
@@ -332,8 +330,10 @@ impl ConcurrentContainer {
         }
         let orphaned = self.state.handoff.pending();
         if !orphaned.is_empty() {
-            let counts: Vec<(String, i32, String)> =
-                orphaned.into_iter().map(|(t, p, next)| (t, p, format!("processed up to offset {next}"))).collect();
+            let counts: Vec<(String, i32, String)> = orphaned
+                .into_iter()
+                .map(|(tp, next)| (tp.topic, tp.partition, format!("processed up to offset {next}")))
+                .collect();
             tracing::warn!(listener = self.id(), uncommitted = %super::context::describe_counts(&counts),
                 "stopped with processed offsets whose commit a rebalance rejected and no consumer of the listener took over: the group's next consumer handles those records again");
         }

@@ -1,4 +1,3 @@
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use rdkafka::client::ClientContext;
@@ -14,10 +13,11 @@ use std::time::Instant;
 
 use super::contain::contain;
 use super::events::ContainerEvent;
-use super::shared::{describe, ContainerShared, SeekTo};
+use super::seeks::{self, Base, Lookup};
+use super::shared::{describe, ContainerShared};
 use crate::ack::Selection;
 use crate::registry::OnPartitionsAssigned;
-use crate::support::offset_for_time;
+use crate::topic_partition::of_list;
 
 /// The rdkafka context of a container's consumer: logs through `tracing`, commits processed
 /// offsets before partitions are revoked, and learns of finished commits.
@@ -46,29 +46,19 @@ pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
     tpl: &TopicPartitionList,
 ) {
     let listener = &*shared.listener_id;
-    if let Err(panic) = contain(|| callback(&super::handle::pairs(tpl), &crate::ConsumerHandle::new(shared.clone()))) {
+    if let Err(panic) = contain(|| callback(&of_list(tpl), &crate::ConsumerHandle::new(shared.clone()))) {
         tracing::error!(listener, partitions = %describe(tpl), panic,
             "the on_partitions_assigned callback panicked; the partitions start where they would without it (the seeks it asked for before the panic still apply)");
         shared.emit_panicked("the on_partitions_assigned callback", panic, false);
     }
-    let mut requests = super::shared::lock(&shared.requests);
-    let (mine, others): (Vec<_>, Vec<_>) =
-        std::mem::take(&mut requests.seeks).into_iter().partition(|(t, p, _)| tpl.find_partition(t, *p).is_some());
-    requests.seeks = others;
-    drop(requests);
-    for (topic, partition, to) in mine {
-        let offset = match to {
-            SeekTo::Offset(offset) => Ok(Offset::Offset(offset)),
-            SeekTo::Beginning => Ok(Offset::Beginning),
-            SeekTo::End => Ok(Offset::End),
-            SeekTo::Timestamp(ms) => {
-                offset_for_time(consumer, probe_config, &topic, partition, ms, START_TIMEOUT).map(Offset::Offset)
-            }
-            SeekTo::Relative(delta) => relative_to_committed(consumer, &topic, partition, delta),
-        };
-        let set = offset.and_then(|offset| set_start(tpl, &topic, partition, offset));
+    let mine = shared.control().take_seeks_of(|tp| tpl.find_partition(&tp.topic, tp.partition).is_some());
+    let lookup = Lookup { consumer, config: probe_config };
+    for (tp, to) in mine {
+        // A relative seek counts from the group's committed offset: nothing is fetched yet.
+        let set = seeks::start_offset(&lookup, &tp, to, Base::Committed)
+            .and_then(|offset| set_start(tpl, &tp.topic, tp.partition, offset));
         if let Err(error) = set {
-            tracing::warn!(listener, topic, partition, ?to, %error, "could not start the partition where the assignment callback asked");
+            tracing::warn!(listener, topic = tp.topic, partition = tp.partition, ?to, %error, "could not start the partition where the assignment callback asked");
         }
     }
 }
@@ -82,24 +72,6 @@ fn set_start(tpl: &TopicPartitionList, topic: &str, partition: i32, offset: Offs
 }
 
 const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
-
-/// `delta` records from the partition's committed offset (from its first kept offset without one).
-fn relative_to_committed<C: rdkafka::consumer::ConsumerContext>(
-    consumer: &BaseConsumer<C>,
-    topic: &str,
-    partition: i32,
-    delta: i64,
-) -> KafkaResult<Offset> {
-    let mut one = TopicPartitionList::new();
-    one.add_partition(topic, partition);
-    let committed = consumer.committed_offsets(one, START_TIMEOUT)?;
-    let (low, high) = consumer.fetch_watermarks(topic, partition, START_TIMEOUT)?;
-    let from = match committed.find_partition(topic, partition).map(|e| e.offset()) {
-        Some(Offset::Offset(offset)) => offset,
-        _ => low,
-    };
-    Ok(Offset::Offset(from.saturating_add(delta).clamp(low, high)))
-}
 
 impl ClientContext for ContainerContext {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
@@ -177,7 +149,7 @@ impl ContainerContext {
         // Handlers run between polls on this thread, so none is in flight now.
         let lost = consumer.assignment_lost();
         self.shared.emit(|listener, consumer| {
-            let partitions = super::handle::pairs(tpl);
+            let partitions = of_list(tpl);
             if lost {
                 ContainerEvent::PartitionsLost { listener, consumer, partitions }
             } else {
@@ -190,7 +162,7 @@ impl ContainerContext {
         } else {
             // Records handed to tasks may still be acknowledged: give them the time a shutdown gets
             // (a stopping consumer has waited for them already).
-            let stopping = self.shared.stop_requested.load(Ordering::Acquire);
+            let stopping = self.shared.control().stop_requested();
             let wait = if stopping { std::time::Duration::ZERO } else { self.revocation_wait };
             let left = self.shared.wait_for_acks(Some(tpl), Instant::now() + wait);
             // A stopping consumer said what was left already.
@@ -213,20 +185,17 @@ impl ContainerContext {
             }
         }
         let mut offsets = self.shared.offsets();
-        let mut revoked = super::shared::lock(&self.shared.revoked);
         for element in tpl.elements() {
             let (topic, partition) = (element.topic(), element.partition());
             if !committed {
                 if let Some((next, _)) = offsets.uncommitted(topic, partition) {
-                    self.shared.handoff.put(topic, partition, next);
+                    self.shared.handoff().put(topic, partition, next);
                 }
             }
             offsets.remove(topic, partition);
-            revoked.push((topic.to_string(), partition));
         }
-        drop(revoked);
         drop(offsets);
-        self.shared.generation.fetch_add(1, Ordering::AcqRel);
+        self.shared.revocations().revoked(of_list(tpl));
         tracing::info!(listener, partitions = %partitions(tpl), "partitions revoked");
     }
 
@@ -261,7 +230,7 @@ impl ContainerContext {
     /// listener that processed them start there (unless the group has committed further since);
     /// then the listener's assignment callback may move them.
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
-        if !self.shared.handoff.is_empty() {
+        if !self.shared.handoff().is_empty() {
             self.take_handoff(consumer, tpl);
         }
         if let Some(callback) = &self.on_assigned {
@@ -275,7 +244,7 @@ impl ContainerContext {
             .elements()
             .iter()
             .filter_map(|e| {
-                self.shared.handoff.take(e.topic(), e.partition()).map(|n| (e.topic().to_string(), e.partition(), n))
+                self.shared.handoff().take(e.topic(), e.partition()).map(|n| (e.topic().to_string(), e.partition(), n))
             })
             .collect();
         if handed.is_empty() {
@@ -320,13 +289,13 @@ impl ContainerContext {
         }
         let seeds = std::mem::take(&mut *super::shared::lock(&self.seeds));
         if !seeds.is_empty() {
-            self.shared.handed_over.store(true, Ordering::Release);
+            self.shared.revocations().set_handed_over();
         }
         for (topic, partition, next) in seeds {
             offsets.seed(&topic, partition, next);
         }
         drop(offsets);
-        if self.shared.pause_requested.load(Ordering::Acquire) {
+        if self.shared.control().pause_requested() {
             if let Err(error) = consumer.pause(tpl) {
                 tracing::warn!(listener = &*self.shared.listener_id, %error, "could not pause newly assigned partitions");
             }
@@ -335,13 +304,12 @@ impl ContainerContext {
             // one paused for a wait (nack, back-off) that a rebalance took away, and given back
             // after the wait ended, would never be fetched again. Resume what is assigned, except
             // partitions paused through a ConsumerHandle (which stay paused, as in Spring).
-            let by_handler = super::shared::lock(&self.shared.paused_by_handler).clone();
+            let by_handler = self.shared.control().handler_pauses();
             let mut resume = TopicPartitionList::new();
             let mut pause = TopicPartitionList::new();
-            for element in tpl.elements() {
-                let (topic, partition) = (element.topic(), element.partition());
-                let list = if by_handler.contains(&(topic.to_string(), partition)) { &mut pause } else { &mut resume };
-                list.add_partition(topic, partition);
+            for tp in of_list(tpl) {
+                let list = if by_handler.contains(&tp) { &mut pause } else { &mut resume };
+                list.add_partition(&tp.topic, tp.partition);
             }
             let outcome =
                 consumer.resume(&resume).and_then(|()| if pause.count() > 0 { consumer.pause(&pause) } else { Ok(()) });
@@ -353,7 +321,7 @@ impl ContainerContext {
         self.shared.emit(|listener, consumer| ContainerEvent::PartitionsAssigned {
             listener,
             consumer,
-            partitions: super::handle::pairs(tpl),
+            partitions: of_list(tpl),
         });
     }
 }

@@ -29,7 +29,7 @@ pub enum ContainerEvent {
         /// The consumer's index.
         consumer: usize,
         /// (topic, partition), sorted.
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<crate::TopicPartition>,
     },
     /// Partitions were taken from the consumer in a rebalance (what was processed was committed).
     PartitionsRevoked {
@@ -38,7 +38,7 @@ pub enum ContainerEvent {
         /// The consumer's index.
         consumer: usize,
         /// (topic, partition), sorted.
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<crate::TopicPartition>,
     },
     /// The consumer lost partitions without a chance to commit (its session expired).
     PartitionsLost {
@@ -47,7 +47,7 @@ pub enum ContainerEvent {
         /// The consumer's index.
         consumer: usize,
         /// (topic, partition), sorted.
-        partitions: Vec<(String, i32)>,
+        partitions: Vec<crate::TopicPartition>,
     },
     /// No record reached the consumer for `idle_for` (every `idle_event_interval`).
     Idle {

@@ -4,11 +4,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::consumer::Consumer;
-use rdkafka::TopicPartitionList;
 
-use super::shared::{lock, ContainerShared, SeekTo};
+use super::control::SeekTo;
+use super::shared::ContainerShared;
 use crate::error::{Error, Result};
 use crate::extract::{BatchConversion, ConversionError, FromBatch, FromRecord, ListenerContext, Record, Requirements};
+use crate::topic_partition::{of_list, to_list};
+use crate::TopicPartition;
 
 /// A handle on the consumer of the container that invokes the listener (Spring's
 /// consumer-aware listeners): pause, resume, seek, inspect the assignment, commit.
@@ -36,40 +38,46 @@ impl ConsumerHandle {
         what: &str,
         f: impl FnOnce(&super::shared::KafkaConsumer) -> rdkafka::error::KafkaResult<T>,
     ) -> Result<T> {
-        let consumer = self.container.consumer().ok_or_else(|| {
-            Error::config("consumer", format!("the container of listener `{}` is stopped", self.container.listener_id))
-        })?;
+        let consumer = self.container.consumer().ok_or_else(|| self.stopped())?;
         f(&consumer).map_err(|e| Error::kafka(format!("{what} (listener `{}`)", self.container.listener_id), e))
     }
 
-    /// The partitions this container's consumer owns now.
-    pub fn assignment(&self) -> Result<Vec<(String, i32)>> {
-        self.with_consumer("reading the assignment", |c| c.assignment()).map(|tpl| pairs(&tpl))
+    /// The partitions this container's consumer owns now, sorted.
+    ///
+    /// Errors: [`Error::ContainerStopped`] once the container has stopped; [`Error::Kafka`] when
+    /// librdkafka cannot say.
+    pub fn assignment(&self) -> Result<Vec<TopicPartition>> {
+        self.with_consumer("reading the assignment", |c| c.assignment()).map(|tpl| of_list(&tpl))
     }
 
-    /// Stops fetching from these partitions until [`resume`](Self::resume).
-    pub fn pause(&self, partitions: &[(&str, i32)]) -> Result<()> {
-        let tpl = tpl(partitions);
+    /// Stops fetching from these partitions until [`resume`](Self::resume) (Kafka's
+    /// `Consumer.pause`). They stay paused across a rebalance that gives them back, and the
+    /// container's own waits (retries, back-pressure) do not resume them. Takes `TopicPartition`s
+    /// or `(topic, partition)` pairs: `handle.pause(&[("orders", 0)])`.
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
+    pub fn pause<P: Into<TopicPartition> + Clone>(&self, partitions: &[P]) -> Result<()> {
+        let partitions = owned(partitions);
+        let tpl = to_list(&partitions);
         self.with_consumer("pausing partitions", |c| c.pause(&tpl))?;
-        let mut paused = lock(&self.container.paused_by_handler);
-        paused.extend(partitions.iter().map(|(t, p)| (t.to_string(), *p)));
+        self.container.control().paused_by_handler(partitions);
         Ok(())
     }
 
-    /// Resumes fetching from these partitions.
-    pub fn resume(&self, partitions: &[(&str, i32)]) -> Result<()> {
-        let tpl = tpl(partitions);
+    /// Resumes fetching from these partitions (Kafka's `Consumer.resume`).
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
+    pub fn resume<P: Into<TopicPartition> + Clone>(&self, partitions: &[P]) -> Result<()> {
+        let partitions = owned(partitions);
+        let tpl = to_list(&partitions);
         self.with_consumer("resuming partitions", |c| c.resume(&tpl))?;
-        let mut paused = lock(&self.container.paused_by_handler);
-        for (topic, partition) in partitions {
-            paused.remove(&(topic.to_string(), *partition));
-        }
+        self.container.control().resumed_by_handler(&partitions);
         Ok(())
     }
 
-    /// The partitions paused through this handle.
-    pub fn paused(&self) -> Vec<(String, i32)> {
-        lock(&self.container.paused_by_handler).iter().cloned().collect()
+    /// The partitions paused through a handle of this container, sorted.
+    pub fn paused(&self) -> Vec<TopicPartition> {
+        self.container.control().paused()
     }
 
     /// Moves the partition's position to `offset`: the next record delivered from it is the one at
@@ -80,19 +88,25 @@ impl ConsumerHandle {
     }
 
     /// Moves these partitions to their first kept record.
-    pub fn seek_to_beginning(&self, partitions: &[(&str, i32)]) {
-        partitions.iter().for_each(|(t, p)| self.seek_to(t, *p, SeekTo::Beginning));
+    pub fn seek_to_beginning<P: Into<TopicPartition> + Clone>(&self, partitions: &[P]) {
+        self.seek_all(partitions, SeekTo::Beginning);
     }
 
     /// Moves these partitions to their end: only records produced from now on are delivered.
-    pub fn seek_to_end(&self, partitions: &[(&str, i32)]) {
-        partitions.iter().for_each(|(t, p)| self.seek_to(t, *p, SeekTo::End));
+    pub fn seek_to_end<P: Into<TopicPartition> + Clone>(&self, partitions: &[P]) {
+        self.seek_all(partitions, SeekTo::End);
     }
 
-    /// Moves these partitions to their first record at or after `timestamp_ms` (offsets for
-    /// times); to their end when there is none.
-    pub fn seek_to_timestamp(&self, partitions: &[(&str, i32)], timestamp_ms: i64) {
-        partitions.iter().for_each(|(t, p)| self.seek_to(t, *p, SeekTo::Timestamp(timestamp_ms)));
+    /// Moves these partitions to their first record at or after `timestamp_ms` (ms since the
+    /// epoch; Kafka's offsets for times); to their end when there is none.
+    pub fn seek_to_timestamp<P: Into<TopicPartition> + Clone>(&self, partitions: &[P], timestamp_ms: i64) {
+        self.seek_all(partitions, SeekTo::Timestamp(timestamp_ms));
+    }
+
+    fn seek_all<P: Into<TopicPartition> + Clone>(&self, partitions: &[P], to: SeekTo) {
+        for tp in owned(partitions) {
+            self.container.control().seek(tp, to);
+        }
     }
 
     /// Moves the partition `delta` records from its current position (negative: back).
@@ -100,36 +114,46 @@ impl ConsumerHandle {
         self.seek_to(topic, partition, SeekTo::Relative(delta));
     }
 
-    /// Moves the partition's position; every `seek_*` method comes here.
+    /// Moves the partition's position; every `seek_*` method comes here. From a handler, applied
+    /// after it returns; from elsewhere, before the container's next poll.
     pub fn seek_to(&self, topic: &str, partition: i32, to: SeekTo) {
-        lock(&self.container.requests).seeks.push((topic.to_string(), partition, to));
+        self.container.control().seek(TopicPartition::new(topic, partition), to);
     }
 
     /// The committed offset of each partition this consumer owns (`None`: nothing committed yet).
     /// Blocks up to `timeout` for the broker.
-    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), Option<i64>>> {
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`] (e.g. the broker did not answer in
+    /// `timeout`).
+    pub fn committed(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, Option<i64>>> {
         let tpl = self.with_consumer("reading committed offsets", |c| c.committed(timeout))?;
         Ok(tpl
             .elements()
             .iter()
-            .map(|e| ((e.topic().to_string(), e.partition()), e.offset().to_raw().filter(|o| *o >= 0)))
+            .map(|e| (TopicPartition::new(e.topic(), e.partition()), e.offset().to_raw().filter(|o| *o >= 0)))
             .collect())
     }
 
     /// The first kept offset (low watermark) of each partition this consumer owns.
-    pub fn beginning_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
+    pub fn beginning_offsets(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         Ok(self.watermarks(timeout)?.into_iter().map(|(tp, (low, _))| (tp, low)).collect())
     }
 
     /// The end offset (high watermark: the offset the next record will get) of each partition this
     /// consumer owns.
-    pub fn end_offsets(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
+    pub fn end_offsets(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         Ok(self.watermarks(timeout)?.into_iter().map(|(tp, (_, high))| (tp, high)).collect())
     }
 
     /// The records of each owned partition not committed yet: end offset − committed offset (or −
     /// the first kept offset when nothing is committed).
-    pub fn lag(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), i64>> {
+    ///
+    /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
+    pub fn lag(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, i64>> {
         let committed = self.committed(timeout)?;
         Ok(self
             .watermarks(timeout)?
@@ -141,24 +165,27 @@ impl ConsumerHandle {
             .collect())
     }
 
-    fn watermarks(&self, timeout: Duration) -> Result<BTreeMap<(String, i32), (i64, i64)>> {
+    fn watermarks(&self, timeout: Duration) -> Result<BTreeMap<TopicPartition, (i64, i64)>> {
         let owned = self.assignment()?;
         let mut marks = BTreeMap::new();
-        for (topic, partition) in owned {
-            let mark = self.with_consumer("reading watermarks", |c| c.fetch_watermarks(&topic, partition, timeout))?;
-            marks.insert((topic, partition), mark);
+        for tp in owned {
+            let mark =
+                self.with_consumer("reading watermarks", |c| c.fetch_watermarks(&tp.topic, tp.partition, timeout))?;
+            marks.insert(tp, mark);
         }
         Ok(marks)
     }
 
     /// Commits the offsets processed so far, waiting for the broker.
     pub fn commit_sync(&self) -> Result<()> {
-        let consumer = self.container.consumer().ok_or_else(|| {
-            Error::config("consumer", format!("the container of listener `{}` is stopped", self.container.listener_id))
-        })?;
+        let consumer = self.container.consumer().ok_or_else(|| self.stopped())?;
         self.container
             .commit(&consumer, true, crate::ack::Selection::All)
             .map_err(|e| Error::kafka(format!("committing (listener `{}`)", self.container.listener_id), e))
+    }
+
+    fn stopped(&self) -> Error {
+        Error::ContainerStopped { listener: self.container.listener_id.to_string() }
     }
 
     /// The listener id of the container.
@@ -167,23 +194,14 @@ impl ConsumerHandle {
     }
 }
 
-fn tpl(partitions: &[(&str, i32)]) -> TopicPartitionList {
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition) in partitions {
-        tpl.add_partition(topic, *partition);
-    }
-    tpl
-}
-
-pub(crate) fn pairs(tpl: &TopicPartitionList) -> Vec<(String, i32)> {
-    let mut pairs: Vec<_> = tpl.elements().iter().map(|e| (e.topic().to_string(), e.partition())).collect();
-    pairs.sort();
-    pairs
+/// The partitions of a slice of `TopicPartition`s or `(topic, partition)` pairs.
+fn owned<P: Into<TopicPartition> + Clone>(partitions: &[P]) -> Vec<TopicPartition> {
+    partitions.iter().cloned().map(Into::into).collect()
 }
 
 impl FromRecord for ConsumerHandle {
     fn from_record(_record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Self, ConversionError> {
-        Ok(ConsumerHandle::new(cx.container.clone()))
+        Ok(cx.container.consumer_handle())
     }
 
     fn requirements(requirements: &mut Requirements) {
@@ -193,7 +211,7 @@ impl FromRecord for ConsumerHandle {
 
 impl FromBatch for ConsumerHandle {
     fn from_batch(_records: &[Record<'_>], cx: &ListenerContext<'_>) -> BatchConversion<Self> {
-        Ok(ConsumerHandle::new(cx.container.clone()))
+        Ok(cx.container.consumer_handle())
     }
 
     fn requirements(requirements: &mut Requirements) {

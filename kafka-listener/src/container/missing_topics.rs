@@ -7,7 +7,6 @@
 //! full metadata answer makes librdkafka re-check the subscription and rejoin the group with the
 //! new topic. Once nothing is missing it stops, and the configured interval applies again.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -63,7 +62,7 @@ pub(crate) fn watch(shared: Arc<ContainerShared>, subscription: &[String], runti
         loop {
             let interval = if started.elapsed() < FAST_FOR { FAST } else { SLOW };
             tokio::time::sleep(interval).await;
-            if shared.finished.load(Ordering::Acquire) || shared.stop_requested.load(Ordering::Acquire) {
+            if shared.stats().is_finished() || shared.control().stop_requested() {
                 return;
             }
             let Some(consumer) = shared.consumer() else { return };

@@ -7,13 +7,14 @@ use tokio::sync::watch;
 
 use super::shared::lock;
 use crate::extract::Record;
+use crate::TopicPartition;
 
 /// What a replay handled: the records per partition, and whether it went through the whole
 /// window (false when it was stopped first).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ReplayReport {
-    /// Records handled per (topic, partition).
-    pub records: BTreeMap<(String, i32), u64>,
+    /// Records handled per partition.
+    pub records: BTreeMap<TopicPartition, u64>,
     /// Whether every partition was replayed to the end of the window.
     pub complete: bool,
 }
@@ -34,7 +35,7 @@ pub(crate) struct Replay {
 }
 
 struct ReplayState {
-    records: BTreeMap<(String, i32), u64>,
+    records: BTreeMap<TopicPartition, u64>,
     consumers_left: usize,
 }
 
@@ -52,7 +53,12 @@ impl Replay {
     pub(crate) fn handled(&self, records: &[Record<'_>]) {
         let mut state = lock(&self.state);
         for r in records {
-            *state.records.entry((r.topic().to_string(), r.partition())).or_default() += 1;
+            match state.records.iter_mut().find(|(tp, _)| tp.is(r.topic(), r.partition())) {
+                Some((_, n)) => *n += 1,
+                None => {
+                    state.records.insert(TopicPartition::new(r.topic(), r.partition()), 1);
+                }
+            }
         }
     }
 
@@ -91,28 +97,28 @@ pub(crate) struct ReplayWindow {
     pub(crate) from_ms: i64,
     pub(crate) to_ms: i64,
     /// The first offset of the window, per partition.
-    pub(crate) starts: HashMap<(String, i32), i64>,
+    pub(crate) starts: HashMap<TopicPartition, i64>,
     /// The offset after the last record of the window, per partition.
-    pub(crate) ends: HashMap<(String, i32), i64>,
+    pub(crate) ends: HashMap<TopicPartition, i64>,
     /// Partitions replayed to their end.
-    pub(crate) done: HashSet<(String, i32)>,
+    pub(crate) done: HashSet<TopicPartition>,
 }
 
 impl ReplayWindow {
     /// Whether a record is in the window (offset before the partition's end, timestamp in
     /// [from, to)); records past the end of their partition are never handled.
     pub(crate) fn contains(&self, record: &Record<'_>) -> bool {
-        let key = (record.topic().to_string(), record.partition());
+        let key = TopicPartition::new(record.topic(), record.partition());
         let before_end = self.ends.get(&key).is_some_and(|end| record.offset() < *end);
         let in_time = record.timestamp().is_none_or(|ts| ts >= self.from_ms && ts < self.to_ms);
         before_end && in_time && !self.done.contains(&key)
     }
 
     /// The partitions `records` reach the end of.
-    pub(crate) fn reached(&self, records: &[Record<'_>]) -> Vec<(String, i32)> {
-        let mut reached: Vec<(String, i32)> = Vec::new();
+    pub(crate) fn reached(&self, records: &[Record<'_>]) -> Vec<TopicPartition> {
+        let mut reached: Vec<TopicPartition> = Vec::new();
         for r in records {
-            let key = (r.topic().to_string(), r.partition());
+            let key = TopicPartition::new(r.topic(), r.partition());
             if !self.done.contains(&key)
                 && !reached.contains(&key)
                 && self.ends.get(&key).is_some_and(|end| r.offset() + 1 >= *end)

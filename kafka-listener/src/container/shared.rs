@@ -1,6 +1,10 @@
-use std::collections::HashSet;
+//! State one container shares between its poll thread, its rdkafka context, and the
+//! acknowledgments and handles it gives out: the offset tracker, the small state types of
+//! `control.rs`, the consumer (for commits from other threads) and the event listener.
+
+use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -9,9 +13,11 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::context::ContainerContext;
+use super::control::{Control, Revocations, Stats};
 use super::events::{ContainerEvent, EventListener};
 use crate::ack::{OffsetTracker, Selection};
 use crate::config::AckMode;
+use crate::TopicPartition;
 
 pub(crate) type KafkaConsumer = BaseConsumer<ContainerContext>;
 
@@ -21,82 +27,31 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// Requests a handler makes through its acknowledgment or consumer handle, applied by the
-/// container after the handler returns (Spring's semantics for nack and seek).
-#[derive(Debug, Default)]
-pub(crate) struct HandlerRequests {
-    pub(crate) nack: Option<Duration>,
-    pub(crate) seeks: Vec<(String, i32, SeekTo)>,
-}
-
-/// Where a seek moves a partition's position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeekTo {
-    /// This offset: the next record delivered is the one at it.
-    Offset(i64),
-    /// The partition's first offset still kept (low watermark).
-    Beginning,
-    /// The end: only records produced from now on.
-    End,
-    /// The first record whose timestamp is at or after this time (ms since the epoch); the end
-    /// when there is none.
-    Timestamp(i64),
-    /// This many records after (positive) or before (negative) the current position.
-    Relative(i64),
-}
-
 /// State one `ListenerContainer` shares between its poll thread, its rdkafka context, and the
 /// acknowledgments and handles it gives out.
 pub(crate) struct ContainerShared {
     pub(crate) listener_id: Arc<str>,
-    pub(crate) ack_mode: AckMode,
-    pub(crate) sync_commits: bool,
+    /// The consumer's index in its listener's container.
+    pub(crate) index: usize,
+    ack_mode: AckMode,
+    sync_commits: bool,
     offsets: Mutex<OffsetTracker>,
     /// Signalled on acknowledgments while someone waits for them (`ack_waiters` > 0).
     acked: Condvar,
     ack_waiters: AtomicUsize,
     /// Processed offsets of partitions a consumer of the listener lost before it could commit
     /// them, for whichever consumer of the listener gets the partition next.
-    pub(crate) handoff: Arc<HandOff>,
-    /// Offsets handed over were put into the tracker: the poll loop commits them.
-    pub(crate) handed_over: AtomicBool,
+    handoff: Arc<HandOff>,
+    control: Control,
+    revocations: Revocations,
+    stats: Stats,
     consumer: OnceLock<Weak<KafkaConsumer>>,
     poll_thread: OnceLock<ThreadId>,
-    pub(crate) requests: Mutex<HandlerRequests>,
-    /// Partitions paused through a `ConsumerHandle`: waits for retries must not resume them.
-    pub(crate) paused_by_handler: Mutex<HashSet<(String, i32)>>,
-    /// A pause of the listener was requested (`ConcurrentContainer::pause`); shared by its
-    /// consumers and kept across stop and start.
-    pub(crate) pause_requested: Arc<AtomicBool>,
-    /// The poll loop has paused its consumer's partitions.
-    pub(crate) paused: AtomicBool,
-    pub(crate) stop_requested: AtomicBool,
-    /// Bumped at every revocation: the poll thread then re-checks the records it holds.
-    pub(crate) generation: AtomicU64,
-    /// Partitions revoked since the poll thread last looked: the records it holds of them are
-    /// dropped, even if the partition was assigned again (it is then fetched again from the
-    /// committed offset).
-    pub(crate) revoked: Mutex<Vec<(String, i32)>>,
-    /// A deferred commit (AckMode::Record) is scheduled.
-    pub(crate) flush_scheduled: AtomicBool,
-    pub(crate) handled: AtomicU64,
-    /// The consumer's index in its listener's container.
-    pub(crate) index: usize,
-    events: Option<EventListener>,
-    /// When the poll loop last polled, in ms since `EPOCH`.
-    last_poll_ms: AtomicU64,
-    /// A non-responsive event was sent and the loop has not polled since.
-    pub(crate) non_responsive: AtomicBool,
-    /// The poll thread has ended.
-    pub(crate) finished: AtomicBool,
     /// The consumer is being closed: no one else may take it from now on.
     closing: AtomicBool,
-}
-
-/// The process's reference instant for poll times.
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
+    /// A deferred commit (AckMode::Record) is scheduled.
+    flush_scheduled: AtomicBool,
+    events: Option<EventListener>,
 }
 
 /// What the consumers of one listener share beyond a restart: the pause request and the offsets
@@ -113,20 +68,20 @@ pub(crate) struct ListenerState {
 /// commits them after the rebalance; siblings in one process can do better).
 #[derive(Debug, Default)]
 pub(crate) struct HandOff {
-    offsets: Mutex<std::collections::HashMap<(String, i32), i64>>,
+    offsets: Mutex<HashMap<TopicPartition, i64>>,
 }
 
 impl HandOff {
     /// Keeps `next` (the offset after the last processed record) for the partition.
     pub(crate) fn put(&self, topic: &str, partition: i32, next: i64) {
         let mut offsets = lock(&self.offsets);
-        let slot = offsets.entry((topic.to_string(), partition)).or_insert(next);
+        let slot = offsets.entry(TopicPartition::new(topic, partition)).or_insert(next);
         *slot = (*slot).max(next);
     }
 
     /// Takes what was kept for the partition.
     pub(crate) fn take(&self, topic: &str, partition: i32) -> Option<i64> {
-        lock(&self.offsets).remove(&(topic.to_string(), partition))
+        lock(&self.offsets).remove(&TopicPartition::new(topic, partition))
     }
 
     /// Whether anything is kept.
@@ -134,9 +89,9 @@ impl HandOff {
         lock(&self.offsets).is_empty()
     }
 
-    /// Everything kept, sorted: `(topic, partition, next)`.
-    pub(crate) fn pending(&self) -> Vec<(String, i32, i64)> {
-        let mut all: Vec<_> = lock(&self.offsets).iter().map(|((t, p), n)| (t.clone(), *p, *n)).collect();
+    /// Everything kept, sorted: `(partition, next)`.
+    pub(crate) fn pending(&self) -> Vec<(TopicPartition, i64)> {
+        let mut all: Vec<_> = lock(&self.offsets).iter().map(|(tp, n)| (tp.clone(), *n)).collect();
         all.sort();
         all
     }
@@ -152,32 +107,47 @@ impl ContainerShared {
         state: &ListenerState,
     ) -> Self {
         ContainerShared {
-            acked: Condvar::new(),
-            ack_waiters: AtomicUsize::new(0),
-            handoff: state.handoff.clone(),
-            handed_over: AtomicBool::new(false),
-            index,
-            events,
-            last_poll_ms: AtomicU64::new(epoch().elapsed().as_millis() as u64),
-            non_responsive: AtomicBool::new(false),
-            finished: AtomicBool::new(false),
-            closing: AtomicBool::new(false),
             listener_id,
+            index,
             ack_mode,
             sync_commits,
             offsets: Mutex::new(OffsetTracker::default()),
+            acked: Condvar::new(),
+            ack_waiters: AtomicUsize::new(0),
+            handoff: state.handoff.clone(),
+            control: Control::new(state.pause_requested.clone()),
+            revocations: Revocations::default(),
+            stats: Stats::default(),
             consumer: OnceLock::new(),
             poll_thread: OnceLock::new(),
-            requests: Mutex::new(HandlerRequests::default()),
-            paused_by_handler: Mutex::new(HashSet::new()),
-            pause_requested: state.pause_requested.clone(),
-            paused: AtomicBool::new(false),
-            stop_requested: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
-            revoked: Mutex::new(Vec::new()),
+            closing: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
-            handled: AtomicU64::new(0),
+            events,
         }
+    }
+
+    /// Requests to the container (seeks, nack, pauses, stop).
+    pub(crate) fn control(&self) -> &Control {
+        &self.control
+    }
+
+    /// Revocations the rebalance callback saw.
+    pub(crate) fn revocations(&self) -> &Revocations {
+        &self.revocations
+    }
+
+    /// Counters and liveness.
+    pub(crate) fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// Offsets processed by consumers of the listener that lost their partitions.
+    pub(crate) fn handoff(&self) -> &HandOff {
+        &self.handoff
+    }
+
+    pub(crate) fn ack_mode(&self) -> AckMode {
+        self.ack_mode
     }
 
     /// Tells the subscriber, if any (the event is built only then).
@@ -212,18 +182,6 @@ impl ContainerShared {
     /// Whether a subscriber listens.
     pub(crate) fn has_events(&self) -> bool {
         self.events.is_some()
-    }
-
-    /// The poll loop is about to poll.
-    pub(crate) fn polled(&self) {
-        self.last_poll_ms.store(epoch().elapsed().as_millis() as u64, Ordering::Relaxed);
-        self.non_responsive.store(false, Ordering::Relaxed);
-    }
-
-    /// Since the poll loop last polled.
-    pub(crate) fn since_last_poll(&self) -> Duration {
-        let now = epoch().elapsed().as_millis() as u64;
-        Duration::from_millis(now.saturating_sub(self.last_poll_ms.load(Ordering::Relaxed)))
     }
 
     pub(crate) fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
@@ -277,8 +235,8 @@ impl ContainerShared {
     /// says it stopped.
     pub(crate) fn close(&self, consumer: Arc<KafkaConsumer>) {
         self.closing.store(true, Ordering::Release);
-        let deadline = std::time::Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&consumer) > 1 && std::time::Instant::now() < deadline {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Arc::strong_count(&consumer) > 1 && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
         }
         if Arc::strong_count(&consumer) > 1 {
@@ -344,7 +302,17 @@ impl ContainerShared {
             tracing::warn!(listener = %self.listener_id, "Acknowledgment::nack ignored: call it in the handler, not from another task");
             return;
         }
-        lock(&self.requests).nack = Some(sleep);
+        self.control.nack(sleep);
+    }
+
+    /// Claims the one deferred commit (`AckMode::Record` spacing); false if one is scheduled.
+    pub(crate) fn schedule_flush(&self) -> bool {
+        !self.flush_scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    /// The deferred commit ran.
+    pub(crate) fn flushed(&self) {
+        self.flush_scheduled.store(false, Ordering::Release);
     }
 }
 
@@ -391,6 +359,7 @@ pub(crate) fn describe(tpl: &TopicPartitionList) -> String {
 #[cfg(test)]
 mod tests {
     use super::HandOff;
+    use crate::TopicPartition;
 
     #[test]
     fn a_handoff_keeps_the_furthest_offset_and_is_taken_once() {
@@ -398,7 +367,7 @@ mod tests {
         handoff.put("t", 0, 10);
         handoff.put("t", 0, 7);
         handoff.put("t", 1, 3);
-        assert_eq!(handoff.pending(), [("t".to_string(), 0, 10), ("t".to_string(), 1, 3)]);
+        assert_eq!(handoff.pending(), [(TopicPartition::new("t", 0), 10), (TopicPartition::new("t", 1), 3)]);
         assert_eq!(handoff.take("t", 0), Some(10));
         assert_eq!(handoff.take("t", 0), None);
         assert!(!handoff.is_empty());

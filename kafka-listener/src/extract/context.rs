@@ -1,15 +1,14 @@
 use std::any::TypeId;
-use std::sync::Arc;
 
 use super::StateMap;
-use crate::container::ContainerShared;
+use crate::container::ContainerPort;
 
 /// What a listener's invocation offers its extractors besides the record: the listener id, the
 /// application state, and (internally) its container for acknowledgments and consumer handles.
 pub struct ListenerContext<'a> {
     pub(crate) listener_id: &'a str,
     pub(crate) states: &'a StateMap,
-    pub(crate) container: &'a Arc<ContainerShared>,
+    pub(crate) container: &'a ContainerPort,
     /// Which delivery this is (1, then 2, 3, ... on retries).
     pub(crate) attempt: u32,
     /// Whether `Headers` and `ConsumerRecord` carry the `kafka_deliveryAttempt` header.

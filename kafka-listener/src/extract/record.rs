@@ -219,6 +219,22 @@ impl<'a> Record<'a> {
         })
     }
 
+    /// A record made up for unit tests: no key, payload, timestamp or headers.
+    #[cfg(test)]
+    pub(crate) fn test_record(topic: &str, partition: i32, offset: i64) -> Record<'a> {
+        Record {
+            message: Delivered::Owned(Box::new(OwnedRecord {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                timestamp: None,
+                key: None,
+                payload: None,
+                headers: Vec::new(),
+            })),
+        }
+    }
+
     /// An owned copy of the record, of any lifetime (kept by the container when code it calls
     /// may consume the record and panic).
     pub(crate) fn duplicate<'b>(&self) -> Record<'b> {

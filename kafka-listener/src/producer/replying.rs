@@ -115,10 +115,15 @@ impl ReplyingTemplate {
         consumer.assign(&tpl).map_err(|e| Error::kafka("assigning the reply topic", e))?;
         let replies = Arc::new(Replies { pending: Mutex::default(), stop: AtomicBool::new(false) });
         let thread_replies = replies.clone();
+        let name = format!("kafka-replies-{reply_topic}");
         let thread = std::thread::Builder::new()
-            .name(format!("kafka-replies-{reply_topic}"))
+            .name(name.clone())
             .spawn(move || read_replies(&consumer, &thread_replies))
-            .map_err(|e| Error::config("reply_topic", format!("cannot start the reply consumer: {e}")))?;
+            .map_err(|source| Error::ThreadSpawn {
+                thread: name,
+                what: format!("the reply consumer of `{reply_topic}`"),
+                source,
+            })?;
         Ok(ReplyingTemplate {
             template,
             reply_topic: Arc::from(reply_topic),

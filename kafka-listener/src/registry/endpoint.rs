@@ -9,7 +9,7 @@ use crate::extract::Requirements;
 use crate::handler::{BatchHandler, BlockingHandler, Handler};
 
 /// A listener's callback on assigned partitions (see [`Endpoint::on_partitions_assigned`]).
-pub type OnPartitionsAssigned = Arc<dyn Fn(&[(String, i32)], &crate::ConsumerHandle) + Send + Sync>;
+pub type OnPartitionsAssigned = Arc<dyn Fn(&[crate::TopicPartition], &crate::ConsumerHandle) + Send + Sync>;
 
 /// The listener type, decided from the handler's parameters (Spring's listener interfaces).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -271,7 +271,7 @@ impl Endpoint {
     /// the beginning, or past a group without committed offsets under `auto_offset_reset = error`.
     pub fn on_partitions_assigned(
         mut self,
-        callback: impl Fn(&[(String, i32)], &crate::ConsumerHandle) + Send + Sync + 'static,
+        callback: impl Fn(&[crate::TopicPartition], &crate::ConsumerHandle) + Send + Sync + 'static,
     ) -> Self {
         self.on_partitions_assigned = Some(Arc::new(callback));
         self

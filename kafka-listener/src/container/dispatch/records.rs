@@ -1,0 +1,182 @@
+//! Record listeners, in order on the consumer's thread: each record is delivered (and retried
+//! as the error handler decides) before the next; a partition whose record waits (a retry
+//! topic's back-off, back-pressure, a seek, a revocation) has its following records skipped in
+//! this poll and fetched again.
+
+use std::time::Duration;
+
+use super::{error_handler_panicked, follow, Dispatcher, Outcome, NOW};
+use crate::container::contain::contain;
+use crate::container::prepare::{hook, prepare, Prepared};
+use crate::container::replies::reply;
+use crate::container::retrying::{ask_record, Attempts, Step};
+use crate::container::units::Core;
+use crate::error_handler::{attempt_of, due_of, now_millis};
+use crate::extract::Record;
+use crate::handler::{ListenerFailure, RecordInvoker};
+use crate::TopicPartition;
+
+/// Record listeners, one record at a time.
+pub(crate) struct RecordsInOrder {
+    invoker: RecordInvoker,
+}
+
+impl RecordsInOrder {
+    pub(crate) fn new(invoker: RecordInvoker) -> Self {
+        RecordsInOrder { invoker }
+    }
+}
+
+impl<'c> Dispatcher<'c> for RecordsInOrder {
+    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: Vec<Record<'c>>) {
+        let mut skipped: Vec<TopicPartition> = Vec::new();
+        let mut generation = core.shared.revocations().generation();
+        let acknowledging = core.plan.acknowledging;
+        for (index, record) in records.iter().enumerate() {
+            // On stop, the records in hand are finished (Spring's default, `stopImmediate`
+            // false), within the shutdown timeout; a retry is not (see `follow`).
+            if core.past_deadline() {
+                return;
+            }
+            let is_skipped =
+                |skipped: &[TopicPartition]| skipped.iter().any(|tp| tp.is(record.topic(), record.partition()));
+            if is_skipped(&skipped) {
+                continue;
+            }
+            let now = core.shared.revocations().generation();
+            if now != generation {
+                generation = now;
+                // A revocation happened while handling (during a retry wait): give up the
+                // records of revoked partitions; another consumer (or this one, again) gets them.
+                skipped.extend(core.shared.revocations().take());
+                if is_skipped(&skipped) {
+                    continue;
+                }
+            }
+            if let Some(wait) = not_due(core, record) {
+                core.hold_until_due(record, wait);
+                skipped.push(TopicPartition::new(record.topic(), record.partition()));
+                continue;
+            }
+            let outcome = self.deliver(core, record);
+            let requests = core.shared.control().take_requests();
+            let one = std::slice::from_ref(record);
+            match outcome {
+                Outcome::Handled if !acknowledging => core.complete(one),
+                Outcome::Handled => {}
+                Outcome::Recovered => core.complete(one),
+                Outcome::Discarded if core.plan.settings.ack_discarded => core.complete(one),
+                Outcome::Discarded => {}
+                Outcome::Abandoned => {
+                    // Not processed: its delivery no longer waits for an acknowledgment.
+                    core.rewind(one);
+                    if core.shared.control().stop_requested() {
+                        return;
+                    }
+                    continue;
+                }
+            }
+            if !core.sink.processed(one, core.shared, core.consumer) {
+                // Its transaction was aborted: the record is delivered again, with the rest.
+                core.redeliver(&records[index..], NOW);
+                return;
+            }
+            core.shared.stats().handled(1);
+            if let Some(replay) = &core.plan.replay {
+                replay.handled(one);
+            }
+            match core.apply_requests(requests, &records[index..], &records[index + 1..]) {
+                Some(sought) => skipped.extend(sought),
+                None => return,
+            }
+            if acknowledging
+                && core.shared.offsets().outstanding(record.topic(), record.partition())
+                    >= core.plan.settings.max_in_flight
+            {
+                // Back-pressure: the rest of the partition waits (sought back) until acks catch up.
+                let tp = TopicPartition::new(record.topic(), record.partition());
+                core.throttle(vec![(tp.clone(), record.offset())]);
+                skipped.push(tp);
+            }
+            core.handled(1);
+        }
+    }
+}
+
+impl RecordsInOrder {
+    /// Delivers a record until it is handled, recovered or given up, as the error handler
+    /// decides after each failure.
+    fn deliver(&self, core: &mut Core<'_, '_>, record: &Record<'_>) -> Outcome {
+        let plan = core.plan;
+        // On a retry topic, the deliveries before this one.
+        let earlier = if plan.retry_topic { attempt_of(record) - 1 } else { 0 };
+        let mut attempts = Attempts::after(earlier);
+        // A filter or interceptor that panicked on the record failed its first attempt; then each
+        // retry runs them again first (as a redelivery would).
+        let mut failed_before = core.stage.take_failure(record);
+        let prepare_again = failed_before.is_some();
+        let interceptor = plan.settings.record_interceptor.as_deref();
+        loop {
+            let result = match failed_before.take() {
+                Some(failure) => Err(failure),
+                None => match if prepare_again {
+                    prepare(plan, core.shared, record, interceptor)
+                } else {
+                    Prepared::Keep(None)
+                } {
+                    Prepared::Discard => return Outcome::Discarded,
+                    Prepared::Failed(failure) => Err(failure),
+                    Prepared::Keep(Some(changed)) => self.attempt(core, &changed, attempts.delivery()),
+                    Prepared::Keep(None) => self.attempt(core, record, attempts.delivery()),
+                },
+            };
+            let failure = match result {
+                Ok(()) => {
+                    if let Some(interceptor) = interceptor {
+                        hook(core.shared, "the record interceptor's success hook", || {
+                            interceptor.success(record, &plan.listener_id)
+                        });
+                    }
+                    return Outcome::Handled;
+                }
+                Err(failure) => failure,
+            };
+            if let Some(interceptor) = interceptor {
+                hook(core.shared, "the record interceptor's failure hook", || {
+                    interceptor.failure(record, &failure, &plan.listener_id)
+                });
+            }
+            if plan.acknowledging {
+                // The failed delivery is over: a task of it acknowledging later does not count.
+                core.rewind(std::slice::from_ref(record));
+            }
+            core.sink.abort();
+            let failed = attempts.failed_record(&plan.listener_id, &plan.group, record, &failure);
+            let decision = ask_record(&*plan.error_handler, &failed, error_handler_panicked(core.shared));
+            match follow(core, Step::of(decision), &[(record.topic(), record.partition())]) {
+                Some(outcome) => return outcome,
+                None => attempts.retry(),
+            }
+        }
+    }
+
+    /// One delivery of a record to its listener (tracked, for acknowledging listeners), in the
+    /// record's transaction, with its reply published.
+    fn attempt(&self, core: &mut Core<'_, '_>, record: &Record<'_>, delivery: u32) -> Result<(), ListenerFailure> {
+        core.track(std::slice::from_ref(record));
+        core.sink.begin()?;
+        let cx = core.context(delivery);
+        let output =
+            contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
+        reply(core.plan, record, output)
+    }
+}
+
+/// How long until a retry topic's record is due (`None`: it is due, or not from a retry topic).
+fn not_due(core: &Core<'_, '_>, record: &Record<'_>) -> Option<Duration> {
+    if !core.plan.retry_topic {
+        return None;
+    }
+    let wait = due_of(record)?.saturating_sub(now_millis());
+    (wait > 0).then(|| Duration::from_millis(wait.unsigned_abs()))
+}

@@ -1,0 +1,237 @@
+//! The poll loop of one consumer: release what is due, gather a poll's records, drop what is not
+//! ours any more, run the filter stage, dispatch, commit. Every step is a unit's; the loop only
+//! says in which order they run.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::Consumer;
+use rdkafka::error::KafkaError;
+
+use super::dispatch::{self, Dispatcher};
+use super::idle::IdleWatch;
+use super::plan::ContainerPlan;
+use super::replay::ReplayWindow;
+use super::shared::{ContainerShared, KafkaConsumer};
+use super::siblings::Arrival;
+use super::units::Core;
+use crate::extract::Record;
+use crate::TopicPartition;
+
+/// The longest a single poll blocks, so that stop and pause requests are served promptly.
+const POLL_SLICE: Duration = Duration::from_millis(100);
+
+pub(crate) struct PollLoop<'p, 'c> {
+    core: Core<'p, 'c>,
+    dispatcher: Box<dyn Dispatcher<'c>>,
+    idle: IdleWatch,
+    /// This consumer's part of a time-range replay.
+    replay: Option<ReplayWindow>,
+    last_poll_error: Option<(String, Instant)>,
+}
+
+impl<'p, 'c> PollLoop<'p, 'c> {
+    pub(crate) fn new(
+        plan: &'p std::sync::Arc<ContainerPlan>,
+        shared: &'p std::sync::Arc<ContainerShared>,
+        consumer: &'c KafkaConsumer,
+        replay: Option<ReplayWindow>,
+    ) -> Self {
+        PollLoop {
+            core: Core::new(plan, shared, consumer),
+            dispatcher: dispatch::for_plan(plan),
+            idle: IdleWatch::new(plan.settings.idle_event_interval),
+            replay,
+            last_poll_error: None,
+        }
+    }
+
+    pub(crate) fn run(&mut self) {
+        let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
+        while !self.core.stopping() {
+            self.release_holds();
+            if shared.revocations().take_handed_over() {
+                // Offsets another consumer of the listener processed: committed now, whatever
+                // the ack mode (they were due before the rebalance).
+                self.core.commit();
+            }
+            // Nothing is in hand: revocations so far concern no record.
+            let revoked = shared.revocations().take();
+            if !revoked.is_empty() {
+                self.dispatcher.revoked(&revoked);
+            }
+            self.core.sought.clear();
+            self.core.stage.clear();
+            self.idle.emit_due(shared, consumer);
+            self.dispatcher.collect(&mut self.core);
+
+            let mut records = self.gather(plan.settings.max_poll_records);
+            self.idle.arrived(&records);
+            let seeks = shared.control().take_requests().seeks;
+            if !seeks.is_empty() {
+                // Requested from outside (or when partitions were assigned): applied before any
+                // record of those partitions is handled.
+                let sought = self.core.apply_seeks(seeks, &records);
+                records.retain(|r| !sought.iter().any(|tp| tp.is(r.topic(), r.partition())));
+            }
+            let reached = match &self.replay {
+                Some(window) => {
+                    let reached = window.reached(&records);
+                    records.retain(|r| window.contains(r));
+                    reached
+                }
+                None => Vec::new(),
+            };
+            let polled = !records.is_empty();
+            let mut records = self.core.stage.run(plan, shared, records);
+            if records.is_empty() {
+                if polled {
+                    // Every record was discarded: they count as a handled poll (committed).
+                    self.core.sink.poll_done(shared, consumer, &plan.runtime);
+                }
+                self.replayed(reached);
+                self.core.sink.idle(shared, consumer);
+                continue;
+            }
+            self.drop_revoked(&mut records);
+            self.dispatcher.dispatch(&mut self.core, records);
+            self.core.sink.poll_done(shared, consumer, &plan.runtime);
+            self.replayed(reached);
+        }
+    }
+
+    /// After the loop: waits for the records in flight, commits what was processed, tells a
+    /// replay, waits for the siblings' commits when the whole container stops, and says what is
+    /// left uncommitted.
+    pub(crate) fn finish(&mut self, arrival: &Arrival<'_>) {
+        let core = &mut self.core;
+        let (plan, shared, consumer) = (core.plan, core.shared, core.consumer);
+        let ack_deadline = core.stop.ack_deadline();
+        self.dispatcher.drain(core, ack_deadline);
+        core.sink.finish(shared, consumer, ack_deadline, core.stop.deadline(), plan.settings.shutdown_timeout);
+        if let (Some(replay), Some(window)) = (&plan.replay, &self.replay) {
+            replay.consumer_finished(window.all_done());
+        }
+        arrival.arrive();
+        if arrival.siblings.stopping.load(std::sync::atomic::Ordering::Acquire) {
+            core.sink.wait_for(shared, consumer, arrival.siblings, core.stop.deadline());
+        }
+        core.sink.report_uncommitted(shared);
+    }
+
+    /// Applies a requested pause or resume of the whole container, and resumes the partitions
+    /// whose retry wait is due or whose acknowledgments caught up.
+    fn release_holds(&mut self) {
+        let core = &mut self.core;
+        let (shared, consumer) = (core.shared, core.consumer);
+        let control = shared.control();
+        let wanted = control.pause_requested();
+        if wanted != control.is_paused() {
+            let result = match consumer.assignment() {
+                Ok(assignment) if wanted => consumer.pause(&assignment),
+                Ok(_) => core.holds.resume_all(consumer, shared),
+                Err(error) => Err(error),
+            };
+            match result {
+                Ok(()) => {
+                    control.set_paused(wanted);
+                    tracing::info!(
+                        listener = core.listener(),
+                        paused = wanted,
+                        "container {}",
+                        if wanted { "paused" } else { "resumed" }
+                    );
+                }
+                Err(error) => tracing::warn!(listener = core.listener(), %error, "could not pause/resume"),
+            }
+        }
+        let due = core.holds.release_due(Instant::now());
+        core.holds.resume_released(consumer, shared, due, "a retry topic's partition");
+        let low = core.plan.settings.max_in_flight / 2;
+        let caught_up = {
+            let offsets = shared.offsets();
+            core.holds.release_throttled(|tp| {
+                !offsets.owns(&tp.topic, tp.partition) || offsets.outstanding(&tp.topic, tp.partition) <= low
+            })
+        };
+        core.holds.resume_released(consumer, shared, caught_up, "after back-pressure");
+    }
+
+    fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
+        let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
+        let mut records = Vec::new();
+        let first = plan.settings.poll_timeout.min(POLL_SLICE);
+        shared.stats().polled();
+        match consumer.poll(first) {
+            Some(Ok(message)) => records.push(Record::new(message)),
+            Some(Err(error)) => {
+                self.poll_error(error);
+                return records;
+            }
+            None => return records,
+        }
+        while records.len() < limit {
+            match consumer.poll(Duration::ZERO) {
+                Some(Ok(message)) => records.push(Record::new(message)),
+                Some(Err(error)) => {
+                    self.poll_error(error);
+                    break;
+                }
+                None => break,
+            }
+        }
+        records
+    }
+
+    fn poll_error(&mut self, error: KafkaError) {
+        let listener = self.core.listener();
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AutoOffsetReset) {
+            tracing::error!(listener, %error,
+                "a partition has no committed offset and auto_offset_reset is `error`: it is not consumed; say where it starts with a seek in the listener's on_partitions_assigned callback, or commit an offset for the group");
+            return;
+        }
+        let text = error.to_string();
+        // The same error repeats at every poll (e.g. a missing topic): say it once a minute.
+        let repeated = self
+            .last_poll_error
+            .as_ref()
+            .is_some_and(|(last, at)| *last == text && at.elapsed() < Duration::from_secs(60));
+        if !repeated {
+            tracing::warn!(listener, error = %text, "consumer error");
+            self.last_poll_error = Some((text, Instant::now()));
+        }
+    }
+
+    /// Drops the records of partitions revoked while they were gathered (and those not owned).
+    fn drop_revoked(&mut self, records: &mut Vec<Record<'c>>) {
+        let shared = self.core.shared;
+        let revoked = shared.revocations().take();
+        if revoked.is_empty() {
+            return;
+        }
+        self.dispatcher.revoked(&revoked);
+        let offsets = shared.offsets();
+        records.retain(|r| {
+            offsets.owns(r.topic(), r.partition()) && !revoked.iter().any(|tp| tp.is(r.topic(), r.partition()))
+        });
+    }
+
+    /// Partitions that reached the end of the replay window are paused; when all have, the
+    /// consumer stops.
+    fn replayed(&mut self, reached: Vec<TopicPartition>) {
+        let Some(window) = &mut self.replay else { return };
+        if reached.is_empty() && !window.all_done() {
+            return;
+        }
+        let (shared, consumer) = (self.core.shared, self.core.consumer);
+        if !reached.is_empty() {
+            if let Err(error) = consumer.pause(&crate::topic_partition::to_list(&reached)) {
+                tracing::warn!(listener = self.core.listener(), %error, "could not pause a replayed partition");
+            }
+        }
+        window.done.extend(reached);
+        if window.all_done() {
+            tracing::info!(listener = self.core.listener(), "replay window done; stopping");
+            shared.control().request_stop();
+        }
+    }
+}

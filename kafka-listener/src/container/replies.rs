@@ -1,0 +1,55 @@
+//! Replies (Spring's `@SendTo`): a handler's return value published to the listener's
+//! `reply_to`, else to the request's `kafka_replyTopic`, with its correlation id.
+
+use std::future::IntoFuture;
+
+use super::contain::contain;
+use super::plan::ContainerPlan;
+use crate::error::Error;
+use crate::extract::Record;
+use crate::handler::{drive, HandlerOutput, ListenerFailure};
+use crate::producer::headers;
+
+/// Publishes a handler's reply, if it returned one; a panic of the template's partitioner or
+/// producer listener (user code) fails the record like a listener's.
+pub(crate) fn reply(plan: &ContainerPlan, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
+    if !matches!(output, HandlerOutput::Reply(_)) {
+        return Ok(());
+    }
+    contain(|| publish(plan, request, output)).unwrap_or_else(|panic| {
+        Err(ListenerFailure::Panic(format!(
+            "publishing the reply panicked (the template's partitioner or producer listener): {panic}"
+        )))
+    })
+}
+
+/// Publishes a handler's reply: to the listener's `reply_to`, else to the request's
+/// `kafka_replyTopic` (and `kafka_replyPartition`), with the request's `kafka_correlationId`;
+/// awaited before the request counts as handled.
+fn publish(plan: &ContainerPlan, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
+    let HandlerOutput::Reply(value) = output else { return Ok(()) };
+    let no_destination =
+        || ListenerFailure::Reply(Box::new(Error::NoReplyDestination { listener: plan.listener_id.to_string() }));
+    let Some(reply) = &plan.reply else { return Err(no_destination()) };
+    let header_topic = request.header(headers::REPLY_TOPIC).flatten().and_then(|t| std::str::from_utf8(t).ok());
+    let (topic, partition) = match (&reply.topic, header_topic) {
+        (Some(topic), _) => (topic.as_str(), None),
+        (None, Some(topic)) => {
+            let partition = request
+                .header(headers::REPLY_PARTITION)
+                .flatten()
+                .and_then(|p| <[u8; 4]>::try_from(p).ok())
+                .map(i32::from_be_bytes);
+            (topic, partition)
+        }
+        (None, None) => return Err(no_destination()),
+    };
+    let mut send = reply.template.send(topic, value);
+    if let Some(correlation) = request.header(headers::CORRELATION_ID).flatten() {
+        send = send.header(headers::CORRELATION_ID, correlation);
+    }
+    if let Some(partition) = partition {
+        send = send.partition(partition);
+    }
+    drive(send.into_future()).map(|_| ()).map_err(|e| ListenerFailure::Reply(Box::new(e)))
+}
