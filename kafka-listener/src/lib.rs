@@ -40,6 +40,23 @@
 //! }
 //! ```
 //!
+//! # Execution model
+//!
+//! A listener with `concurrency = N` runs N rdkafka consumers in its group, each with its own OS
+//! thread (`kafka-listener-<listener id>-<n>`) that polls the consumer and calls the handler
+//! itself: an `fn` runs on it, an `async fn`'s future is driven to completion on it inside the
+//! registry's tokio runtime (the one `ListenerRegistry::start` was awaited on), so handlers can
+//! `.await` I/O, use timers and `tokio::spawn`. The consumer's next record waits for the handler,
+//! which keeps each partition in order; a slow or blocking handler holds up only its own consumer,
+//! never the runtime's worker threads. So `#[tokio::main(flavor = "current_thread")]` works too:
+//! the runtime's one thread serves the application's tasks (and those handlers spawn) while the
+//! consumers' threads run handlers. More throughput comes from partitions and `concurrency`, or
+//! from spawning work and acknowledging it later (`AckMode::Manual`). The [`container`] module's
+//! docs map which file does what inside a container.
+//!
+//! Partitions are [`TopicPartition`]s across the API (Kafka's and Spring's name); where you name
+//! partitions, `(topic, partition)` pairs work too.
+//!
 //! # Choosing an ack mode
 //!
 //! Every ack mode commits a record's offset only after its handler returned (or the error handler

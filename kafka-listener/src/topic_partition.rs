@@ -98,6 +98,18 @@ pub(crate) fn join<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>)
     partitions.into_iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
 }
 
+/// `topic-partition@offset, ...` for log lines.
+pub(crate) fn describe_offsets(tpl: &rdkafka::TopicPartitionList) -> String {
+    tpl.elements()
+        .iter()
+        .map(|e| match e.offset() {
+            rdkafka::Offset::Offset(o) => format!("{}-{}@{}", e.topic(), e.partition(), o),
+            other => format!("{}-{}@{:?}", e.topic(), e.partition(), other),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// The partitions of a list, sorted.
 pub(crate) fn of_list(tpl: &rdkafka::TopicPartitionList) -> Vec<TopicPartition> {
     let mut partitions: Vec<_> = tpl.elements().iter().map(|e| TopicPartition::new(e.topic(), e.partition())).collect();

@@ -13,14 +13,16 @@ use rdkafka::producer::Producer as _;
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
+use super::context::KafkaConsumer;
 use super::plan::ContainerPlan;
-use super::shared::{describe, ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use super::siblings::Siblings;
 use crate::ack::Selection;
 use crate::error::Error;
 use crate::extract::Record;
 use crate::handler::{drive, ListenerFailure};
 use crate::producer::KafkaTemplate;
+use crate::topic_partition::describe_offsets as describe;
 
 /// How often an idle container confirms asynchronous commits.
 const CONFIRM_INTERVAL: Duration = Duration::from_millis(500);
@@ -70,6 +72,13 @@ impl<'p> CommitSink<'p> {
     /// Whether the consumer commits offsets (neither transactional nor a replay).
     pub(crate) fn commits_offsets(&self) -> bool {
         matches!(self.kind, Kind::Consumer)
+    }
+
+    /// Whether a batch may be split at the record its listener names as failed
+    /// (`BatchListenerFailed`): not in a transaction, whose output is the whole batch's, all or
+    /// nothing.
+    pub(crate) fn splits_batches(&self) -> bool {
+        !matches!(self.kind, Kind::Transactional { .. })
     }
 
     /// Commits what is committable now (consumer commits; the others commit elsewhere).

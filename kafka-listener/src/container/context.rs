@@ -14,17 +14,23 @@ use std::time::Instant;
 use super::contain::contain;
 use super::events::ContainerEvent;
 use super::seeks::{self, Base, Lookup};
-use super::shared::{describe, ContainerShared};
+use super::shared::ContainerShared;
 use crate::ack::Selection;
-use crate::registry::OnPartitionsAssigned;
+use crate::topic_partition::describe_offsets as describe;
 use crate::topic_partition::of_list;
+
+/// The listener's `on_partitions_assigned` callback, bound to a handle on this container.
+pub(crate) type AssignedCallback = Arc<dyn Fn(&[crate::TopicPartition]) + Send + Sync>;
+
+/// A container's consumer.
+pub(crate) type KafkaConsumer = BaseConsumer<ContainerContext>;
 
 /// The rdkafka context of a container's consumer: logs through `tracing`, commits processed
 /// offsets before partitions are revoked, and learns of finished commits.
 pub(crate) struct ContainerContext {
     pub(crate) shared: Arc<ContainerShared>,
     /// The listener's callback on assigned partitions.
-    pub(crate) on_assigned: Option<OnPartitionsAssigned>,
+    pub(crate) on_assigned: Option<AssignedCallback>,
     /// Client properties for reading records by offset (offsets for times without a broker index).
     pub(crate) probe_config: rdkafka::config::ClientConfig,
     /// Start offsets handed over (`take_handoff`), to seed the tracker with once assigned.
@@ -39,14 +45,14 @@ pub(crate) struct ContainerContext {
 /// callback said, before any record is fetched (a seek after the assignment can fail, e.g. with
 /// `auto_offset_reset = error`).
 pub(crate) fn start_positions<C: rdkafka::consumer::ConsumerContext>(
-    callback: &OnPartitionsAssigned,
+    callback: &AssignedCallback,
     shared: &Arc<ContainerShared>,
     consumer: &BaseConsumer<C>,
     probe_config: &rdkafka::config::ClientConfig,
     tpl: &TopicPartitionList,
 ) {
     let listener = &*shared.listener_id;
-    if let Err(panic) = contain(|| callback(&of_list(tpl), &crate::ConsumerHandle::new(shared.clone()))) {
+    if let Err(panic) = contain(|| callback(&of_list(tpl))) {
         tracing::error!(listener, partitions = %describe(tpl), panic,
             "the on_partitions_assigned callback panicked; the partitions start where they would without it (the seeks it asked for before the panic still apply)");
         shared.emit_panicked("the on_partitions_assigned callback", panic, false);
@@ -261,7 +267,7 @@ impl ContainerContext {
                 return;
             }
         };
-        let mut seeds = super::shared::lock(&self.seeds);
+        let mut seeds = super::sync::lock(&self.seeds);
         for (topic, partition, next) in handed {
             let group_has =
                 committed.find_partition(&topic, partition).and_then(|e| e.offset().to_raw()).filter(|o| *o >= 0);
@@ -287,7 +293,7 @@ impl ContainerContext {
         for element in tpl.elements() {
             offsets.assign(element.topic(), element.partition());
         }
-        let seeds = std::mem::take(&mut *super::shared::lock(&self.seeds));
+        let seeds = std::mem::take(&mut *super::sync::lock(&self.seeds));
         if !seeds.is_empty() {
             self.shared.revocations().set_handed_over();
         }

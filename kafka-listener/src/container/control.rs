@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use super::shared::lock;
+use super::sync::lock;
 use crate::TopicPartition;
 
 /// Where a seek moves a partition's position.

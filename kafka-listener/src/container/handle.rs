@@ -36,7 +36,7 @@ impl ConsumerHandle {
     fn with_consumer<T>(
         &self,
         what: &str,
-        f: impl FnOnce(&super::shared::KafkaConsumer) -> rdkafka::error::KafkaResult<T>,
+        f: impl FnOnce(&super::context::KafkaConsumer) -> rdkafka::error::KafkaResult<T>,
     ) -> Result<T> {
         let consumer = self.container.consumer().ok_or_else(|| self.stopped())?;
         f(&consumer).map_err(|e| Error::kafka(format!("{what} (listener `{}`)", self.container.listener_id), e))

@@ -15,8 +15,9 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::Message;
 use rdkafka::Offset;
 
+use super::context::KafkaConsumer;
 use super::seeks::SEEK_TIMEOUT;
-use super::shared::{ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use super::stop_clock::StopClock;
 use crate::topic_partition::to_list;
 use crate::TopicPartition;

@@ -6,8 +6,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::Consumer;
 
+use super::context::KafkaConsumer;
 use super::events::ContainerEvent;
-use super::shared::{ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use crate::extract::Record;
 use crate::TopicPartition;
 

@@ -29,7 +29,8 @@
 //! | filter and interceptors | `prepare.rs` |
 //! | start-up: create, subscribe, assign | `startup.rs` |
 //! | rebalances: commit on revocation, hand-over, assignment callback | `context.rs` |
-//! | shared state, commits from other threads | `shared.rs`, `control.rs` |
+//! | shared state: tracker, requests, pauses, stats | `shared.rs`, `control.rs` |
+//! | commits from any thread, the consumer for other threads | `commits.rs` |
 //! | what extractors see of a container | `port.rs` |
 //! | one consumer's thread and lifetime | `listener_container.rs`, `siblings.rs` |
 //! | N consumers of a listener | `concurrent.rs` |
@@ -39,6 +40,7 @@
 
 mod commit_policy;
 mod commit_sink;
+mod commits;
 mod concurrent;
 mod contain;
 mod context;
@@ -62,6 +64,7 @@ mod shared;
 mod siblings;
 mod startup;
 mod stop_clock;
+mod sync;
 mod units;
 
 pub use concurrent::ConcurrentContainer;

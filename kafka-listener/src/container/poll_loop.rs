@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 
+use super::context::KafkaConsumer;
 use super::dispatch::{self, Dispatcher};
 use super::idle::IdleWatch;
 use super::plan::ContainerPlan;
 use super::replay::ReplayWindow;
-use super::shared::{ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use super::siblings::Arrival;
 use super::units::Core;
 use crate::extract::Record;

@@ -2,6 +2,7 @@
 //! acknowledgments and handles it gives out: the offset tracker, the small state types of
 //! `control.rs`, the consumer (for commits from other threads) and the event listener.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,23 +10,15 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::TopicPartitionList;
 
-use super::context::ContainerContext;
 use super::control::{Control, Revocations, Stats};
 use super::events::{ContainerEvent, EventListener};
-use crate::ack::{OffsetTracker, Selection};
+use crate::ack::OffsetTracker;
 use crate::config::AckMode;
 use crate::TopicPartition;
 
-pub(crate) type KafkaConsumer = BaseConsumer<ContainerContext>;
-
-/// Locks, recovering from poisoning: the guarded data stays consistent because nothing panics
-/// while holding these locks (handler panics are caught outside them).
-pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+pub(crate) use super::sync::lock;
 
 /// State one `ListenerContainer` shares between its poll thread, its rdkafka context, and the
 /// acknowledgments and handles it gives out.
@@ -45,7 +38,7 @@ pub(crate) struct ContainerShared {
     control: Control,
     revocations: Revocations,
     stats: Stats,
-    consumer: OnceLock<Weak<KafkaConsumer>>,
+    consumer: OnceLock<Weak<dyn Any + Send + Sync>>,
     poll_thread: OnceLock<ThreadId>,
     /// The consumer is being closed: no one else may take it from now on.
     closing: AtomicBool,
@@ -217,84 +210,34 @@ impl ContainerShared {
         left
     }
 
-    pub(crate) fn attach(&self, consumer: &Arc<KafkaConsumer>) {
-        let _ = self.consumer.set(Arc::downgrade(consumer));
+    /// Keeps the consumer (weakly: the poll thread owns it), type-erased so that this module
+    /// need not name the consumer's type: its rdkafka context holds this state, and naming it
+    /// here would make the two modules depend on each other. `commits.rs` gives it back typed.
+    pub(crate) fn attach_erased(&self, consumer: Weak<dyn Any + Send + Sync>) {
+        let _ = self.consumer.set(consumer);
         let _ = self.poll_thread.set(std::thread::current().id());
     }
 
-    pub(crate) fn consumer(&self) -> Option<Arc<KafkaConsumer>> {
+    /// The consumer, type-erased; `None` once it is closing or gone.
+    pub(crate) fn consumer_erased(&self) -> Option<Arc<dyn Any + Send + Sync>> {
         if self.closing.load(Ordering::Acquire) {
             return None;
         }
         self.consumer.get().and_then(Weak::upgrade)
     }
 
-    /// Closes the consumer on this (its poll) thread: no one else may take it from now on, and
-    /// those who hold it (a metadata refresh, a `ConsumerHandle` call) are waited for (5 s at
-    /// most), so that the consumer has left its group and its client is gone when the container
-    /// says it stopped.
-    pub(crate) fn close(&self, consumer: Arc<KafkaConsumer>) {
+    /// No one may take the consumer from now on.
+    pub(crate) fn mark_closing(&self) {
         self.closing.store(true, Ordering::Release);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Arc::strong_count(&consumer) > 1 && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        if Arc::strong_count(&consumer) > 1 {
-            tracing::debug!(listener = %self.listener_id, "the consumer is still in use; it closes when its last user is done");
-        }
-        drop(consumer);
+    }
+
+    /// Whether asynchronous commits are off (`sync_commits`).
+    pub(crate) fn sync_commits(&self) -> bool {
+        self.sync_commits
     }
 
     pub(crate) fn on_poll_thread(&self) -> bool {
         self.poll_thread.get() == Some(&std::thread::current().id())
-    }
-
-    /// Commits the selected offsets. The commit call is made under the tracker's lock so that
-    /// commits from several threads reach the broker in offset order.
-    ///
-    /// An asynchronous commit leaves the offsets *unconfirmed* until its outcome is polled
-    /// (`ContainerContext::commit_callback`); the poll loop confirms what stays unconfirmed with a
-    /// synchronous commit when idle (a broker rejects commits while a rebalance is in progress). A
-    /// failed synchronous commit returns its error and the offsets are sent again by the next
-    /// commit.
-    pub(crate) fn commit(
-        &self,
-        consumer: &KafkaConsumer,
-        sync: bool,
-        selection: Selection<'_>,
-    ) -> Result<(), rdkafka::error::KafkaError> {
-        let mut offsets = self.offsets();
-        let Some(tpl) = offsets.take_commits(selection) else { return Ok(()) };
-        let asynchronous = !(sync || self.sync_commits);
-        let result = if asynchronous { commit_async(consumer, &tpl) } else { consumer.commit(&tpl, CommitMode::Sync) };
-        if result.is_ok() && !asynchronous {
-            offsets.confirmed(&tpl);
-        }
-        // The subscriber may use the container (and its tracker): not under the lock.
-        drop(offsets);
-        if let Err(error) = &result {
-            self.emit(|listener, consumer| ContainerEvent::CommitFailed {
-                listener,
-                consumer,
-                error: format!("{error} (offsets {})", describe(&tpl)),
-            });
-        }
-        tracing::trace!(listener = %self.listener_id, offsets = %describe(&tpl), asynchronous, ok = result.is_ok(), "commit");
-        result
-    }
-
-    /// [`commit`](Self::commit), logging a failure.
-    pub(crate) fn commit_logged(&self, consumer: &KafkaConsumer, sync: bool, selection: Selection<'_>) {
-        if let Err(error) = self.commit(consumer, sync, selection) {
-            tracing::warn!(listener = %self.listener_id, %error, "commit failed; it will be sent again");
-        }
-    }
-
-    /// A commit from an acknowledgment (`ManualImmediate`), from any thread.
-    pub(crate) fn commit_now(&self) {
-        if let Some(consumer) = self.consumer() {
-            self.commit_logged(&consumer, false, Selection::Advanced);
-        }
     }
 
     pub(crate) fn request_nack(&self, sleep: Duration) {
@@ -314,46 +257,6 @@ impl ContainerShared {
     pub(crate) fn flushed(&self) {
         self.flush_scheduled.store(false, Ordering::Release);
     }
-}
-
-/// Sends an asynchronous commit whose outcome comes back to the consumer's queue, where polling
-/// hands it to `ContainerContext::commit_callback`.
-///
-/// rust-rdkafka's `commit(.., Async)` reports nothing back, and librdkafka retries a failed
-/// commit request on its own — possibly after a newer commit landed, putting an older offset
-/// back (seen with coordinator errors under load). Knowing each commit's outcome, in the order
-/// they finish, lets the tracker see such a regression and commit the newer offset again.
-fn commit_async(consumer: &KafkaConsumer, tpl: &TopicPartitionList) -> rdkafka::error::KafkaResult<()> {
-    use rdkafka::bindings as rd;
-    let client = consumer.client().native_ptr();
-    // SAFETY: `client` is the live consumer; the consumer queue reference is released after the
-    // call, which copies the offsets; the result is enqueued on that queue (polled by the
-    // consumer, which owns it) as an offset-commit event.
-    let err = unsafe {
-        let queue = rd::rd_kafka_queue_get_consumer(client);
-        let err = rd::rd_kafka_commit_queue(client, tpl.ptr(), queue, None, std::ptr::null_mut());
-        if !queue.is_null() {
-            rd::rd_kafka_queue_destroy(queue);
-        }
-        err
-    };
-    if err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-        Ok(())
-    } else {
-        Err(rdkafka::error::KafkaError::ConsumerCommit(err.into()))
-    }
-}
-
-/// `topic-partition@offset, ...` for log lines.
-pub(crate) fn describe(tpl: &TopicPartitionList) -> String {
-    tpl.elements()
-        .iter()
-        .map(|e| match e.offset() {
-            Offset::Offset(o) => format!("{}-{}@{}", e.topic(), e.partition(), o),
-            other => format!("{}-{}@{:?}", e.topic(), e.partition(), other),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 #[cfg(test)]

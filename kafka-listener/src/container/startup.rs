@@ -9,11 +9,13 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::context::ContainerContext;
+use super::context::KafkaConsumer;
+use super::context::{AssignedCallback, ContainerContext};
+use super::handle::ConsumerHandle;
 use super::plan::ContainerPlan;
 use super::replay::{Replay, ReplayWindow};
 use super::seeks::{self, Lookup, SEEK_TIMEOUT};
-use super::shared::{ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use super::siblings::Siblings;
 use crate::registry::StartPosition;
 use crate::support::offsets_for_times;
@@ -31,7 +33,7 @@ pub(crate) fn create(
     config.set("client.id", format!("{}-{index}", plan.client_id));
     let created = config.create_with_context(ContainerContext {
         shared: shared.clone(),
-        on_assigned: plan.on_assigned.clone(),
+        on_assigned: assigned_callback(plan, shared),
         probe_config: plan.client_config.clone(),
         revocation_wait: revocation_wait(plan),
         seeds: std::sync::Mutex::new(Vec::new()),
@@ -128,6 +130,13 @@ fn subscribe(
     Some(())
 }
 
+/// The listener's assignment callback, given a handle on this container.
+fn assigned_callback(plan: &ContainerPlan, shared: &Arc<ContainerShared>) -> Option<AssignedCallback> {
+    let callback = plan.on_assigned.clone()?;
+    let handle = ConsumerHandle::new(shared.clone());
+    Some(Arc::new(move |partitions: &[TopicPartition]| callback(partitions, &handle)))
+}
+
 /// How long a revocation waits for acknowledgments in flight: the shutdown timeout, but no more
 /// than half of `max.poll.interval.ms` (the group waits that long for a member to rejoin; longer
 /// and the partitions are lost anyway).
@@ -202,8 +211,8 @@ fn assign(
         };
         tpl.add_partition_offset(&tp.topic, tp.partition, offset)?;
     }
-    if let Some(callback) = &plan.on_assigned {
-        super::context::start_positions(callback, shared, consumer, &plan.client_config, &tpl);
+    if let Some(callback) = assigned_callback(plan, shared) {
+        super::context::start_positions(&callback, shared, consumer, &plan.client_config, &tpl);
     }
     consumer.assign(&tpl)?;
     let mut offsets = shared.offsets();

@@ -13,13 +13,14 @@ use rdkafka::consumer::Consumer;
 use rdkafka::Offset;
 
 use super::commit_sink::CommitSink;
+use super::context::KafkaConsumer;
 use super::control::HandlerRequests;
 use super::holds::{Hold, PartitionHolds};
 use super::plan::ContainerPlan;
 use super::port::ContainerPort;
 use super::prepare::Stage;
 use super::seeks::{self, Base, SEEK_TIMEOUT};
-use super::shared::{ContainerShared, KafkaConsumer};
+use super::shared::ContainerShared;
 use super::stop_clock::StopClock;
 use crate::extract::{ListenerContext, Record};
 use crate::TopicPartition;

@@ -145,7 +145,7 @@ impl Batches {
                     end = start + index;
                     continue;
                 }
-                Err((_, ListenerFailure::Handler(error))) if plan.settings.transactional.is_none() => {
+                Err((_, ListenerFailure::Handler(error))) if core.sink.splits_batches() => {
                     match error.into_batch_failed() {
                         Ok(failed) if failed.index < end - start => {
                             // The named record's failures so far: this batch's, if it is the first.
