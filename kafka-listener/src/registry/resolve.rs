@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use kafka_listener_rules::{parse_auto_startup, parse_concurrency};
+
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
 use super::{AssignedPartition, StartPosition};
@@ -216,25 +218,11 @@ pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Ve
     if topics.iter().any(|t| t.trim().is_empty()) {
         problem("has an empty topic name".into());
     }
-    let concurrency = match concurrency_text.as_deref().map(str::parse::<usize>) {
-        None => None,
-        Some(Ok(0)) | Some(Err(_)) => {
-            problem(format!(
-                "concurrency `{}` is not a number of at least 1",
-                concurrency_text.as_deref().unwrap_or_default()
-            ));
-            None
-        }
-        Some(Ok(n)) => Some(n),
-    };
-    let auto_startup = match auto_startup_text.as_deref().map(str::trim) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            problem(format!("auto_startup `{other}` is neither true nor false"));
-            true
-        }
-    };
+    let concurrency = concurrency_text.as_deref().and_then(|text| parse_concurrency(text).map_err(&mut problem).ok());
+    let auto_startup = auto_startup_text.as_deref().map_or(Ok(true), parse_auto_startup).unwrap_or_else(|message| {
+        problem(message);
+        true
+    });
     let mut properties = Vec::new();
     for text in &property_texts {
         match text.split_once('=') {
