@@ -1,5 +1,10 @@
-//! The attribute's arguments, parsed into a typed struct with every error collected.
+//! The attribute's arguments, parsed into a typed struct with every error collected. Values are
+//! checked by the rules the runtime reads them with (`kafka_listener_rules`), except values with
+//! `${ENV}` placeholders: those are checked at start.
 
+use kafka_listener_rules::{
+    has_placeholder, parse_auto_startup, parse_concurrency, parse_duration, AckMode, StartPosition,
+};
 use proc_macro2::{Span, TokenStream};
 use quote::quote_spanned;
 use syn::punctuated::Punctuated;
@@ -36,17 +41,6 @@ const TOPIC_KEYS: &[&str] = &["topic", "topics", "topic_pattern", "topic_partiti
 pub(crate) const RETRY_KEYS: &[&str] =
     &["attempts", "backoff", "multiplier", "max_backoff", "single_topic", "partitions", "auto_create"];
 
-/// The ack modes `ack_mode = "..."` accepts, with their `AckMode` variants.
-pub(crate) const ACK_MODES: &[(&str, &str)] = &[
-    ("record", "Record"),
-    ("batch", "Batch"),
-    ("time", "Time"),
-    ("count", "Count"),
-    ("count_time", "CountTime"),
-    ("manual", "Manual"),
-    ("manual_immediate", "ManualImmediate"),
-];
-
 #[derive(Default)]
 pub(crate) struct ListenerArgs {
     pub(crate) topics: Vec<LitStr>,
@@ -62,8 +56,8 @@ pub(crate) struct ListenerArgs {
     pub(crate) reply_to: Option<LitStr>,
     /// A path to a `fn() -> impl ErrorHandler`.
     pub(crate) error_handler: Option<syn::Path>,
-    /// The `AckMode` variant name and the span of the value.
-    pub(crate) ack_mode: Option<(&'static str, Span)>,
+    /// The ack mode and the span of the value.
+    pub(crate) ack_mode: Option<(AckMode, Span)>,
     /// `retry(...)`: the `RetryTopics` builder calls it makes, e.g. `.attempts(4)`.
     pub(crate) retry: Option<Vec<TokenStream>>,
     /// `topic_partitions = [("topic", [0, 1], "start"), ...]`.
@@ -72,17 +66,6 @@ pub(crate) struct ListenerArgs {
     pub(crate) on_partitions_assigned: Option<syn::Path>,
     /// A path to a `fn(&Record<'_>) -> bool`.
     pub(crate) filter: Option<syn::Path>,
-}
-
-/// Whether a start position is written as `topic_partitions` accepts (the runtime parses it).
-fn start_position_ok(text: &str) -> bool {
-    let text = text.trim();
-    let number = |n: &str| n.trim().parse::<u64>().is_ok();
-    text.contains("${")
-        || matches!(text, "" | "committed" | "beginning" | "earliest" | "end" | "latest")
-        || text.strip_prefix("offset:").is_some_and(number)
-        || text.strip_prefix("end-").is_some_and(number)
-        || text.strip_prefix("time:").is_some_and(|t| !t.trim().is_empty())
 }
 
 /// Parses `[("orders", [0, 1], "beginning"), ("audit", [2])]`.
@@ -128,36 +111,14 @@ fn topic_partitions(expr: &Expr, errors: &mut Errors) -> Vec<(LitStr, Vec<syn::L
             errors.add(partitions.span(), "list at least one partition");
         }
         let start = start.and_then(|s| string("topic_partitions", s, errors));
-        if let Some(start) = &start {
-            if !start_position_ok(&start.value()) {
-                errors.add(start.span(), format!("`{}` is not a start position; write \"committed\", \"beginning\", \"end\", \"offset:42\", \"end-10\" or \"time:2026-11-01T00:00:00Z\"", start.value()));
+        if let Some(start) = start.as_ref().filter(|s| !has_placeholder(&s.value())) {
+            if let Err(message) = start.value().parse::<StartPosition>() {
+                errors.add(start.span(), message);
             }
         }
         parsed.push((topic, numbers, start));
     }
     parsed
-}
-
-/// A duration written `500ms`, `1s`, `1.5s`, `2m` or `1h`, in milliseconds.
-fn duration_ms(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in duration `{text}`; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\""
-            ))
-        }
-    };
-    match number.parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => Ok((value * scale).round() as u64),
-        _ => Err(format!("`{text}` is not a duration; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\"")),
-    }
 }
 
 /// Parses `retry(attempts = 4, backoff = "1s", ...)` into `RetryTopics` builder calls.
@@ -213,9 +174,10 @@ fn retry_calls(list: &syn::MetaList, errors: &mut Errors) -> Vec<TokenStream> {
                     None
                 }
             },
-            ("backoff" | "max_backoff", Some(Lit::Str(s))) => match duration_ms(&s.value()) {
-                Ok(ms) => {
+            ("backoff" | "max_backoff", Some(Lit::Str(s))) => match parse_duration(&s.value()) {
+                Ok(duration) => {
                     let method = syn::Ident::new(&key, s.span());
+                    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
                     Some(quote_spanned!(s.span()=> .#method(::core::time::Duration::from_millis(#ms))))
                 }
                 Err(message) => {
@@ -329,6 +291,18 @@ fn path_of(value: &Expr, usage: &str, errors: &mut Errors) -> Option<syn::Path> 
     }
 }
 
+/// A string setting the runtime reads with `parse` (e.g. `concurrency = "3"`): checked now by
+/// the same rule unless it holds a placeholder (then at start).
+fn checked<T>(text: &LitStr, parse: fn(&str) -> Result<T, String>, errors: &mut Errors) -> Option<LitStr> {
+    if !has_placeholder(&text.value()) {
+        if let Err(message) = parse(&text.value()) {
+            errors.add(text.span(), message);
+            return None;
+        }
+    }
+    Some(text.clone())
+}
+
 fn set_once<T>(slot: &mut Option<T>, value: Option<T>, key: &str, span: Span, errors: &mut Errors) {
     if slot.is_some() {
         errors.add(span, format!("`{key}` is given twice"));
@@ -421,7 +395,7 @@ impl ListenerArgs {
                                 None
                             }
                         },
-                        Some(Lit::Str(s)) => Some(s.clone()),
+                        Some(Lit::Str(s)) => checked(s, parse_concurrency, errors),
                         _ => {
                             errors.add(
                                 value.span(),
@@ -435,7 +409,7 @@ impl ListenerArgs {
                 "auto_startup" => {
                     let parsed = match literal(value) {
                         Some(Lit::Bool(b)) => Some(LitStr::new(&b.value.to_string(), b.span())),
-                        Some(Lit::Str(s)) => Some(s.clone()),
+                        Some(Lit::Str(s)) => checked(s, parse_auto_startup, errors),
                         _ => {
                             errors.add(value.span(), "`auto_startup` takes true or false (or a \"${ENV_VAR}\" string)");
                             None
@@ -455,19 +429,9 @@ impl ListenerArgs {
                 }
                 "ack_mode" => {
                     if let Some(mode) = string(&key, value, errors) {
-                        let name = mode.value().trim().to_ascii_lowercase();
-                        match ACK_MODES.iter().find(|(n, _)| *n == name) {
-                            Some((_, variant)) => {
-                                set_once(&mut args.ack_mode, Some((*variant, mode.span())), &key, span, errors)
-                            }
-                            None => errors.add(
-                                mode.span(),
-                                format!(
-                                    "unknown ack mode `{}`; expected one of: {}",
-                                    mode.value(),
-                                    ACK_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                                ),
-                            ),
+                        match mode.value().parse::<AckMode>() {
+                            Ok(parsed) => set_once(&mut args.ack_mode, Some((parsed, mode.span())), &key, span, errors),
+                            Err(unknown) => errors.add(mode.span(), unknown),
                         }
                     }
                 }
@@ -542,5 +506,32 @@ mod tests {
             assert!(errors.iter().any(|e| e.starts_with("a listener needs `topic")), "{attr}: {errors:?}");
         }
         assert!(errors_of("topic = \"orders\"").is_empty());
+    }
+
+    #[test]
+    fn values_are_checked_by_the_runtime_rules_at_compile_time() {
+        let rejected = [
+            (
+                "topic_partitions = [(\"t\", [0], \"time:garbage\")]",
+                "`time:garbage` is not a start position: `garbage` is not a time",
+            ),
+            (
+                "topic_partitions = [(\"t\", [0], \"offset:-1\")]",
+                "`offset:-1` is not a start position; write \"committed\"",
+            ),
+            (
+                "topic = \"t\", ack_mode = \"sometimes\"",
+                "unknown ack mode `sometimes`; expected one of: record, batch,",
+            ),
+            ("topic = \"t\", retry(backoff = \"5\")", "duration `5` has no unit; write e.g. \"500ms\""),
+            ("topic = \"t\", concurrency = \"three\"", "concurrency `three` is not a number of at least 1"),
+            ("topic = \"t\", concurrency = \"0\"", "concurrency `0` is not a number of at least 1"),
+            ("topic = \"t\", auto_startup = \"yes\"", "auto_startup `yes` is neither true nor false"),
+        ];
+        for (attr, message) in rejected {
+            let errors = errors_of(attr);
+            assert_eq!(errors.len(), 1, "{attr}: {errors:?}");
+            assert!(errors[0].starts_with(message), "{attr}: {errors:?}");
+        }
     }
 }

@@ -83,7 +83,7 @@ fn check_signature<'f>(function: &'f ItemFn, args: &ListenerArgs, errors: &mut E
                     }
                     acknowledgment = Some(ty.span());
                     if let Some((mode, _)) = args.ack_mode {
-                        if mode != "Manual" && mode != "ManualImmediate" {
+                        if !mode.is_manual() {
                             errors.add(
                                 ty.span(),
                                 "an Acknowledgment needs ack_mode \"manual\" or \"manual_immediate\", but this listener declares another ack mode",
@@ -226,7 +226,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let properties = &args.properties;
     let ack_mode = match &args.ack_mode {
         Some((variant, span)) => {
-            let variant = syn::Ident::new(variant, *span);
+            let variant = syn::Ident::new(&format!("{variant:?}"), *span);
             quote!(::core::option::Option::Some(#private::AckMode::#variant))
         }
         None => quote!(::core::option::Option::None),
