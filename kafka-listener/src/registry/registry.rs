@@ -44,7 +44,7 @@ impl ListenerRegistry {
     /// Every `#[kafka_listener]` function linked into this binary.
     pub fn from_annotations() -> Self {
         let mut registry = Self::empty();
-        registry.endpoints.extend(annotated().map(Endpoint::from_annotation));
+        registry.endpoints.extend(annotated());
         registry.endpoints.sort_by(|a, b| a.id().cmp(b.id()));
         registry
     }
