@@ -1,7 +1,12 @@
-//! The attribute's arguments, parsed into a typed struct with every error collected.
+//! The attribute's arguments, parsed into the `Endpoint` builder calls they stand for, with
+//! every error collected. Values are checked by the rules the runtime reads them with
+//! (`kafka_listener_rules`), except values with `${ENV}` placeholders: those are checked at start.
 
+use kafka_listener_rules::{
+    has_placeholder, parse_auto_startup, parse_concurrency, parse_duration, AckMode, StartPosition,
+};
 use proc_macro2::{Span, TokenStream};
-use quote::quote_spanned;
+use quote::{quote, quote_spanned};
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprArray, ExprLit, Lit, LitStr, Meta, Token};
@@ -32,67 +37,56 @@ pub(crate) const KEYS: &[&str] = &[
 /// The arguments that name a listener's topics (one of them is needed).
 const TOPIC_KEYS: &[&str] = &["topic", "topics", "topic_pattern", "topic_partitions"];
 
+/// The arguments that may be given once.
+const ONCE_KEYS: &[&str] = &[
+    "topic_pattern",
+    "group",
+    "id",
+    "container_factory",
+    "concurrency",
+    "auto_startup",
+    "batch",
+    "client_id_prefix",
+    "ack_mode",
+    "reply_to",
+    "error_handler",
+    "retry",
+    "auto_offset_reset",
+    "on_partitions_assigned",
+    "filter",
+];
+
 /// The arguments `retry(...)` accepts.
 pub(crate) const RETRY_KEYS: &[&str] =
     &["attempts", "backoff", "multiplier", "max_backoff", "single_topic", "partitions", "auto_create"];
 
-/// The ack modes `ack_mode = "..."` accepts, with their `AckMode` variants.
-pub(crate) const ACK_MODES: &[(&str, &str)] = &[
-    ("record", "Record"),
-    ("batch", "Batch"),
-    ("time", "Time"),
-    ("count", "Count"),
-    ("count_time", "CountTime"),
-    ("manual", "Manual"),
-    ("manual_immediate", "ManualImmediate"),
-];
+/// The path the generated code reaches the runtime through.
+pub(crate) fn private() -> TokenStream {
+    quote!(::kafka_listener::__private)
+}
 
 #[derive(Default)]
 pub(crate) struct ListenerArgs {
-    pub(crate) topics: Vec<LitStr>,
-    pub(crate) topic_pattern: Option<LitStr>,
-    pub(crate) group: Option<LitStr>,
+    /// `id = "..."`: the argument of `Endpoint::new` (else the function's path).
     pub(crate) id: Option<LitStr>,
-    pub(crate) container_factory: Option<LitStr>,
-    pub(crate) concurrency: Option<LitStr>,
-    pub(crate) auto_startup: Option<LitStr>,
+    /// `batch = true`: the handler takes batches (the signature is checked for it).
     pub(crate) batch: bool,
-    pub(crate) client_id_prefix: Option<LitStr>,
-    pub(crate) properties: Vec<LitStr>,
-    pub(crate) reply_to: Option<LitStr>,
-    /// A path to a `fn() -> impl ErrorHandler`.
-    pub(crate) error_handler: Option<syn::Path>,
-    /// The `AckMode` variant name and the span of the value.
-    pub(crate) ack_mode: Option<(&'static str, Span)>,
-    /// `retry(...)`: the `RetryTopics` builder calls it makes, e.g. `.attempts(4)`.
-    pub(crate) retry: Option<Vec<TokenStream>>,
-    /// `topic_partitions = [("topic", [0, 1], "start"), ...]`.
-    pub(crate) topic_partitions: Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)>,
-    /// A path to a `fn(&[TopicPartition], &ConsumerHandle)`.
-    pub(crate) on_partitions_assigned: Option<syn::Path>,
-    /// A path to a `fn(&Record<'_>) -> bool`.
-    pub(crate) filter: Option<syn::Path>,
+    /// `ack_mode = "..."`: the signature is checked against it.
+    pub(crate) ack_mode: Option<AckMode>,
+    /// The `Endpoint` builder calls the other arguments stand for, in the order written, each
+    /// spanned on its argument, e.g. `.group("billing")`.
+    pub(crate) calls: Vec<TokenStream>,
 }
 
-/// Whether a start position is written as `topic_partitions` accepts (the runtime parses it).
-fn start_position_ok(text: &str) -> bool {
-    let text = text.trim();
-    let number = |n: &str| n.trim().parse::<u64>().is_ok();
-    text.contains("${")
-        || matches!(text, "" | "committed" | "beginning" | "earliest" | "end" | "latest")
-        || text.strip_prefix("offset:").is_some_and(number)
-        || text.strip_prefix("end-").is_some_and(number)
-        || text.strip_prefix("time:").is_some_and(|t| !t.trim().is_empty())
-}
-
-/// Parses `[("orders", [0, 1], "beginning"), ("audit", [2])]`.
-fn topic_partitions(expr: &Expr, errors: &mut Errors) -> Vec<(LitStr, Vec<syn::LitInt>, Option<LitStr>)> {
+/// Parses `[("orders", [0, 1], "beginning"), ("audit", [2])]` into `.topic_partitions(..)`
+/// calls, one per topic, and the span of the first topic.
+fn topic_partitions(expr: &Expr, errors: &mut Errors) -> (Vec<TokenStream>, Option<Span>) {
     let usage = "`topic_partitions` takes a list of (topic, [partitions], start), e.g. topic_partitions = [(\"orders\", [0, 1], \"beginning\"), (\"audit\", [2], \"offset:42\")]";
     let Expr::Array(list) = expr else {
         errors.add(expr.span(), usage);
-        return Vec::new();
+        return (Vec::new(), None);
     };
-    let mut parsed = Vec::new();
+    let (mut calls, mut first) = (Vec::new(), None);
     for element in &list.elems {
         let Expr::Tuple(tuple) = element else {
             errors.add(element.span(), usage);
@@ -127,37 +121,20 @@ fn topic_partitions(expr: &Expr, errors: &mut Errors) -> Vec<(LitStr, Vec<syn::L
         if numbers.is_empty() {
             errors.add(partitions.span(), "list at least one partition");
         }
-        let start = start.and_then(|s| string("topic_partitions", s, errors));
-        if let Some(start) = &start {
-            if !start_position_ok(&start.value()) {
-                errors.add(start.span(), format!("`{}` is not a start position; write \"committed\", \"beginning\", \"end\", \"offset:42\", \"end-10\" or \"time:2026-11-01T00:00:00Z\"", start.value()));
+        let start = match start.map(|s| string("topic_partitions", s, errors)) {
+            Some(Some(start)) => start,
+            Some(None) => continue,
+            None => LitStr::new("committed", topic.span()),
+        };
+        if !has_placeholder(&start.value()) {
+            if let Err(message) = start.value().parse::<StartPosition>() {
+                errors.add(start.span(), message);
             }
         }
-        parsed.push((topic, numbers, start));
+        first.get_or_insert(topic.span());
+        calls.push(quote_spanned!(topic.span()=> .topic_partitions(#topic, [#(#numbers),*], #start)));
     }
-    parsed
-}
-
-/// A duration written `500ms`, `1s`, `1.5s`, `2m` or `1h`, in milliseconds.
-fn duration_ms(text: &str) -> Result<u64, String> {
-    let text = text.trim();
-    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let scale = match unit.trim() {
-        "ms" => 1.0,
-        "s" => 1_000.0,
-        "m" => 60_000.0,
-        "h" => 3_600_000.0,
-        other => {
-            return Err(format!(
-                "unknown unit `{other}` in duration `{text}`; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\""
-            ))
-        }
-    };
-    match number.parse::<f64>() {
-        Ok(value) if value.is_finite() && value >= 0.0 => Ok((value * scale).round() as u64),
-        _ => Err(format!("`{text}` is not a duration; write e.g. \"500ms\", \"1s\", \"2m\" or \"1h\"")),
-    }
+    (calls, first)
 }
 
 /// Parses `retry(attempts = 4, backoff = "1s", ...)` into `RetryTopics` builder calls.
@@ -213,9 +190,10 @@ fn retry_calls(list: &syn::MetaList, errors: &mut Errors) -> Vec<TokenStream> {
                     None
                 }
             },
-            ("backoff" | "max_backoff", Some(Lit::Str(s))) => match duration_ms(&s.value()) {
-                Ok(ms) => {
+            ("backoff" | "max_backoff", Some(Lit::Str(s))) => match parse_duration(&s.value()) {
+                Ok(duration) => {
                     let method = syn::Ident::new(&key, s.span());
+                    let ms = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
                     Some(quote_spanned!(s.span()=> .#method(::core::time::Duration::from_millis(#ms))))
                 }
                 Err(message) => {
@@ -329,183 +307,280 @@ fn path_of(value: &Expr, usage: &str, errors: &mut Errors) -> Option<syn::Path> 
     }
 }
 
-fn set_once<T>(slot: &mut Option<T>, value: Option<T>, key: &str, span: Span, errors: &mut Errors) {
-    if slot.is_some() {
-        errors.add(span, format!("`{key}` is given twice"));
-    } else {
-        *slot = value;
+/// A string setting the runtime reads with `parse` (e.g. `concurrency = "3"`): checked now by
+/// the same rule unless it holds a placeholder. The call for a value (`call`) or for the text
+/// with its placeholder (`text_call`, checked at start), or `None` after an error.
+fn parsed_setting<T>(
+    text: &LitStr,
+    parse: fn(&str) -> Result<T, String>,
+    call: impl FnOnce(T) -> TokenStream,
+    text_call: impl FnOnce(&LitStr) -> TokenStream,
+    errors: &mut Errors,
+) -> Option<TokenStream> {
+    if has_placeholder(&text.value()) {
+        return Some(text_call(text));
     }
+    match parse(&text.value()) {
+        Ok(value) => Some(call(value)),
+        Err(message) => {
+            errors.add(text.span(), message);
+            None
+        }
+    }
+}
+
+/// A wrapper function with the signature a callback argument must have, calling the user's
+/// path: a function of another signature is reported on the path.
+fn callback(path: &syn::Path, method: &str, wrapper: TokenStream) -> TokenStream {
+    let method = syn::Ident::new(method, path.span());
+    quote_spanned!(path.span()=> .#method({ #wrapper }))
 }
 
 impl ListenerArgs {
     pub(crate) fn parse(metas: Punctuated<Meta, Token![,]>, errors: &mut Errors) -> ListenerArgs {
+        let private = private();
         let mut args = ListenerArgs::default();
-        let mut batch_seen = false;
+        let mut seen: Vec<String> = Vec::new();
+        // What the checks across arguments need: the topics named, the pattern, the first
+        // explicitly assigned topic.
+        let (mut topics, mut pattern, mut partitions) = (0usize, None::<Span>, None::<Span>);
         // A topic argument whose value was refused (and reported): the listener does name its
         // topics, so "a listener needs a topic" would be a spurious follow-on error.
         let mut topic_value_refused = false;
         for meta in metas {
-            if let Meta::List(list) = &meta {
-                if list.path.is_ident("retry") {
+            let (key, span, calls) = match &meta {
+                Meta::List(list) if list.path.is_ident("retry") => {
                     let calls = retry_calls(list, errors);
-                    set_once(&mut args.retry, Some(calls), "retry", list.path.span(), errors);
+                    let call =
+                        quote_spanned!(list.path.span()=> .retry_topics(#private::RetryTopics::new() #(#calls)*));
+                    ("retry".to_string(), list.path.span(), vec![call])
+                }
+                Meta::NameValue(nv) => {
+                    let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
+                    let errors_before = errors.count();
+                    let calls = args.argument(&key, nv, &mut topics, &mut pattern, &mut partitions, errors);
+                    if TOPIC_KEYS.contains(&key.as_str()) && errors.count() > errors_before {
+                        topic_value_refused = true;
+                    }
+                    (key, nv.path.span(), calls)
+                }
+                _ => {
+                    errors.add(meta.span(), format!("expected `key = value`; valid keys: {}", KEYS.join(", ")));
                     continue;
                 }
-            }
-            let Meta::NameValue(nv) = meta else {
-                errors.add(meta.span(), format!("expected `key = value`; valid keys: {}", KEYS.join(", ")));
-                continue;
             };
-            let key = nv.path.get_ident().map(ToString::to_string).unwrap_or_default();
-            let span = nv.path.span();
-            let value = &nv.value;
-            let errors_before = errors.count();
-            match key.as_str() {
-                "topic" => args.topics.extend(string(&key, value, errors)),
-                "topics" => args.topics.extend(strings(&key, value, errors)),
-                "topic_pattern" => set_once(&mut args.topic_pattern, string(&key, value, errors), &key, span, errors),
-                "group" => set_once(&mut args.group, string(&key, value, errors), &key, span, errors),
-                "id" => set_once(&mut args.id, string(&key, value, errors), &key, span, errors),
-                "container_factory" => {
-                    set_once(&mut args.container_factory, string(&key, value, errors), &key, span, errors)
+            if ONCE_KEYS.contains(&key.as_str()) {
+                if seen.contains(&key) {
+                    errors.add(span, format!("`{key}` is given twice"));
+                    continue;
                 }
-                "client_id_prefix" => {
-                    set_once(&mut args.client_id_prefix, string(&key, value, errors), &key, span, errors)
-                }
-                "reply_to" => set_once(&mut args.reply_to, string(&key, value, errors), &key, span, errors),
-                "topic_partitions" => args.topic_partitions.extend(topic_partitions(value, errors)),
-                "auto_offset_reset" => {
-                    if let Some(reset) = string(&key, value, errors) {
-                        let text = reset.value();
-                        if matches!(text.trim(), "earliest" | "latest" | "error") || text.contains("${") {
-                            let property = LitStr::new(&format!("auto.offset.reset={}", text.trim()), reset.span());
-                            args.properties.push(property);
-                        } else {
-                            errors.add(
-                                reset.span(),
-                                format!("`auto_offset_reset` is \"earliest\", \"latest\" or \"error\", not `{text}`"),
-                            );
-                        }
-                    }
-                }
-                "filter" => {
-                    let path = path_of(value, "`filter` takes the path of a `fn(&Record<'_>) -> bool` (true: hand the record over), e.g. filter = only_paid", errors);
-                    set_once(&mut args.filter, path, &key, span, errors);
-                }
-                "on_partitions_assigned" => {
-                    let path = path_of(value, "`on_partitions_assigned` takes the path of a `fn(&[TopicPartition], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind", errors);
-                    set_once(&mut args.on_partitions_assigned, path, &key, span, errors);
-                }
-                "error_handler" => {
-                    let path = path_of(value, "`error_handler` takes the path of a `fn() -> impl ErrorHandler`, e.g. error_handler = handlers::dead_letters", errors);
-                    set_once(&mut args.error_handler, path, &key, span, errors);
-                }
-                "properties" => {
-                    for property in strings(&key, value, errors) {
-                        if !property.value().contains('=') {
-                            errors.add(property.span(), "a property is written \"key=value\"");
-                        }
-                        args.properties.push(property);
-                    }
-                }
-                "concurrency" => {
-                    let parsed = match literal(value) {
-                        Some(Lit::Int(n)) => match n.base10_parse::<usize>() {
-                            Ok(0) => {
-                                errors.add(n.span(), "`concurrency` must be at least 1");
-                                None
-                            }
-                            Ok(count) => Some(LitStr::new(&count.to_string(), n.span())),
-                            Err(e) => {
-                                errors.push(e);
-                                None
-                            }
-                        },
-                        Some(Lit::Str(s)) => Some(s.clone()),
-                        _ => {
-                            errors.add(
-                                value.span(),
-                                "`concurrency` takes an integer literal (or a \"${ENV_VAR}\" string)",
-                            );
-                            None
-                        }
-                    };
-                    set_once(&mut args.concurrency, parsed, &key, span, errors);
-                }
-                "auto_startup" => {
-                    let parsed = match literal(value) {
-                        Some(Lit::Bool(b)) => Some(LitStr::new(&b.value.to_string(), b.span())),
-                        Some(Lit::Str(s)) => Some(s.clone()),
-                        _ => {
-                            errors.add(value.span(), "`auto_startup` takes true or false (or a \"${ENV_VAR}\" string)");
-                            None
-                        }
-                    };
-                    set_once(&mut args.auto_startup, parsed, &key, span, errors);
-                }
-                "batch" => {
-                    if batch_seen {
-                        errors.add(span, "`batch` is given twice");
-                    }
-                    batch_seen = true;
-                    match literal(value) {
-                        Some(Lit::Bool(b)) => args.batch = b.value,
-                        _ => errors.add(value.span(), "`batch` takes true or false"),
-                    }
-                }
-                "ack_mode" => {
-                    if let Some(mode) = string(&key, value, errors) {
-                        let name = mode.value().trim().to_ascii_lowercase();
-                        match ACK_MODES.iter().find(|(n, _)| *n == name) {
-                            Some((_, variant)) => {
-                                set_once(&mut args.ack_mode, Some((*variant, mode.span())), &key, span, errors)
-                            }
-                            None => errors.add(
-                                mode.span(),
-                                format!(
-                                    "unknown ack mode `{}`; expected one of: {}",
-                                    mode.value(),
-                                    ACK_MODES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
-                                ),
-                            ),
-                        }
-                    }
-                }
-                _ => errors.add(
-                    span,
-                    format!(
-                        "unknown argument `{}`; valid arguments: {}",
-                        nv.path.get_ident().map(ToString::to_string).unwrap_or_else(|| "?".into()),
-                        KEYS.join(", ")
-                    ),
-                ),
+                seen.push(key);
             }
-            if TOPIC_KEYS.contains(&key.as_str()) && errors.count() > errors_before {
-                topic_value_refused = true;
-            }
+            args.calls.extend(calls);
         }
-        if args.topics.is_empty()
-            && args.topic_pattern.is_none()
-            && args.topic_partitions.is_empty()
-            && !topic_value_refused
-        {
+        if topics == 0 && pattern.is_none() && partitions.is_none() && !topic_value_refused {
             errors.add(
                 Span::call_site(),
                 "a listener needs `topic = \"...\"`, `topics = [...]`, `topic_pattern = \"...\"` or `topic_partitions = [...]`",
             );
         }
-        if !args.topic_partitions.is_empty() && (!args.topics.is_empty() || args.topic_pattern.is_some()) {
-            errors.add(
-                args.topic_partitions[0].0.span(),
-                "give either topics, a topic_pattern or topic_partitions, not several",
-            );
+        if let Some(partitions) = partitions.filter(|_| topics > 0 || pattern.is_some()) {
+            errors.add(partitions, "give either topics, a topic_pattern or topic_partitions, not several");
         }
-        if !args.topics.is_empty() {
-            if let Some(pattern) = &args.topic_pattern {
-                errors.add(pattern.span(), "give either topics or a topic_pattern, not both");
-            }
+        if let Some(pattern) = pattern.filter(|_| topics > 0) {
+            errors.add(pattern, "give either topics or a topic_pattern, not both");
         }
         args
+    }
+
+    /// One `key = value` argument: the builder calls it stands for (none after an error, or for
+    /// what `ListenerArgs` keeps), and what the checks across arguments need.
+    fn argument(
+        &mut self,
+        key: &str,
+        nv: &syn::MetaNameValue,
+        topics: &mut usize,
+        pattern: &mut Option<Span>,
+        partitions: &mut Option<Span>,
+        errors: &mut Errors,
+    ) -> Vec<TokenStream> {
+        let private = private();
+        let value = &nv.value;
+        // A string setting taken as it is (placeholders resolved at start) by `.method(value)`.
+        let text = |method: &str, errors: &mut Errors| -> Vec<TokenStream> {
+            let method = syn::Ident::new(method, nv.path.span());
+            string(key, value, errors).map(|s| quote_spanned!(s.span()=> .#method(#s))).into_iter().collect()
+        };
+        match key {
+            "topic" | "topics" => {
+                let named = if key == "topic" {
+                    string(key, value, errors).into_iter().collect()
+                } else {
+                    strings(key, value, errors)
+                };
+                *topics += named.len();
+                named.iter().map(|t| quote_spanned!(t.span()=> .topic(#t))).collect()
+            }
+            "topic_pattern" => {
+                let found = string(key, value, errors);
+                if let Some(p) = &found {
+                    pattern.get_or_insert(p.span());
+                }
+                found.iter().map(|p| quote_spanned!(p.span()=> .topic_pattern(#p))).collect()
+            }
+            "topic_partitions" => {
+                let (calls, first) = topic_partitions(value, errors);
+                if let Some(first) = first {
+                    partitions.get_or_insert(first);
+                }
+                calls
+            }
+            "id" => {
+                if let Some(id) = string(key, value, errors) {
+                    self.id.get_or_insert(id);
+                }
+                Vec::new()
+            }
+            "group" => text("group", errors),
+            "container_factory" => text("container_factory", errors),
+            "client_id_prefix" => text("client_id_prefix", errors),
+            "reply_to" => text("reply_to", errors),
+            "auto_offset_reset" => {
+                let Some(reset) = string(key, value, errors) else { return Vec::new() };
+                let text = reset.value();
+                if matches!(text.trim(), "earliest" | "latest" | "error") || has_placeholder(&text) {
+                    vec![quote_spanned!(reset.span()=> .auto_offset_reset(#reset))]
+                } else {
+                    errors.add(
+                        reset.span(),
+                        format!("`auto_offset_reset` is \"earliest\", \"latest\" or \"error\", not `{text}`"),
+                    );
+                    Vec::new()
+                }
+            }
+            "filter" => {
+                let usage = "`filter` takes the path of a `fn(&Record<'_>) -> bool` (true: hand the record over), e.g. filter = only_paid";
+                path_of(value, usage, errors)
+                    .map(|path| {
+                        callback(
+                            &path,
+                            "filter",
+                            quote_spanned! {path.span()=>
+                                fn __filter(record: &#private::Record<'_>) -> bool {
+                                    #path(record)
+                                }
+                                __filter
+                            },
+                        )
+                    })
+                    .into_iter()
+                    .collect()
+            }
+            "on_partitions_assigned" => {
+                let usage = "`on_partitions_assigned` takes the path of a `fn(&[TopicPartition], &ConsumerHandle)`, e.g. on_partitions_assigned = rewind";
+                path_of(value, usage, errors)
+                    .map(|path| {
+                        callback(&path, "on_partitions_assigned", quote_spanned! {path.span()=>
+                            fn __on_partitions_assigned(partitions: &[#private::TopicPartition], consumer: &#private::ConsumerHandle) {
+                                #path(partitions, consumer)
+                            }
+                            __on_partitions_assigned
+                        })
+                    })
+                    .into_iter()
+                    .collect()
+            }
+            "error_handler" => {
+                let usage = "`error_handler` takes the path of a `fn() -> impl ErrorHandler`, e.g. error_handler = handlers::dead_letters";
+                path_of(value, usage, errors)
+                    .map(|path| quote_spanned!(path.span()=> .error_handler(#path())))
+                    .into_iter()
+                    .collect()
+            }
+            "properties" => {
+                let properties = strings(key, value, errors);
+                for property in &properties {
+                    if !property.value().contains('=') {
+                        errors.add(property.span(), "a property is written \"key=value\"");
+                    }
+                }
+                vec![quote_spanned!(value.span()=> .properties([#(#properties),*]))]
+            }
+            "concurrency" => match literal(value) {
+                Some(Lit::Int(n)) => match n.base10_parse::<usize>() {
+                    Ok(0) => {
+                        errors.add(n.span(), "`concurrency` must be at least 1");
+                        Vec::new()
+                    }
+                    Ok(count) => vec![quote_spanned!(n.span()=> .concurrency(#count))],
+                    Err(e) => {
+                        errors.push(e);
+                        Vec::new()
+                    }
+                },
+                Some(Lit::Str(s)) => parsed_setting(
+                    s,
+                    parse_concurrency,
+                    |count| quote_spanned!(s.span()=> .concurrency(#count)),
+                    |text| quote_spanned!(s.span()=> .concurrency_text(#text)),
+                    errors,
+                )
+                .into_iter()
+                .collect(),
+                _ => {
+                    errors.add(value.span(), "`concurrency` takes an integer literal (or a \"${ENV_VAR}\" string)");
+                    Vec::new()
+                }
+            },
+            "auto_startup" => match literal(value) {
+                Some(Lit::Bool(b)) => vec![quote_spanned!(b.span()=> .auto_startup(#b))],
+                Some(Lit::Str(s)) => parsed_setting(
+                    s,
+                    parse_auto_startup,
+                    |start| quote_spanned!(s.span()=> .auto_startup(#start)),
+                    |text| quote_spanned!(s.span()=> .auto_startup_text(#text)),
+                    errors,
+                )
+                .into_iter()
+                .collect(),
+                _ => {
+                    errors.add(value.span(), "`auto_startup` takes true or false (or a \"${ENV_VAR}\" string)");
+                    Vec::new()
+                }
+            },
+            "batch" => {
+                match literal(value) {
+                    Some(Lit::Bool(b)) => self.batch |= b.value,
+                    _ => errors.add(value.span(), "`batch` takes true or false"),
+                }
+                Vec::new()
+            }
+            "ack_mode" => {
+                let Some(mode) = string(key, value, errors) else { return Vec::new() };
+                match mode.value().parse::<AckMode>() {
+                    Ok(parsed) => {
+                        self.ack_mode.get_or_insert(parsed);
+                        let variant = syn::Ident::new(&format!("{parsed:?}"), mode.span());
+                        vec![quote_spanned!(mode.span()=> .ack_mode(#private::AckMode::#variant))]
+                    }
+                    Err(unknown) => {
+                        errors.add(mode.span(), unknown);
+                        Vec::new()
+                    }
+                }
+            }
+            _ => {
+                errors.add(
+                    nv.path.span(),
+                    format!(
+                        "unknown argument `{}`; valid arguments: {}",
+                        if key.is_empty() { "?" } else { key },
+                        KEYS.join(", ")
+                    ),
+                );
+                Vec::new()
+            }
+        }
     }
 }
 
@@ -542,5 +617,59 @@ mod tests {
             assert!(errors.iter().any(|e| e.starts_with("a listener needs `topic")), "{attr}: {errors:?}");
         }
         assert!(errors_of("topic = \"orders\"").is_empty());
+    }
+
+    /// The builder calls `#[kafka_listener(<attr>)]`'s arguments stand for, as text.
+    fn calls_of(attr: &str) -> String {
+        let metas = Punctuated::<Meta, Token![,]>::parse_terminated.parse_str(attr).expect("arguments");
+        let mut errors = Errors::default();
+        let args = ListenerArgs::parse(metas, &mut errors);
+        assert!(errors.into_result().is_ok(), "{attr}");
+        args.calls.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn values_are_checked_by_the_runtime_rules_at_compile_time() {
+        let rejected = [
+            (
+                "topic_partitions = [(\"t\", [0], \"time:garbage\")]",
+                "`time:garbage` is not a start position: `garbage` is not a time",
+            ),
+            (
+                "topic_partitions = [(\"t\", [0], \"offset:-1\")]",
+                "`offset:-1` is not a start position; write \"committed\"",
+            ),
+            (
+                "topic = \"t\", ack_mode = \"sometimes\"",
+                "unknown ack mode `sometimes`; expected one of: record, batch,",
+            ),
+            ("topic = \"t\", retry(backoff = \"5\")", "duration `5` has no unit; write e.g. \"500ms\""),
+            ("topic = \"t\", concurrency = \"three\"", "concurrency `three` is not a number of at least 1"),
+            ("topic = \"t\", concurrency = \"0\"", "concurrency `0` is not a number of at least 1"),
+            ("topic = \"t\", auto_startup = \"yes\"", "auto_startup `yes` is neither true nor false"),
+        ];
+        for (attr, message) in rejected {
+            let errors = errors_of(attr);
+            assert_eq!(errors.len(), 1, "{attr}: {errors:?}");
+            assert!(errors[0].starts_with(message), "{attr}: {errors:?}");
+        }
+    }
+
+    #[test]
+    fn values_with_placeholders_are_left_to_start() {
+        let calls = calls_of("topic_partitions = [(\"t\", [0], \"${START:time:garbage}\")], concurrency = \"${N:x}\", auto_startup = \"${GO}\"");
+        assert!(calls.contains(". concurrency_text (\"${N:x}\")"), "{calls}");
+        assert!(calls.contains(". auto_startup_text (\"${GO}\")"), "{calls}");
+        assert!(calls.contains("\"${START:time:garbage}\""), "{calls}");
+    }
+
+    #[test]
+    fn values_without_placeholders_become_typed_builder_calls() {
+        let calls = calls_of("topic = \"t\", concurrency = \"3\", auto_startup = \"false\", ack_mode = \"ManualImmediate\", retry(backoff = \"1.5s\")");
+        assert!(calls.contains(". concurrency (3usize)"), "{calls}");
+        assert!(calls.contains(". auto_startup (false)"), "{calls}");
+        assert!(calls.contains(":: AckMode :: ManualImmediate"), "{calls}");
+        assert!(calls.contains(". backoff (:: core :: time :: Duration :: from_millis (1500u64))"), "{calls}");
+        assert!(calls_of("topic_partitions = [(\"t\", [0, 1])]").contains("[0 , 1] , \"committed\""));
     }
 }

@@ -5,9 +5,9 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::parse::Parser;
 use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
-use syn::{FnArg, ItemFn, LitStr, Meta, ReturnType, Token, Type};
+use syn::{FnArg, ItemFn, Meta, ReturnType, Token, Type};
 
-use crate::args::{Errors, ListenerArgs};
+use crate::args::{private, Errors, ListenerArgs};
 
 pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> TokenStream {
     let function: ItemFn = match syn::parse2(item.clone()) {
@@ -82,8 +82,8 @@ fn check_signature<'f>(function: &'f ItemFn, args: &ListenerArgs, errors: &mut E
                         errors.push(e);
                     }
                     acknowledgment = Some(ty.span());
-                    if let Some((mode, _)) = args.ack_mode {
-                        if mode != "Manual" && mode != "ManualImmediate" {
+                    if let Some(mode) = args.ack_mode {
+                        if !mode.is_manual() {
                             errors.add(
                                 ty.span(),
                                 "an Acknowledgment needs ack_mode \"manual\" or \"manual_immediate\", but this listener declares another ack mode",
@@ -98,16 +98,9 @@ fn check_signature<'f>(function: &'f ItemFn, args: &ListenerArgs, errors: &mut E
     params
 }
 
-fn opt(value: &Option<LitStr>) -> TokenStream {
-    match value {
-        Some(v) => quote!(::core::option::Option::Some(#v)),
-        None => quote!(::core::option::Option::None),
-    }
-}
-
 fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenStream {
     let name = &function.sig.ident;
-    let private = quote!(::kafka_listener::__private);
+    let private = private();
     let vars: Vec<_> = (0..params.len()).map(|i| format_ident!("__arg{}", i)).collect();
     let call = quote_spanned!(function.sig.ident.span()=> #name(#(#vars),*));
     let call = if function.sig.asyncness.is_some() { quote!(#private::drive(#call)) } else { call };
@@ -157,81 +150,14 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let requirements = quote!(#(#requirements)* __requirements.replies = #output.replies;);
     // The result is named with the return type's span: an unsupported return type is reported there.
     let result = quote_spanned!(result_span=> __result);
-    let invoke = quote! {
-        fn __invoke(#input: #input_ty, __cx: &#private::ListenerContext<'_>) -> #outcome {
-            #(#converts)*
-            let #result = #call;
-            (#output.#outcome_fn)(#result)
-        }
-        #private::AnnotatedInvoke::#variant(__invoke)
-    };
 
-    let id = opt(&args.id);
-    let topics = &args.topics;
-    let topic_pattern = opt(&args.topic_pattern);
-    let group = opt(&args.group);
-    let container_factory = opt(&args.container_factory);
-    let concurrency = opt(&args.concurrency);
-    let auto_startup = opt(&args.auto_startup);
-    let client_id_prefix = opt(&args.client_id_prefix);
-    let reply_to = opt(&args.reply_to);
-    let error_handler = match &args.error_handler {
-        Some(path) => quote_spanned! {path.span()=>
-            ::core::option::Option::Some({
-                fn __error_handler() -> #private::BoxedErrorHandler {
-                    #private::boxed_error_handler(#path())
-                }
-                __error_handler
-            })
-        },
-        None => quote!(::core::option::Option::None),
-    };
-    let retry_topics = match &args.retry {
-        Some(calls) => quote! {
-            ::core::option::Option::Some({
-                fn __retry_topics() -> #private::RetryTopics {
-                    #private::RetryTopics::new() #(#calls)*
-                }
-                __retry_topics
-            })
-        },
-        None => quote!(::core::option::Option::None),
-    };
-    let partition_entries = args.topic_partitions.iter().map(|(topic, partitions, start)| {
-        let start = start.as_ref().map_or_else(|| quote!(""), |s| quote!(#s));
-        quote!((#topic, &[#(#partitions),*], #start))
-    });
-    let on_partitions_assigned = match &args.on_partitions_assigned {
-        Some(path) => quote_spanned! {path.span()=>
-            ::core::option::Option::Some({
-                fn __on_partitions_assigned(partitions: &[#private::TopicPartition], consumer: &#private::ConsumerHandle) {
-                    #path(partitions, consumer)
-                }
-                __on_partitions_assigned
-            })
-        },
-        None => quote!(::core::option::Option::None),
-    };
-    let filter = match &args.filter {
-        Some(path) => quote_spanned! {path.span()=>
-            ::core::option::Option::Some({
-                fn __filter(record: &#private::Record<'_>) -> bool {
-                    #path(record)
-                }
-                __filter
-            })
-        },
-        None => quote!(::core::option::Option::None),
-    };
-    let properties = &args.properties;
-    let ack_mode = match &args.ack_mode {
-        Some((variant, span)) => {
-            let variant = syn::Ident::new(variant, *span);
-            quote!(::core::option::Option::Some(#private::AckMode::#variant))
-        }
-        None => quote!(::core::option::Option::None),
-    };
     let function_name = name.to_string();
+    let path = quote!(::core::concat!(::core::module_path!(), "::", #function_name));
+    let id = match &args.id {
+        Some(id) => quote!(#id),
+        None => path.clone(),
+    };
+    let calls = &args.calls;
 
     quote! {
         #function
@@ -239,34 +165,26 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
         #[doc(hidden)]
         const _: () = {
             #[allow(non_snake_case, clippy::needless_question_mark, clippy::unit_arg)]
+            fn __invoke(#input: #input_ty, __cx: &#private::ListenerContext<'_>) -> #outcome {
+                #(#converts)*
+                let #result = #call;
+                (#output.#outcome_fn)(#result)
+            }
+
+            #[allow(non_snake_case, clippy::needless_question_mark, clippy::unit_arg)]
             fn __requirements(__requirements: &mut #private::Requirements) {
                 #requirements
             }
 
+            fn __endpoint() -> #private::Endpoint {
+                #private::Endpoint::new(#id)
+                    #(#calls)*
+                    .generated_handler(#private::AnnotatedInvoke::#variant(__invoke), __requirements)
+                    .defined_at(::core::concat!(#path, " (", ::core::file!(), ":", ::core::line!(), ")"))
+            }
+
             #private::inventory::submit! {
-                #private::AnnotatedListener {
-                    function: ::core::concat!(::core::module_path!(), "::", #function_name),
-                    id: #id,
-                    topics: &[#(#topics),*],
-                    topic_pattern: #topic_pattern,
-                    topic_partitions: &[#(#partition_entries),*],
-                    on_partitions_assigned: #on_partitions_assigned,
-                    filter: #filter,
-                    group: #group,
-                    container_factory: #container_factory,
-                    concurrency: #concurrency,
-                    auto_startup: #auto_startup,
-                    client_id_prefix: #client_id_prefix,
-                    properties: &[#(#properties),*],
-                    ack_mode: #ack_mode,
-                    reply_to: #reply_to,
-                    error_handler: #error_handler,
-                    retry_topics: #retry_topics,
-                    invoke: { #invoke },
-                    requirements: __requirements,
-                    file: ::core::file!(),
-                    line: ::core::line!(),
-                }
+                #private::AnnotatedListener { build: __endpoint }
             }
         };
     }

@@ -146,6 +146,7 @@ pub mod __private {
     pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
     pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
+    pub use crate::registry::Endpoint;
     pub use crate::ConsumerHandle;
     pub use crate::TopicPartition;
     pub use inventory;
@@ -202,14 +203,6 @@ pub mod __private {
         pub batch: fn(R) -> BatchOutcome,
         /// Whether `R` is a reply.
         pub replies: bool,
-    }
-
-    /// An error handler, shared.
-    pub type BoxedErrorHandler = std::sync::Arc<dyn crate::ErrorHandler>;
-
-    /// Shares an error handler named by `error_handler = path`.
-    pub fn boxed_error_handler(handler: impl crate::ErrorHandler) -> BoxedErrorHandler {
-        std::sync::Arc::new(handler)
     }
 
     /// The [`Output`] of `R`.

@@ -1,13 +1,13 @@
 //! Configuration in code: the container factory and the ack mode.
 
-mod ack_mode;
 mod factory;
 mod properties;
 mod security;
 
-pub use ack_mode::AckMode;
+// Ack modes are read by the rules the `#[kafka_listener]` attribute shares.
 pub(crate) use factory::{check_owned_property, FactorySettings};
 pub use factory::{ContainerFactory, ContainerFactoryBuilder};
+pub use kafka_listener_rules::{AckMode, UnknownAckMode};
 pub(crate) use properties::{
     check_consumer_config, container_properties, is_secret, named_property, redacted_error, validate_property,
     Properties,

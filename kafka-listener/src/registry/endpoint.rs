@@ -1,7 +1,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::annotation::{AnnotatedInvoke, AnnotatedListener};
+use super::annotation::AnnotatedInvoke;
 use crate::config::AckMode;
 use crate::container::Invoker;
 use crate::error_handler::RetryTopics;
@@ -38,6 +38,11 @@ impl ListenerType {
 /// A listener: what it consumes and the handler that gets the records. `#[kafka_listener]` makes
 /// one per annotated function; [`Endpoint::new`] makes one in code (dynamic topics, tests).
 ///
+/// The attribute builds its endpoint with these builder methods, one call per argument:
+/// `#[kafka_listener(id = "audit", topics = ["orders"], group = "audit", concurrency = 3)]` is
+/// `Endpoint::new("audit").topic("orders").group("audit").concurrency(3)` and the function as the
+/// handler (without `id`, the id is the function's path, e.g. `my_app::listeners::audit`).
+///
 /// String settings accept `${ENV}` / `${ENV:default}` placeholders, resolved at start.
 ///
 /// ```
@@ -54,8 +59,8 @@ impl ListenerType {
 #[derive(Clone)]
 #[must_use]
 pub struct Endpoint {
-    pub(crate) id: Option<String>,
-    pub(crate) default_id: String,
+    /// The id as written (placeholders unresolved).
+    pub(crate) id: String,
     pub(crate) topics: Vec<String>,
     pub(crate) topic_pattern: Option<String>,
     /// Explicit partitions: (topic, partitions, start position as written).
@@ -66,9 +71,12 @@ pub struct Endpoint {
     pub(crate) filter: Option<crate::handler::RecordFilter>,
     pub(crate) group: Option<String>,
     pub(crate) container_factory: Option<String>,
+    /// As written: a number, or text with placeholders.
     pub(crate) concurrency: Option<String>,
+    /// As written: `true`, `false`, or text with placeholders.
     pub(crate) auto_startup: Option<String>,
     pub(crate) client_id_prefix: Option<String>,
+    /// `key=value`, as written.
     pub(crate) properties: Vec<String>,
     pub(crate) ack_mode: Option<AckMode>,
     pub(crate) reply_to: Option<String>,
@@ -76,6 +84,7 @@ pub struct Endpoint {
     pub(crate) retry_topics: Option<Arc<RetryTopics>>,
     pub(crate) invoker: Option<Invoker>,
     pub(crate) requirements: Requirements,
+    /// Where the listener is defined, for messages (the annotated function and its file and line).
     pub(crate) source: Option<String>,
 }
 
@@ -96,10 +105,8 @@ impl fmt::Debug for Endpoint {
 impl Endpoint {
     /// A listener with this id and no topic or handler yet.
     pub fn new(id: impl Into<String>) -> Self {
-        let id = id.into();
         Endpoint {
-            id: Some(id.clone()),
-            default_id: id,
+            id: id.into(),
             topics: Vec::new(),
             topic_pattern: None,
             topic_partitions: Vec::new(),
@@ -119,42 +126,6 @@ impl Endpoint {
             invoker: None,
             requirements: Requirements::default(),
             source: None,
-        }
-    }
-
-    pub(crate) fn from_annotation(a: &'static AnnotatedListener) -> Self {
-        let mut requirements = Requirements::default();
-        (a.requirements)(&mut requirements);
-        let invoker = match a.invoke {
-            AnnotatedInvoke::Record(f) => Invoker::Record(Arc::new(f)),
-            AnnotatedInvoke::Batch(f) => Invoker::Batch(Arc::new(f)),
-        };
-        Endpoint {
-            id: a.id.map(str::to_string),
-            default_id: a.function.to_string(),
-            topics: a.topics.iter().map(|t| t.to_string()).collect(),
-            topic_pattern: a.topic_pattern.map(str::to_string),
-            topic_partitions: a
-                .topic_partitions
-                .iter()
-                .map(|(topic, partitions, start)| (topic.to_string(), partitions.to_vec(), start.to_string()))
-                .collect(),
-            on_partitions_assigned: a.on_partitions_assigned.map(|f| -> OnPartitionsAssigned { Arc::new(f) }),
-            replay: None,
-            filter: a.filter.map(|f| -> crate::handler::RecordFilter { Arc::new(f) }),
-            group: a.group.map(str::to_string),
-            container_factory: a.container_factory.map(str::to_string),
-            concurrency: a.concurrency.map(str::to_string),
-            auto_startup: a.auto_startup.map(str::to_string),
-            client_id_prefix: a.client_id_prefix.map(str::to_string),
-            properties: a.properties.iter().map(|p| p.to_string()).collect(),
-            ack_mode: a.ack_mode,
-            reply_to: a.reply_to.map(str::to_string),
-            error_handler: a.error_handler.map(|make| make()),
-            retry_topics: a.retry_topics.map(|make| Arc::new(make())),
-            invoker: Some(invoker),
-            requirements,
-            source: Some(format!("{} ({}:{})", a.function, a.file, a.line)),
         }
     }
 
@@ -194,10 +165,26 @@ impl Endpoint {
         self
     }
 
+    /// The concurrency as text with `${ENV}` placeholders (`concurrency = "${CONSUMERS:3}"`),
+    /// read at start.
+    #[doc(hidden)]
+    pub fn concurrency_text(mut self, concurrency: impl Into<String>) -> Self {
+        self.concurrency = Some(concurrency.into());
+        self
+    }
+
     /// Whether `start()` starts it (default true); else start it with `RunningListeners::start(id)`
     /// (its retry topics' containers with it).
     pub fn auto_startup(mut self, auto_startup: bool) -> Self {
         self.auto_startup = Some(auto_startup.to_string());
+        self
+    }
+
+    /// `auto_startup` as text with `${ENV}` placeholders (`auto_startup = "${START:true}"`), read
+    /// at start.
+    #[doc(hidden)]
+    pub fn auto_startup_text(mut self, auto_startup: impl Into<String>) -> Self {
+        self.auto_startup = Some(auto_startup.into());
         self
     }
 
@@ -210,6 +197,19 @@ impl Endpoint {
     /// A consumer property for this listener only, over the factory's.
     pub fn property(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.properties.push(format!("{}={}", key.into(), value.into()));
+        self
+    }
+
+    /// Consumer properties for this listener only, over the factory's, each written
+    /// `"key=value"` (the attribute's `properties = [...]`). Placeholders are resolved before the
+    /// text is split, so one may stand for a whole property: `"${EXTRA_PROPERTY:fetch.min.bytes=1}"`.
+    ///
+    /// ```
+    /// # use kafka_listener::prelude::*;
+    /// let endpoint = Endpoint::new("audit").properties(["fetch.min.bytes=1024", "max.poll.records=${MAX_POLL:500}"]);
+    /// ```
+    pub fn properties<I: IntoIterator<Item = S>, S: Into<String>>(mut self, properties: I) -> Self {
+        self.properties.extend(properties.into_iter().map(Into::into));
         self
     }
 
@@ -315,9 +315,31 @@ impl Endpoint {
         self
     }
 
-    /// The listener id (placeholders unresolved): the `id` given, else the function's path.
+    /// The handler `#[kafka_listener]` generates: the function that converts the parameters and
+    /// calls the annotated function, and what its parameters need.
+    #[doc(hidden)]
+    pub fn generated_handler(mut self, invoke: AnnotatedInvoke, requirements: fn(&mut Requirements)) -> Self {
+        self.requirements = Requirements::default();
+        requirements(&mut self.requirements);
+        self.invoker = Some(match invoke {
+            AnnotatedInvoke::Record(f) => Invoker::Record(Arc::new(f)),
+            AnnotatedInvoke::Batch(f) => Invoker::Batch(Arc::new(f)),
+        });
+        self
+    }
+
+    /// Where the listener is defined, named in messages about it (e.g. two listeners with one
+    /// id); `#[kafka_listener]` gives the function's path, file and line.
+    #[doc(hidden)]
+    pub fn defined_at(mut self, location: impl Into<String>) -> Self {
+        self.source = Some(location.into());
+        self
+    }
+
+    /// The listener id (placeholders unresolved): the `id` given, else (for `#[kafka_listener]`)
+    /// the function's path.
     pub fn id(&self) -> &str {
-        self.id.as_deref().unwrap_or(&self.default_id)
+        &self.id
     }
 
     /// The topics named.

@@ -44,7 +44,7 @@ impl ListenerRegistry {
     /// Every `#[kafka_listener]` function linked into this binary.
     pub fn from_annotations() -> Self {
         let mut registry = Self::empty();
-        registry.endpoints.extend(annotated().map(Endpoint::from_annotation));
+        registry.endpoints.extend(annotated());
         registry.endpoints.sort_by(|a, b| a.id().cmp(b.id()));
         registry
     }
@@ -138,7 +138,7 @@ impl ListenerRegistry {
     ///
     /// # Errors
     /// [`Error::Validation`] listing every problem.
-    pub async fn start(self) -> Result<RunningListeners> {
+    pub async fn start(mut self) -> Result<RunningListeners> {
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| {
             Error::config("runtime", "ListenerRegistry::start must run on a tokio runtime (e.g. in #[tokio::main])")
         })?;
@@ -208,12 +208,12 @@ impl ListenerRegistry {
 
     /// Gives each replay every partition of its topics, starting at its window's start.
     async fn replay_partitions(&self, resolved: &mut [Resolved], problems: &mut Vec<Problem>) {
-        for r in resolved.iter_mut().filter(|r| r.replay.is_some()) {
+        for r in resolved.iter_mut().filter(|r| r.endpoint.replay.is_some()) {
             let factory = match &r.factory_name {
                 Some(name) => self.factories.get(name),
                 None => self.default_factory.as_ref(),
             };
-            let (Some(factory), Some((from, _))) = (factory, r.replay) else { continue };
+            let (Some(factory), Some((from, _))) = (factory, r.endpoint.replay) else { continue };
             let admin = Admin::with_properties(factory.settings.properties.clone());
             let topics = r.topics.clone();
             let found = tokio::task::spawn_blocking(move || {
@@ -245,8 +245,8 @@ impl ListenerRegistry {
         }
     }
 
-    /// Resolves the listeners `only` selects (all without it).
-    fn resolve_selected(&self, problems: &mut Vec<Problem>) -> Vec<Resolved> {
+    /// Resolves the listeners `only` selects (all without it), taking them out of the registry.
+    fn resolve_selected(&mut self, problems: &mut Vec<Problem>) -> Vec<Resolved> {
         // The id with its placeholders resolved where they can be (else as written).
         let id_of = |e: &Endpoint| resolve(e.id()).unwrap_or_else(|_| e.id().to_string());
         if let Some(only) = &self.only {
@@ -260,8 +260,8 @@ impl ListenerRegistry {
             }
         }
         let mut resolved = Vec::new();
-        for endpoint in &self.endpoints {
-            if self.only.as_ref().is_some_and(|only| !only.contains(&id_of(endpoint))) {
+        for endpoint in std::mem::take(&mut self.endpoints) {
+            if self.only.as_ref().is_some_and(|only| !only.contains(&id_of(&endpoint))) {
                 continue;
             }
             match resolve_endpoint(endpoint) {

@@ -3,6 +3,8 @@
 
 use std::sync::Arc;
 
+use kafka_listener_rules::{parse_auto_startup, parse_concurrency};
+
 use super::endpoint::Endpoint;
 use super::placeholder::resolve;
 use super::{AssignedPartition, StartPosition};
@@ -13,7 +15,9 @@ use crate::error_handler::RetryTopics;
 use crate::extract::StateMap;
 use crate::producer::KafkaTemplate;
 
-/// An endpoint with its placeholders resolved and its settings checked.
+/// An endpoint with its placeholders resolved and its settings checked: the endpoint as written
+/// (its callbacks, handler, and the settings that take no placeholders), and the resolved values
+/// of the others.
 pub(crate) struct Resolved {
     pub(crate) endpoint: Endpoint,
     pub(crate) id: String,
@@ -21,8 +25,6 @@ pub(crate) struct Resolved {
     pub(crate) pattern: Option<String>,
     /// Explicit partitions (`topic_partitions`, or all partitions of a replay), resolved and parsed.
     pub(crate) assignment: Vec<AssignedPartition>,
-    /// A time-range replay: [from, to) in ms since the epoch.
-    pub(crate) replay: Option<(i64, i64)>,
     pub(crate) group: Option<String>,
     pub(crate) factory_name: Option<String>,
     pub(crate) concurrency: Option<usize>,
@@ -98,7 +100,7 @@ impl Resolved {
             retry_topic: false,
             assignment: self.assignment.clone(),
             on_assigned: self.endpoint.on_partitions_assigned.clone(),
-            replay: self.replay.map(|(from, to)| Arc::new(Replay::new(from, to, concurrency))),
+            replay: self.endpoint.replay.map(|(from, to)| Arc::new(Replay::new(from, to, concurrency))),
             filter: self.endpoint.filter.clone().or_else(|| factory.settings.record_filter.clone()),
         };
         Some((plan, concurrency))
@@ -147,138 +149,137 @@ impl Resolved {
     }
 }
 
-/// Resolves the placeholders of an endpoint's settings and checks them.
-pub(crate) fn resolve_endpoint(e: &Endpoint) -> std::result::Result<Resolved, Vec<Problem>> {
-    let raw_id = e.id().to_string();
-    let mut problems = Vec::new();
-    let mut field = |name: &str, value: &str, id: &str| -> Option<String> {
-        match resolve(value) {
-            Ok(v) => Some(v),
-            Err(var) => {
-                problems.push(Problem {
-                    listener: Some(id.to_string()),
-                    message: format!("`{name} = \"{value}\"`: environment variable `{var}` is not set and has no default; set it, or write ${{{var}:default}}"),
-                });
-                None
-            }
-        }
-    };
-    let id = field("id", &raw_id, &raw_id).unwrap_or_else(|| raw_id.clone());
-    let topics: Vec<String> = e.topics.iter().filter_map(|t| field("topics", t, &id)).collect();
-    let pattern = e.topic_pattern.as_deref().and_then(|p| field("topic_pattern", p, &id));
-    let partition_texts: Vec<(String, Vec<i32>, String)> = e
-        .topic_partitions
-        .iter()
-        .filter_map(|(t, partitions, start)| {
-            Some((field("topic_partitions", t, &id)?, partitions.clone(), field("topic_partitions", start, &id)?))
-        })
-        .collect();
-    let group = e.group.as_deref().and_then(|g| field("group", g, &id));
-    let factory_name = e.container_factory.as_deref().and_then(|f| field("container_factory", f, &id));
-    let concurrency_text = e.concurrency.as_deref().and_then(|c| field("concurrency", c, &id));
-    let auto_startup_text = e.auto_startup.as_deref().and_then(|a| field("auto_startup", a, &id));
-    let client_id_prefix = e.client_id_prefix.as_deref().and_then(|c| field("client_id_prefix", c, &id));
-    let reply_to = e.reply_to.as_deref().and_then(|r| field("reply_to", r, &id));
-    let property_texts: Vec<String> = e.properties.iter().filter_map(|p| field("properties", p, &id)).collect();
+/// The problems found while resolving one endpoint, about its id.
+struct Checker {
+    id: String,
+    problems: Vec<Problem>,
+}
 
-    let mut problem = |message: String| problems.push(Problem { listener: Some(id.clone()), message });
+impl Checker {
+    fn problem(&mut self, message: String) {
+        self.problems.push(Problem { listener: Some(self.id.clone()), message });
+    }
+
+    /// `value` with its placeholders resolved, or a problem naming the setting.
+    fn resolve(&mut self, name: &str, value: &str) -> Option<String> {
+        resolve(value).map_err(|var| self.problem(unset(name, value, &var))).ok()
+    }
+
+    /// `value` resolved and read with `parse`, or a problem.
+    fn parse<T>(&mut self, name: &str, value: &str, parse: impl FnOnce(&str) -> Result<T, String>) -> Option<T> {
+        let text = self.resolve(name, value)?;
+        parse(&text).map_err(|message| self.problem(message)).ok()
+    }
+}
+
+/// The message about a placeholder whose variable is unset and has no default.
+fn unset(name: &str, value: &str, var: &str) -> String {
+    format!("`{name} = \"{value}\"`: environment variable `{var}` is not set and has no default; set it, or write ${{{var}:default}}")
+}
+
+/// Resolves the placeholders of an endpoint's settings and checks them (the values without
+/// placeholders that `#[kafka_listener]` takes were checked when it compiled, by the same rules).
+pub(crate) fn resolve_endpoint(e: Endpoint) -> std::result::Result<Resolved, Vec<Problem>> {
+    let (id, unresolved_id) = match resolve(&e.id) {
+        Ok(id) => (id, None),
+        Err(var) => (e.id.clone(), Some(unset("id", &e.id, &var))),
+    };
+    let mut check = Checker { id, problems: Vec::new() };
+    if let Some(message) = unresolved_id {
+        check.problem(message);
+    }
+    let topics: Vec<String> = e.topics.iter().filter_map(|t| check.resolve("topics", t)).collect();
+    let pattern = e.topic_pattern.as_deref().and_then(|p| check.resolve("topic_pattern", p));
+    let group = e.group.as_deref().and_then(|g| check.resolve("group", g));
+    let factory_name = e.container_factory.as_deref().and_then(|f| check.resolve("container_factory", f));
+    let concurrency = e.concurrency.as_deref().and_then(|c| check.parse("concurrency", c, parse_concurrency));
+    let auto_startup =
+        e.auto_startup.as_deref().and_then(|a| check.parse("auto_startup", a, parse_auto_startup)).unwrap_or(true);
+    let client_id_prefix = e.client_id_prefix.as_deref().and_then(|c| check.resolve("client_id_prefix", c));
+    let reply_to = e.reply_to.as_deref().and_then(|r| check.resolve("reply_to", r));
+
     if e.invoker.is_none() {
-        problem("has no handler; call .handler(...), .blocking_handler(...) or .batch_handler(...)".into());
+        check.problem("has no handler; call .handler(...), .blocking_handler(...) or .batch_handler(...)".into());
     }
     let ways = [!e.topics.is_empty(), e.topic_pattern.is_some(), !e.topic_partitions.is_empty()];
     match ways.iter().filter(|w| **w).count() {
-        0 => problem("names no topic; give `topic`, `topics`, `topic_pattern` or `topic_partitions`".into()),
+        0 => check.problem("names no topic; give `topic`, `topics`, `topic_pattern` or `topic_partitions`".into()),
         1 => {}
-        _ => problem("gives more than one of topics, topic_pattern and topic_partitions; give one of them".into()),
+        _ => {
+            check.problem("gives more than one of topics, topic_pattern and topic_partitions; give one of them".into())
+        }
     }
     let mut assignment: Vec<AssignedPartition> = Vec::new();
-    for (topic, partitions, start) in &partition_texts {
-        let start = match start.parse::<StartPosition>() {
-            Ok(start) => start,
-            Err(message) => {
-                problem(format!("topic_partitions of `{topic}`: {message}"));
-                continue;
-            }
+    for (topic, partitions, start) in &e.topic_partitions {
+        let Some(topic) = check.resolve("topic_partitions", topic) else { continue };
+        let Some(start) = check.parse("topic_partitions", start, |text| {
+            text.parse::<StartPosition>().map_err(|message| format!("topic_partitions of `{topic}`: {message}"))
+        }) else {
+            continue;
         };
         if partitions.is_empty() {
-            problem(format!("topic_partitions of `{topic}` lists no partition"));
+            check.problem(format!("topic_partitions of `{topic}` lists no partition"));
         }
         for &partition in partitions {
             if partition < 0 {
-                problem(format!("topic_partitions of `{topic}`: partition {partition} is negative"));
-            } else if assignment.iter().any(|a| a.topic == *topic && a.partition == partition) {
-                problem(format!("topic_partitions: {topic}-{partition} is listed twice"));
+                check.problem(format!("topic_partitions of `{topic}`: partition {partition} is negative"));
+            } else if assignment.iter().any(|a| a.topic == topic && a.partition == partition) {
+                check.problem(format!("topic_partitions: {topic}-{partition} is listed twice"));
             } else {
                 assignment.push(AssignedPartition { topic: topic.clone(), partition, start });
             }
         }
     }
     if topics.iter().any(|t| t.trim().is_empty()) {
-        problem("has an empty topic name".into());
+        check.problem("has an empty topic name".into());
     }
-    let concurrency = match concurrency_text.as_deref().map(str::parse::<usize>) {
-        None => None,
-        Some(Ok(0)) | Some(Err(_)) => {
-            problem(format!(
-                "concurrency `{}` is not a number of at least 1",
-                concurrency_text.as_deref().unwrap_or_default()
-            ));
-            None
-        }
-        Some(Ok(n)) => Some(n),
-    };
-    let auto_startup = match auto_startup_text.as_deref().map(str::trim) {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            problem(format!("auto_startup `{other}` is neither true nor false"));
-            true
-        }
-    };
     let mut properties = Vec::new();
-    for text in &property_texts {
+    for text in &e.properties {
+        let Some(text) = check.resolve("properties", text) else { continue };
         match text.split_once('=') {
             Some((key, value)) => {
                 let (key, value) = (key.trim(), value.trim());
                 if let Err(error) = check_owned_property(key, value).and_then(|()| validate_property(key, value)) {
-                    problem(format!("properties: {error}"));
+                    check.problem(format!("properties: {error}"));
                 } else {
                     properties.push((key.to_string(), value.to_string()));
                 }
             }
-            None => problem(format!(
+            None => check.problem(format!(
                 "properties: `{}` is not `key=value`",
-                if is_secret(text) { "<redacted>" } else { text }
+                if is_secret(&text) { "<redacted>" } else { &text }
             )),
         }
     }
     if let Some((from, to)) = e.replay {
         if e.topics.is_empty() {
-            problem("a replay takes named topics (all their partitions are replayed), not a topic_pattern or topic_partitions".into());
+            check.problem("a replay takes named topics (all their partitions are replayed), not a topic_pattern or topic_partitions".into());
         }
         if to <= from {
-            problem(format!("the replay window ends ({to} ms) before it starts ({from} ms)"));
+            check.problem(format!("the replay window ends ({to} ms) before it starts ({from} ms)"));
         }
         if e.retry_topics.is_some() {
-            problem("a replay does not use retry topics (it commits nothing); drop retry_topics".into());
+            check.problem("a replay does not use retry topics (it commits nothing); drop retry_topics".into());
         }
     }
     if e.reply_to.is_some() && e.invoker.is_some() && !e.requirements.replies {
-        problem("declares reply_to but its handler returns nothing to reply with; return the reply value".into());
+        check.problem("declares reply_to but its handler returns nothing to reply with; return the reply value".into());
     }
     if let Some(mode) = e.ack_mode {
         if e.requirements.acknowledging && !mode.is_manual() {
-            problem(format!("takes an Acknowledgment but declares ack_mode {mode}; use manual or manual_immediate"));
+            check.problem(format!(
+                "takes an Acknowledgment but declares ack_mode {mode}; use manual or manual_immediate"
+            ));
         }
     }
+    let Checker { id, problems } = check;
     if problems.is_empty() {
         Ok(Resolved {
-            endpoint: e.clone(),
+            endpoint: e,
             id,
             topics,
             pattern,
             assignment,
-            replay: e.replay,
             group,
             factory_name,
             concurrency,

@@ -1,9 +1,21 @@
+//! Ack modes and their names.
+
 use std::fmt;
 use std::str::FromStr;
 
 /// When the container commits offsets (Spring's `ContainerProperties.AckMode`).
 ///
 /// A committed offset is always *last processed + 1* and never runs past an unprocessed record.
+///
+/// Parsed from its [name](AckMode::name), case-insensitively, with `-`, ` ` or nothing for `_`
+/// (`"manual_immediate"`, `"manual-immediate"`, `"ManualImmediate"`):
+///
+/// ```
+/// # use kafka_listener_rules::AckMode;
+/// assert_eq!("manual_immediate".parse(), Ok(AckMode::ManualImmediate));
+/// assert_eq!("CountTime".parse(), Ok(AckMode::CountTime));
+/// assert!("sometimes".parse::<AckMode>().is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AckMode {
     /// Commit after each record's handler returns successfully. Commits are asynchronous and at most
@@ -62,10 +74,25 @@ impl fmt::Display for AckMode {
     }
 }
 
-/// The error of parsing an [`AckMode`] from its name.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown ack mode `{0}`; expected one of: record, batch, time, count, count_time, manual, manual_immediate")]
+/// The error of parsing an [`AckMode`] from its name: the text that is none. Its message lists
+/// the names.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UnknownAckMode(pub String);
+
+impl fmt::Display for UnknownAckMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "unknown ack mode `{}`; expected one of: ", self.0)?;
+        for (i, mode) in AckMode::ALL.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(mode.name())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for UnknownAckMode {}
 
 impl FromStr for AckMode {
     type Err = UnknownAckMode;
@@ -76,5 +103,28 @@ impl FromStr for AckMode {
             .into_iter()
             .find(|mode| mode.name() == normalized || mode.name().replace('_', "") == normalized)
             .ok_or_else(|| UnknownAckMode(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_and_its_spellings_parse_and_nothing_else() {
+        for mode in AckMode::ALL {
+            assert_eq!(mode.name().parse(), Ok(mode));
+            assert_eq!(mode.to_string().to_uppercase().parse(), Ok(mode));
+            assert_eq!(format!(" {} ", mode.name().replace('_', "-")).parse(), Ok(mode));
+            assert_eq!(format!("{mode:?}").parse(), Ok(mode), "the variant's name");
+        }
+        for bad in ["", "sometimes", "manual__immediate", "${ACK_MODE}", "auto"] {
+            let error = bad.parse::<AckMode>().unwrap_err();
+            assert_eq!(error, UnknownAckMode(bad.to_string()));
+            assert_eq!(
+                error.to_string(),
+                format!("unknown ack mode `{bad}`; expected one of: record, batch, time, count, count_time, manual, manual_immediate")
+            );
+        }
     }
 }
