@@ -71,7 +71,7 @@ pub use concurrent::ConcurrentContainer;
 pub use control::SeekTo;
 pub use events::{ContainerEvent, EventListener};
 pub use handle::ConsumerHandle;
-pub(crate) use plan::{ContainerPlan, Invoker, ReplyPlan};
+pub(crate) use plan::{AssignedPartition, ContainerPlan, Invoker, ReplyPlan};
 pub(crate) use port::{ContainerPort, DeliveredRecord};
 pub(crate) use replay::Replay;
 pub use replay::ReplayReport;

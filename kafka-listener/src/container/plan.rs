@@ -10,7 +10,9 @@ use crate::config::{AckMode, FactorySettings};
 use crate::extract::StateMap;
 use crate::handler::{BatchInvoker, RecordFilter, RecordInvoker};
 use crate::producer::KafkaTemplate;
-use crate::registry::{AssignedPartition, OnPartitionsAssigned};
+use kafka_listener_rules::StartPosition;
+
+use crate::{ConsumerHandle, TopicPartition};
 
 /// How a listener's records are handed to it.
 #[derive(Clone)]
@@ -20,6 +22,7 @@ pub(crate) enum Invoker {
 }
 
 /// Everything a container needs to run one consumer of a listener.
+#[derive(Clone)]
 pub(crate) struct ContainerPlan {
     pub(crate) listener_id: Arc<str>,
     pub(crate) group: Arc<str>,
@@ -42,13 +45,21 @@ pub(crate) struct ContainerPlan {
     pub(crate) retry_topic: bool,
     /// Explicit partitions (assigned, not subscribed), shared out over the consumers.
     pub(crate) assignment: Vec<AssignedPartition>,
-    /// The listener's callback on assigned partitions.
-    pub(crate) on_assigned: Option<OnPartitionsAssigned>,
+    /// The listener's callback on assigned partitions (`registry::OnPartitionsAssigned`).
+    pub(crate) on_assigned: Option<Arc<dyn Fn(&[TopicPartition], &ConsumerHandle) + Send + Sync>>,
     /// A time-range replay: the explicit partitions start at its first time, and the consumers
     /// stop at its end time, committing nothing.
     pub(crate) replay: Option<Arc<Replay>>,
     /// The listener's record filter, else its factory's.
     pub(crate) filter: Option<RecordFilter>,
+}
+
+/// One partition of an explicit assignment, with where it starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct AssignedPartition {
+    pub(crate) topic: String,
+    pub(crate) partition: i32,
+    pub(crate) start: StartPosition,
 }
 
 /// The template replies are published with, and the listener's `reply_to`.

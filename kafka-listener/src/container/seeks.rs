@@ -16,9 +16,9 @@ use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 
 pub(crate) use super::control::SeekTo;
-use crate::registry::StartPosition;
 use crate::support::offset_for_time;
 use crate::TopicPartition;
+use kafka_listener_rules::StartPosition;
 
 /// How long a seek, or a look-up for one, may take.
 pub(crate) const SEEK_TIMEOUT: Duration = Duration::from_secs(5);

@@ -17,9 +17,9 @@ use super::replay::{Replay, ReplayWindow};
 use super::seeks::{self, Lookup, SEEK_TIMEOUT};
 use super::shared::ContainerShared;
 use super::siblings::Siblings;
-use crate::registry::StartPosition;
 use crate::support::offsets_for_times;
 use crate::TopicPartition;
+use kafka_listener_rules::StartPosition;
 
 /// Creates the consumer (client id `<client_id>-<index>`) and tells the siblings it is ready;
 /// `None` (logged) when librdkafka refuses the configuration.

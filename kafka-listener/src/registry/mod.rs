@@ -11,7 +11,7 @@ mod running;
 mod signal;
 mod validate;
 
-pub(crate) use assignment::AssignedPartition;
+pub(crate) use crate::container::AssignedPartition;
 pub use assignment::StartPosition;
 pub use endpoint::{Endpoint, ListenerType, OnPartitionsAssigned};
 pub use registry::ListenerRegistry;

@@ -124,25 +124,19 @@ impl Resolved {
                 let group = format!("{}{suffix}", main.group);
                 let mut client_config = main.client_config.clone();
                 client_config.set("group.id", &group);
+                // Everything else as the main listener's: a new setting reaches retry stages
+                // without being named here.
                 ContainerPlan {
                     listener_id: Arc::from(format!("{}{suffix}", main.listener_id).as_str()),
                     group: Arc::from(group.as_str()),
                     subscription,
                     client_config,
                     client_id: format!("{}{suffix}", main.client_id),
-                    settings: main.settings.clone(),
-                    ack_mode: main.ack_mode,
-                    invoker: main.invoker.clone(),
-                    acknowledging: main.acknowledging,
-                    states: main.states.clone(),
-                    runtime: main.runtime.clone(),
-                    reply: main.reply.clone(),
-                    error_handler: main.error_handler.clone(),
                     retry_topic: true,
                     assignment: Vec::new(),
                     on_assigned: None,
                     replay: None,
-                    filter: main.filter.clone(),
+                    ..main.clone()
                 }
             })
             .collect()
