@@ -14,6 +14,9 @@ use kafka_listener_rules::StartPosition;
 
 use crate::{ConsumerHandle, TopicPartition};
 
+/// A listener's callback on assigned partitions: the type of `registry::OnPartitionsAssigned`.
+pub(crate) type OnAssigned = Arc<dyn Fn(&[TopicPartition], &ConsumerHandle) + Send + Sync>;
+
 /// How a listener's records are handed to it.
 #[derive(Clone)]
 pub(crate) enum Invoker {
@@ -46,7 +49,7 @@ pub(crate) struct ContainerPlan {
     /// Explicit partitions (assigned, not subscribed), shared out over the consumers.
     pub(crate) assignment: Vec<AssignedPartition>,
     /// The listener's callback on assigned partitions (`registry::OnPartitionsAssigned`).
-    pub(crate) on_assigned: Option<Arc<dyn Fn(&[TopicPartition], &ConsumerHandle) + Send + Sync>>,
+    pub(crate) on_assigned: Option<OnAssigned>,
     /// A time-range replay: the explicit partitions start at its first time, and the consumers
     /// stop at its end time, committing nothing.
     pub(crate) replay: Option<Arc<Replay>>,
