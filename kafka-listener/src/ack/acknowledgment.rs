@@ -50,7 +50,7 @@ impl Acknowledgment {
     }
 
     fn for_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Self {
-        let target = cx.container.deliveries(std::slice::from_ref(record)).remove(0);
+        let target = cx.container.delivery(record);
         Acknowledgment { container: cx.container.clone(), records: AckTarget::Record(target) }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::shared::ContainerShared;
-use crate::ack::DeliveryId;
+use crate::ack::{DeliveryId, OffsetTracker};
 use crate::config::AckMode;
 use crate::extract::Record;
 use crate::ConsumerHandle;
@@ -34,15 +34,12 @@ impl ContainerPort {
     /// The deliveries of these records, for an acknowledgment to name.
     pub(crate) fn deliveries(&self, records: &[Record<'_>]) -> Vec<DeliveredRecord> {
         let mut offsets = self.shared.offsets();
-        records
-            .iter()
-            .map(|r| DeliveredRecord {
-                topic: offsets.intern(r.topic()),
-                partition: r.partition(),
-                offset: r.offset(),
-                delivery: offsets.delivery(r.topic(), r.partition(), r.offset()),
-            })
-            .collect()
+        records.iter().map(|r| delivered(&mut offsets, r)).collect()
+    }
+
+    /// The delivery of one record.
+    pub(crate) fn delivery(&self, record: &Record<'_>) -> DeliveredRecord {
+        delivered(&mut self.shared.offsets(), record)
     }
 
     /// Acknowledges these deliveries; with `ManualImmediate`, commits at once. Deliveries that
@@ -73,5 +70,14 @@ impl ContainerPort {
     /// A handle on the container's consumer.
     pub(crate) fn consumer_handle(&self) -> ConsumerHandle {
         ConsumerHandle::new(self.shared.clone())
+    }
+}
+
+fn delivered(offsets: &mut OffsetTracker, r: &Record<'_>) -> DeliveredRecord {
+    DeliveredRecord {
+        topic: offsets.intern(r.topic()),
+        partition: r.partition(),
+        offset: r.offset(),
+        delivery: offsets.delivery(r.topic(), r.partition(), r.offset()),
     }
 }
