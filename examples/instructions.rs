@@ -1,0 +1,152 @@
+//! The consumers that `scripts/instructions-per-record.sh` counts instructions of, under
+//! `valgrind --tool=callgrind`: the same topic read by a raw rdkafka poll loop and by a listener,
+//! each decoding every JSON value and summing a field, so that the instructions the framework
+//! adds per record show without the noise of wall-clock timings.
+//!
+//! Delivery: not the point; each run reads the topic from the earliest offset in a group of its
+//! own, commits nothing it need not, and exits once it has read `--records` records.
+//!
+//! ```text
+//! instructions produce  --bootstrap HOST:PORT --records N      # N ~60-byte JSON records, lz4, to `ipr`
+//! instructions raw      --bootstrap HOST:PORT --records N      # BaseConsumer poll loop + serde_json
+//! instructions batch    --bootstrap HOST:PORT --records N      # Json<T> + State<T> listener, AckMode::Batch
+//! instructions record   --bootstrap HOST:PORT --records N      # the same, AckMode::Record
+//! ```
+//!
+//! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use kafka_listener::prelude::*;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use serde::Deserialize;
+
+const TOPIC: &str = "ipr";
+
+#[derive(Deserialize)]
+struct Metric {
+    #[allow(dead_code)]
+    id: u64,
+    #[allow(dead_code)]
+    host: String,
+    value: u64,
+}
+
+/// What the listener's handler reaches through `State<Totals>`.
+struct Totals {
+    sum: AtomicU64,
+    count: AtomicU64,
+    /// How many records to wait for, and the signal that they were handled.
+    wanted: u64,
+    done: tokio::sync::Notify,
+}
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let mode = args.next().context("usage: instructions produce|raw|batch|record --bootstrap HOST:PORT --records N")?;
+    let (mut bootstrap, mut records) = (None, 200_000u64);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--bootstrap" => bootstrap = args.next(),
+            "--records" => records = args.next().context("--records needs a number")?.parse()?,
+            other => bail!("unknown argument `{other}`"),
+        }
+    }
+    let bootstrap = bootstrap.context("--bootstrap HOST:PORT is required")?;
+    let group = format!("ipr-{mode}-{}", std::process::id());
+    match mode.as_str() {
+        "produce" => tokio::runtime::Runtime::new()?.block_on(produce(&bootstrap, records)),
+        "raw" => raw(&bootstrap, &group, records),
+        "batch" => listener(&bootstrap, &group, records, AckMode::Batch),
+        "record" => listener(&bootstrap, &group, records, AckMode::Record),
+        other => bail!("unknown mode `{other}`; use produce, raw, batch or record"),
+    }
+}
+
+/// Sends the records, 100,000 at a time, lz4-compressed in large batches.
+async fn produce(bootstrap: &str, records: u64) -> anyhow::Result<()> {
+    const CHUNK: u64 = 100_000;
+    let template = KafkaTemplate::builder()
+        .bootstrap_servers(bootstrap)
+        .compression(Compression::Lz4)
+        .batch_size(1_000_000)
+        .set("batch.num.messages", "100000")
+        .build()?;
+    for first in (0..records).step_by(CHUNK as usize) {
+        let sends = (first..(first + CHUNK).min(records)).map(|i| {
+            let host = format!("host-{:03}", i % 500);
+            let payload = format!(r#"{{"id":{i},"host":"{host}","value":{},"unit":"ms"}}"#, i % 1000);
+            template.send(TOPIC, payload).key(host)
+        });
+        template.send_all(sends).await.into_result()?;
+    }
+    println!("PRODUCED {records}");
+    Ok(())
+}
+
+/// The baseline: one `BaseConsumer` poll loop with the fetch back-off the factory uses.
+fn raw(bootstrap: &str, group: &str, records: u64) -> anyhow::Result<()> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", "10")
+        .set("session.timeout.ms", "6000")
+        .create()?;
+    consumer.subscribe(&[TOPIC])?;
+    let (mut count, mut sum) = (0u64, 0u64);
+    while count < records {
+        if let Some(message) = consumer.poll(Duration::from_millis(100)) {
+            let message = message?;
+            let metric: Metric = serde_json::from_slice(message.payload().unwrap_or_default())?;
+            sum += metric.value;
+            count += 1;
+        }
+    }
+    println!("SUM {sum} RECORDS {count}");
+    Ok(())
+}
+
+/// The framework: a `Json<Metric>` + `State<Totals>` listener on a factory's defaults but the ack
+/// mode, concurrency 1.
+fn listener(bootstrap: &str, group: &str, records: u64, mode: AckMode) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(async {
+        let factory = ContainerFactory::builder()
+            .bootstrap_servers(bootstrap)
+            .set("session.timeout.ms", "6000")
+            .ack_mode(mode)
+            .concurrency(1)
+            .build()?;
+        let totals = Arc::new(Totals {
+            sum: AtomicU64::new(0),
+            count: AtomicU64::new(0),
+            wanted: records,
+            done: tokio::sync::Notify::new(),
+        });
+        let endpoint = Endpoint::new("ipr").topic(TOPIC).group(group).handler(
+            |metric: Json<Metric>, totals: State<Arc<Totals>>| async move {
+                totals.sum.fetch_add(metric.value, Ordering::Relaxed);
+                if totals.count.fetch_add(1, Ordering::Relaxed) + 1 == totals.wanted {
+                    totals.done.notify_one();
+                }
+            },
+        );
+        let running = ListenerRegistry::empty()
+            .with_default_factory(factory)
+            .with_state(totals.clone())
+            .register(endpoint)
+            .start()
+            .await?;
+        totals.done.notified().await;
+        running.shutdown().await?;
+        println!("SUM {} RECORDS {}", totals.sum.load(Ordering::Relaxed), totals.count.load(Ordering::Relaxed));
+        Ok(())
+    })
+}

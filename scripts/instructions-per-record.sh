@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Instructions per record of the listener against a raw rdkafka poll loop, counted with
+# `valgrind --tool=callgrind` (instruction counts do not swing with the machine's load, as wall
+# time does). An embedded broker runs in a process of its own (examples/broker.rs); RECORDS JSON
+# records (~60 bytes, lz4, 4 partitions) are produced once; then each consumer of
+# examples/instructions.rs reads them all under callgrind, once with RECORDS and once with 1
+# record (its start-up: process start to the first record, and the shutdown).
+#
+#   scripts/instructions-per-record.sh            # RECORDS=200000
+#   RECORDS=50000 MODES="raw batch" scripts/instructions-per-record.sh
+#   INSTRUCTIONS=/path/to/other/build/instructions scripts/instructions-per-record.sh
+#                                                 # count another build's consumers (before/after)
+#   KEEP=/tmp/ipr scripts/instructions-per-record.sh   # keep the callgrind files, for callgrind_annotate
+#
+# Prints, per consumer: total instructions / records, the marginal cost per record
+# ((total(N) - total(1)) / (N - 1)), the start-up run's total, and the ratios to raw.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+RECORDS="${RECORDS:-200000}"
+MODES="${MODES:-raw batch record}"
+command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)" >&2; exit 1; }
+cargo build --release --example broker --example instructions >&2
+bin=target/release/examples
+consumers="${INSTRUCTIONS:-$bin/instructions}"
+work="$(mktemp -d)"
+trap 'exec 3>&- 2>/dev/null; kill "$broker_pid" 2>/dev/null; rm -rf "$work"' EXIT
+
+# The broker lives until its standard input closes (fd 3, closed at exit).
+mkfifo "$work/broker.in"
+"$bin/broker" --topic ipr:4 --until-stdin-closes < "$work/broker.in" > "$work/broker.out" &
+broker_pid=$!
+exec 3> "$work/broker.in"
+for _ in $(seq 100); do grep -q KAFKA_BOOTSTRAP_SERVERS "$work/broker.out" && break; sleep 0.1; done
+bootstrap="$(sed -n 's/^KAFKA_BOOTSTRAP_SERVERS=//p' "$work/broker.out")"
+[ -n "$bootstrap" ] || { echo "the broker did not start" >&2; exit 1; }
+"$bin/instructions" produce --bootstrap "$bootstrap" --records "$RECORDS" >&2
+
+# Total instructions of one consumer process reading `n` records.
+count() {
+    local mode=$1 n=$2 out="$work/$1-$2.callgrind"
+    valgrind --tool=callgrind --callgrind-out-file="$out" "$consumers" "$mode" \
+        --bootstrap "$bootstrap" --records "$n" > "$work/$mode-$n.stdout" 2> "$work/$mode-$n.stderr" \
+        || { cat "$work/$mode-$n.stderr" >&2; exit 1; }
+    # The full runs must read exactly the topic (a start-up run may read a few more than one).
+    if [ "$n" = "$RECORDS" ] && ! grep -q "RECORDS $n\$" "$work/$mode-$n.stdout"; then
+        echo "$mode read the wrong records: $(cat "$work/$mode-$n.stdout")" >&2; exit 1
+    fi
+    sed -n 's/^SUM \([0-9]*\).*/\1/p' "$work/$mode-$n.stdout" > "$work/$mode-$n.sum"
+    if [ -n "${KEEP:-}" ]; then mkdir -p "$KEEP" && cp "$out" "$KEEP/"; fi
+    sed -n 's/^summary: //p; s/^totals: //p' "$out" | head -1
+}
+
+printf '%-8s %16s %12s %12s %16s\n' consumer "total/records" "marginal" "vs raw" "start-up total"
+for mode in $MODES; do
+    total=$(count "$mode" "$RECORDS")
+    startup=$(count "$mode" 1)
+    echo "$mode $total $startup" >> "$work/results"
+done
+if [ "$(sort -u "$work"/*-"$RECORDS".sum | wc -l)" != 1 ]; then echo "the consumers' sums differ" >&2; exit 1; fi
+awk -v n="$RECORDS" '
+    { mode[NR] = $1; total[NR] = $2; startup[NR] = $3; if ($1 == "raw") { raw = ($2 - $3) / (n - 1); raw_start = $3 } }
+    END {
+        for (i = 1; i <= NR; i++) {
+            marginal = (total[i] - startup[i]) / (n - 1)
+            ratio = raw > 0 ? sprintf("%.3f", marginal / raw) : "-"
+            sratio = raw_start > 0 ? sprintf(" (%.2fx)", startup[i] / raw_start) : ""
+            printf "%-8s %16.0f %12.0f %12s %16.0f%s\n", mode[i], total[i] / n, marginal, ratio, startup[i], sratio
+        }
+    }' "$work/results"
