@@ -124,9 +124,28 @@ async fn a_seek_from_outside_and_the_offsets_of_a_running_listener() {
         container.seek("outside", 7, SeekTo::Beginning),
         Err(kafka_listener::Error::NotAssigned { partition: 7, .. })
     ));
-    running.shutdown().await.unwrap();
+    let handle = container.consumers().remove(0);
+    running.stop("outside").await.unwrap();
     let expected: Vec<i64> = [0..10, 4..10].into_iter().flatten().collect();
     assert_eq!(*seen.lock().unwrap(), expected);
+
+    // A handle kept past the stop says so, naming the listener and consumer and where a new one
+    // comes from; a seek through it is dropped (with a warning), and the container's own
+    // one-partition operations say the listener is stopped.
+    let error = handle.assignment().unwrap_err();
+    assert!(
+        matches!(&error, kafka_listener::Error::ContainerStopped { listener, consumer: 0 } if listener == "outside"),
+        "{error:?}"
+    );
+    let message = error.to_string();
+    assert!(message.contains("consumer 0 of listener `outside`") && message.contains("consumers()"), "{message}");
+    assert!(matches!(handle.pause(&[("outside", 0)]), Err(kafka_listener::Error::ContainerStopped { .. })));
+    handle.seek("outside", 0, 0);
+    assert!(matches!(
+        container.seek("outside", 0, SeekTo::Beginning),
+        Err(kafka_listener::Error::ContainerStopped { .. })
+    ));
+    running.shutdown().await.unwrap();
 }
 
 fn count_of(seen: &Arc<Mutex<Vec<(i32, i64)>>>, partition: i32) -> usize {

@@ -51,7 +51,7 @@ async fn a_subscriber_hears_the_life_of_a_container() {
     wait_until("idle, as a consumer and per partition", Duration::from_secs(20), || {
         any(&events, |e| matches!(e, ContainerEvent::Idle { idle_for, .. } if *idle_for >= Duration::from_millis(300)))
             && (0..2).all(|p| {
-                any(&events, |e| matches!(e, ContainerEvent::PartitionIdle { partition, .. } if *partition == p))
+                any(&events, |e| matches!(e, ContainerEvent::PartitionIdle { topic_partition, .. } if topic_partition.partition == p))
             })
     })
     .await;

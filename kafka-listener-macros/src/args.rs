@@ -276,7 +276,12 @@ fn string(key: &str, expr: &Expr, errors: &mut Errors) -> Option<LitStr> {
     match literal(expr) {
         Some(Lit::Str(s)) => Some(s.clone()),
         _ => {
-            errors.add(expr.span(), format!("`{key}` takes a string literal, e.g. {key} = \"...\" (use \"${{ENV_VAR}}\" for a value from the environment)"));
+            let message = match key {
+                // Parsed at compile time: no placeholders.
+                "ack_mode" => "`ack_mode` takes a string literal naming the mode: ack_mode = \"manual\" (not AckMode::Manual); one of record, batch, time, count, count_time, manual, manual_immediate".to_string(),
+                _ => format!("`{key}` takes a string literal, e.g. {key} = \"...\" (\"${{ENV_VAR}}\" or \"${{ENV_VAR:default}}\" takes it from the environment at start)"),
+            };
+            errors.add(expr.span(), message);
             None
         }
     }
@@ -573,14 +578,41 @@ impl ListenerArgs {
                 errors.add(
                     nv.path.span(),
                     format!(
-                        "unknown argument `{}`; valid arguments: {}",
+                        "unknown argument `{}`;{} valid arguments: {}",
                         if key.is_empty() { "?" } else { key },
+                        suggestion(key),
                         KEYS.join(", ")
                     ),
                 );
                 Vec::new()
             }
         }
+    }
+}
+
+/// " did you mean `x`?" for a key written as Spring writes it (camelCase: `groupId`,
+/// `containerFactory`), or one that belongs inside `retry(...)`; else nothing.
+fn suggestion(key: &str) -> String {
+    let mut snake = String::new();
+    for c in key.chars() {
+        if c.is_ascii_uppercase() {
+            snake.push('_');
+            snake.push(c.to_ascii_lowercase());
+        } else {
+            snake.push(c);
+        }
+    }
+    let snake = match snake.as_str() {
+        "group_id" => "group".to_string(),
+        "topic_partition" => "topic_partitions".to_string(),
+        other => other.to_string(),
+    };
+    if snake != key && KEYS.contains(&snake.as_str()) {
+        format!(" did you mean `{snake}`?")
+    } else if RETRY_KEYS.contains(&snake.as_str()) {
+        format!(" `{snake}` belongs inside `retry(...)`, e.g. retry({snake} = ...);")
+    } else {
+        String::new()
     }
 }
 

@@ -24,7 +24,7 @@ use proc_macro::TokenStream;
 /// "beginning"), ..]` (explicit partitions with start positions), `auto_offset_reset` (`"earliest"`,
 /// `"latest"`, `"error"`) and `on_partitions_assigned = path` (a `fn(&[TopicPartition],
 /// &ConsumerHandle)`). String values accept `${ENV}` and `${ENV:default}` placeholders, resolved
-/// at start.
+/// at start, except `ack_mode` and the durations of `retry(...)`, which are checked at compile time.
 /// Parameters are extractors (`FromRecord`, or `FromBatch` with `batch = true`); the listener
 /// type (simple, acknowledging, consumer-aware) follows from them. The function stays callable.
 #[proc_macro_attribute]

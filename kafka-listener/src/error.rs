@@ -60,13 +60,18 @@ pub enum Error {
         /// How long it was awaited.
         waited: std::time::Duration,
     },
-    /// A `ConsumerHandle` was used after its container stopped (its consumer has left the group
-    /// and is closed). Take a handle of the running container: `RunningListeners::container(id)`
-    /// then `ConcurrentContainer::consumers()`, or the one a handler is given.
-    #[error("the container of listener `{listener}` is stopped; its consumer is closed (start it again, or use a handle of a running container)")]
+    /// A `ConsumerHandle` (or a `ConcurrentContainer` operation on one partition) was used while
+    /// the consumer it belongs to is stopped: its consumer has left the group and is closed.
+    /// Handles do not survive a stop, even when the listener is started again: take a new one
+    /// from `RunningListeners::container(id)` then `ConcurrentContainer::consumers()`, or the one
+    /// a handler is given.
+    #[error("consumer {consumer} of listener `{listener}` is stopped and its handles with it (handles do not survive a stop); take a new handle from RunningListeners::container(\"{listener}\") and its consumers(), or the one a handler is given, once the listener runs (RunningListeners::start)")]
     ContainerStopped {
         /// The listener id.
         listener: String,
+        /// The consumer's index in its listener's container (0 when the whole listener is
+        /// stopped).
+        consumer: usize,
     },
     /// The operating system refused a thread the framework needs (a consumer's poll thread, a
     /// reply consumer's thread): usually a process or memory limit.

@@ -43,7 +43,7 @@
 //! # Execution model
 //!
 //! A listener with `concurrency = N` runs N rdkafka consumers in its group, each with its own OS
-//! thread (`kafka-listener-<listener id>-<n>`) that polls the consumer and calls the handler
+//! thread (`kafka-listener-<listener id>-<n>`; Linux tools show its first 15 bytes) that polls the consumer and calls the handler
 //! itself: an `fn` runs on it, an `async fn`'s future is driven to completion on it inside the
 //! registry's tokio runtime (the one `ListenerRegistry::start` was awaited on), so handlers can
 //! `.await` I/O, use timers and `tokio::spawn`. The consumer's next record waits for the handler,
@@ -122,6 +122,7 @@ pub use topic_partition::TopicPartition;
 
 /// Everything a listener program needs, and the macro.
 pub mod prelude {
+    pub use crate::container::{ContainerEvent, SeekTo};
     pub use crate::producer::{
         Acks, Compression, DefaultPartitioner, KafkaTemplate, Partitioner, Payload, RecordMetadata, ReplyingTemplate,
         RoundRobinPartitioner, UniformStickyPartitioner,

@@ -3,6 +3,11 @@
 //! partitions are assigned, reading the records of a topic, committed offsets and lag. Every wait
 //! has a deadline and its error says what it waited for and what it saw.
 //!
+//! Give test factories a short `session.timeout.ms` (e.g. `.set("session.timeout.ms", "6000")`):
+//! once a group has had members, the embedded broker (like Kafka) waits up to the session timeout
+//! for them before it assigns partitions again, ~44 s with librdkafka's default, when a listener
+//! is stopped and started again or a second instance joins.
+//!
 //! ```no_run
 //! use std::time::Duration;
 //! use kafka_listener::prelude::*;
@@ -86,7 +91,7 @@ pub async fn wait_for_assignment(
         if Instant::now() >= deadline {
             return Err(Error::Timeout {
                 what: format!(
-                    "listener `{id}` to have {partitions} partition(s) assigned; it has [{}]",
+                    "listener `{id}` to have {partitions} partition(s) assigned; it has [{}] (a group that had members waits up to session.timeout.ms for them before it assigns again: set it low in tests, e.g. 6000)",
                     crate::topic_partition::join(&assigned)
                 ),
                 waited: timeout,

@@ -6,9 +6,11 @@ use std::fmt;
 /// uses throughout): what a consumer is assigned, pauses, seeks and commits.
 ///
 /// Ordered by topic, then partition; displayed as Kafka logs it, `topic-partition`. The tuple
-/// forms users already write convert into it, and it compares equal to them, so
+/// forms users already write convert into it, and it compares equal to them (both ways), so
 /// `handle.pause(&[("orders", 0)])` and `assert_eq!(assignment, [("orders".to_string(), 0)])`
-/// keep working:
+/// keep working. Code that took pairs apart writes `TopicPartition { topic, partition }` in its
+/// patterns, looks maps up with `&TopicPartition::new("orders", 0)`, and asks
+/// `partitions.iter().any(|tp| tp.is("orders", 0))` where it used `contains`:
 ///
 /// ```
 /// use kafka_listener::TopicPartition;
@@ -93,6 +95,18 @@ impl PartialEq<(String, i32)> for TopicPartition {
     }
 }
 
+impl PartialEq<TopicPartition> for (&str, i32) {
+    fn eq(&self, tp: &TopicPartition) -> bool {
+        tp == self
+    }
+}
+
+impl PartialEq<TopicPartition> for (String, i32) {
+    fn eq(&self, tp: &TopicPartition) -> bool {
+        tp == self
+    }
+}
+
 /// `topic-partition, ...` for log lines.
 pub(crate) fn join<'a>(partitions: impl IntoIterator<Item = &'a TopicPartition>) -> String {
     partitions.into_iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
@@ -137,6 +151,8 @@ mod tests {
         assert_eq!(TopicPartition::from(&("t", 1)), tp);
         assert_eq!(vec![tp.clone()], vec![("t".to_string(), 1)]);
         assert_ne!(tp, ("t", 2));
+        assert_eq!([("t", 1)], vec![tp.clone()]);
+        assert!(("t".to_string(), 1) == tp);
         assert_eq!(<(String, i32)>::from(tp), ("t".to_string(), 1));
     }
 

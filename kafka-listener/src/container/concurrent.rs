@@ -196,8 +196,12 @@ impl ConcurrentContainer {
     /// The handle of the consumer that owns this partition now.
     ///
     /// # Errors
-    /// [`Error::NotAssigned`] when none of its consumers owns it.
+    /// [`Error::ContainerStopped`] when the listener is stopped; [`Error::NotAssigned`] when none
+    /// of its consumers owns it.
     pub fn consumer_for(&self, topic: &str, partition: i32) -> Result<ConsumerHandle> {
+        if !self.is_running() {
+            return Err(Error::ContainerStopped { listener: self.id().to_string(), consumer: 0 });
+        }
         lock(&self.children)
             .iter()
             .find(|c| c.shared.offsets().owns(topic, partition))

@@ -28,7 +28,7 @@ pub enum ContainerEvent {
         listener: String,
         /// The consumer's index.
         consumer: usize,
-        /// (topic, partition), sorted.
+        /// The partitions, sorted.
         partitions: Vec<crate::TopicPartition>,
     },
     /// Partitions were taken from the consumer in a rebalance (what was processed was committed).
@@ -37,7 +37,7 @@ pub enum ContainerEvent {
         listener: String,
         /// The consumer's index.
         consumer: usize,
-        /// (topic, partition), sorted.
+        /// The partitions, sorted.
         partitions: Vec<crate::TopicPartition>,
     },
     /// The consumer lost partitions without a chance to commit (its session expired).
@@ -46,7 +46,7 @@ pub enum ContainerEvent {
         listener: String,
         /// The consumer's index.
         consumer: usize,
-        /// (topic, partition), sorted.
+        /// The partitions, sorted.
         partitions: Vec<crate::TopicPartition>,
     },
     /// No record reached the consumer for `idle_for` (every `idle_event_interval`).
@@ -64,10 +64,8 @@ pub enum ContainerEvent {
         listener: String,
         /// The consumer's index.
         consumer: usize,
-        /// The topic.
-        topic: String,
-        /// The partition.
-        partition: i32,
+        /// The partition (Spring's `ListenerContainerPartitionIdleEvent.getTopicPartition()`).
+        topic_partition: crate::TopicPartition,
         /// Since the partition's last record (or its assignment).
         idle_for: Duration,
     },

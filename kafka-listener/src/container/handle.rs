@@ -52,8 +52,10 @@ impl ConsumerHandle {
 
     /// Stops fetching from these partitions until [`resume`](Self::resume) (Kafka's
     /// `Consumer.pause`). They stay paused across a rebalance that gives them back, and the
-    /// container's own waits (retries, back-pressure) do not resume them. Takes `TopicPartition`s
-    /// or `(topic, partition)` pairs: `handle.pause(&[("orders", 0)])`.
+    /// container's own waits (retries, back-pressure) do not resume them. Records of these
+    /// partitions already fetched in the current poll are still delivered (as with Kafka's and
+    /// Spring's pause); only later fetches stop. Takes `TopicPartition`s or `(topic, partition)`
+    /// pairs: `handle.pause(&[("orders", 0)])`.
     ///
     /// Errors: [`Error::ContainerStopped`], [`Error::Kafka`].
     pub fn pause<P: Into<TopicPartition> + Clone>(&self, partitions: &[P]) -> Result<()> {
@@ -105,8 +107,19 @@ impl ConsumerHandle {
 
     fn seek_all<P: Into<TopicPartition> + Clone>(&self, partitions: &[P], to: SeekTo) {
         for tp in owned(partitions) {
-            self.container.control().seek(tp, to);
+            self.request_seek(tp, to);
         }
+    }
+
+    /// Queues a seek for the poll loop; a seek on a stopped consumer would never be applied, so
+    /// it is dropped with a warning instead.
+    fn request_seek(&self, tp: TopicPartition, to: SeekTo) {
+        if self.container.stats().is_finished() {
+            tracing::warn!(listener = %self.container.listener_id, consumer = self.container.index,
+                partition = %tp, ?to, "seek ignored: this handle's consumer is stopped (handles do not survive a stop; take a new one from the running container)");
+            return;
+        }
+        self.container.control().seek(tp, to);
     }
 
     /// Moves the partition `delta` records from its current position (negative: back).
@@ -115,9 +128,10 @@ impl ConsumerHandle {
     }
 
     /// Moves the partition's position; every `seek_*` method comes here. From a handler, applied
-    /// after it returns; from elsewhere, before the container's next poll.
+    /// after it returns; from elsewhere, before the container's next poll. On a handle whose
+    /// consumer has stopped, the seek is dropped with a warning (handles do not survive a stop).
     pub fn seek_to(&self, topic: &str, partition: i32, to: SeekTo) {
-        self.container.control().seek(TopicPartition::new(topic, partition), to);
+        self.request_seek(TopicPartition::new(topic, partition), to);
     }
 
     /// The committed offset of each partition this consumer owns (`None`: nothing committed yet).
@@ -185,7 +199,7 @@ impl ConsumerHandle {
     }
 
     fn stopped(&self) -> Error {
-        Error::ContainerStopped { listener: self.container.listener_id.to_string() }
+        Error::ContainerStopped { listener: self.container.listener_id.to_string(), consumer: self.container.index }
     }
 
     /// The listener id of the container.

@@ -66,8 +66,7 @@ impl IdleWatch {
                 shared.emit(|listener, consumer| ContainerEvent::PartitionIdle {
                     listener,
                     consumer,
-                    topic: tp.topic.clone(),
-                    partition: tp.partition,
+                    topic_partition: tp.clone(),
                     idle_for,
                 });
             }
