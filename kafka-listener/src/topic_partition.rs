@@ -151,7 +151,7 @@ mod tests {
         assert_eq!(TopicPartition::from(&("t", 1)), tp);
         assert_eq!(vec![tp.clone()], vec![("t".to_string(), 1)]);
         assert_ne!(tp, ("t", 2));
-        assert_eq!([("t", 1)], vec![tp.clone()]);
+        assert_eq!([("t", 1)], [TopicPartition::new("t", 1)]);
         assert!(("t".to_string(), 1) == tp);
         assert_eq!(<(String, i32)>::from(tp), ("t".to_string(), 1));
     }
