@@ -1,6 +1,7 @@
 //! Per-partition offset tracking: completions in any order, commits of the contiguous prefix only.
 
-use std::collections::{HashMap, VecDeque};
+use std::cell::Cell;
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rdkafka::{Offset, TopicPartitionList};
@@ -77,6 +78,14 @@ impl PartitionOffsets {
     }
 }
 
+/// A partition's processed offset not known to have landed in a commit, and how many records it
+/// covers (see `OffsetTracker::uncommitted`).
+fn uncommitted(p: &PartitionOffsets) -> Option<(i64, i64)> {
+    let next = p.unlanded()?;
+    let from = p.landed.or(p.first).unwrap_or(next);
+    Some((next, (next - from).max(0)))
+}
+
 /// Which offsets a commit carries.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Selection<'a> {
@@ -98,29 +107,78 @@ pub(crate) enum Selection<'a> {
 /// when acknowledged (or handled, or recovered by the error handler). Only the contiguous prefix of
 /// completed records becomes committable, so a commit never passes an unprocessed record, whatever
 /// the order of completions. This is also what key-ordered parallelism will need.
+///
+/// Partitions are kept in a vector with the index of the one looked up last: a poll's records
+/// come in runs per partition, so a record's partition is found by comparing one entry, without
+/// hashing its topic's name (a miss scans the owned partitions, comparing partition numbers
+/// first).
 #[derive(Debug, Default)]
 pub(crate) struct OffsetTracker {
-    topics: HashMap<Arc<str>, HashMap<i32, PartitionOffsets>>,
+    partitions: Vec<Entry>,
+    /// The index of the partition looked up last.
+    last: Cell<usize>,
     /// The last delivery id handed out.
     deliveries: u64,
 }
 
+/// One owned partition: its topic's shared name, its number and its offsets.
+#[derive(Debug)]
+struct Entry {
+    topic: Arc<str>,
+    partition: i32,
+    offsets: PartitionOffsets,
+}
+
 impl OffsetTracker {
+    /// Where the partition is kept, if owned.
+    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
+        let last = self.last.get();
+        if let Some(e) = self.partitions.get(last) {
+            if e.partition == partition && *e.topic == *topic {
+                return Some(last);
+            }
+        }
+        let found = self.partitions.iter().position(|e| e.partition == partition && *e.topic == *topic)?;
+        self.last.set(found);
+        Some(found)
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<&PartitionOffsets> {
+        self.slot(topic, partition).map(|i| &self.partitions[i].offsets)
+    }
+
+    fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut PartitionOffsets> {
+        self.slot(topic, partition).map(|i| &mut self.partitions[i].offsets)
+    }
+
+    /// Every owned partition: topic, number, offsets.
+    fn each(&self) -> impl Iterator<Item = (&Arc<str>, i32, &PartitionOffsets)> {
+        self.partitions.iter().map(|e| (&e.topic, e.partition, &e.offsets))
+    }
+
     /// The shared name of a topic, to hold in acknowledgments without allocating per record.
     pub(crate) fn intern(&mut self, topic: &str) -> Arc<str> {
-        match self.topics.get_key_value(topic) {
-            Some((name, _)) => name.clone(),
-            None => {
-                let name: Arc<str> = Arc::from(topic);
-                self.topics.insert(name.clone(), HashMap::new());
-                name
-            }
+        let last = self.last.get();
+        match self.partitions.get(last).filter(|e| *e.topic == *topic) {
+            Some(e) => e.topic.clone(),
+            None => match self.partitions.iter().find(|e| *e.topic == *topic) {
+                Some(e) => e.topic.clone(),
+                None => Arc::from(topic),
+            },
         }
     }
 
+    /// The partition's offsets, made known if it was not.
     fn partition_mut(&mut self, topic: &str, partition: i32) -> &mut PartitionOffsets {
-        let name = self.intern(topic);
-        self.topics.entry(name).or_default().entry(partition).or_default()
+        let i = match self.slot(topic, partition) {
+            Some(i) => i,
+            None => {
+                let topic = self.intern(topic);
+                self.partitions.push(Entry { topic, partition, offsets: PartitionOffsets::default() });
+                self.partitions.len() - 1
+            }
+        };
+        &mut self.partitions[i].offsets
     }
 
     /// Makes a partition known (on assignment); completions for unknown partitions are ignored.
@@ -130,14 +188,15 @@ impl OffsetTracker {
 
     /// Forgets a partition (revoked); late acknowledgments for it are then ignored.
     pub(crate) fn remove(&mut self, topic: &str, partition: i32) {
-        if let Some(partitions) = self.topics.get_mut(topic) {
-            partitions.remove(&partition);
+        if let Some(i) = self.slot(topic, partition) {
+            self.partitions.swap_remove(i);
+            self.last.set(0);
         }
     }
 
     /// Whether the partition is owned.
     pub(crate) fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.topics.get(topic).is_some_and(|p| p.contains_key(&partition))
+        self.slot(topic, partition).is_some()
     }
 
     /// A record was delivered to a listener that will acknowledge it: returns the id its
@@ -164,7 +223,7 @@ impl OffsetTracker {
 
     /// The id of the outstanding delivery of this record, if it is tracked.
     pub(crate) fn delivery(&self, topic: &str, partition: i32, offset: i64) -> Option<DeliveryId> {
-        let p = self.topics.get(topic)?.get(&partition)?;
+        let p = self.get(topic, partition)?;
         p.find(offset).map(|i| p.outstanding[i].id)
     }
 
@@ -173,7 +232,7 @@ impl OffsetTracker {
     /// seek, a nack or a retry) or of a record never tracked is ignored. Returns whether it
     /// counted.
     pub(crate) fn acknowledge(&mut self, topic: &str, partition: i32, offset: i64, id: DeliveryId) -> bool {
-        let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return false };
+        let Some(p) = self.get_mut(topic, partition) else { return false };
         match p.find(offset) {
             Some(i) if p.outstanding[i].id == id => {
                 p.outstanding[i].done = true;
@@ -207,7 +266,7 @@ impl OffsetTracker {
 
     /// A seek back to `offset`: records from there on will be delivered again.
     pub(crate) fn rewind(&mut self, topic: &str, partition: i32, offset: i64) {
-        if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
+        if let Some(p) = self.get_mut(topic, partition) {
             p.truncate_from(offset);
         }
     }
@@ -215,21 +274,19 @@ impl OffsetTracker {
     /// The offsets to commit, marked as sent (and unconfirmed); `None` when there is nothing to send.
     pub(crate) fn take_commits(&mut self, selection: Selection<'_>) -> Option<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
-        for (topic, partitions) in &mut self.topics {
-            for (&partition, p) in partitions.iter_mut() {
-                let offset = match selection {
-                    Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
-                    Selection::All => p.unlanded(),
-                    Selection::Partitions(only) => {
-                        p.unlanded().filter(|_| only.find_partition(topic, partition).is_some())
-                    }
-                    Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
-                };
-                if let Some(offset) = offset {
-                    if tpl.add_partition_offset(topic, partition, Offset::Offset(offset)).is_ok() {
-                        p.committed = Some(offset);
-                        p.unconfirmed = true;
-                    }
+        for Entry { topic, partition, offsets: p } in &mut self.partitions {
+            let offset = match selection {
+                Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
+                Selection::All => p.unlanded(),
+                Selection::Partitions(only) => {
+                    p.unlanded().filter(|_| only.find_partition(topic, *partition).is_some())
+                }
+                Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
+            };
+            if let Some(offset) = offset {
+                if tpl.add_partition_offset(topic, *partition, Offset::Offset(offset)).is_ok() {
+                    p.committed = Some(offset);
+                    p.unconfirmed = true;
                 }
             }
         }
@@ -242,7 +299,7 @@ impl OffsetTracker {
     pub(crate) fn confirmed(&mut self, tpl: &TopicPartitionList) {
         for element in tpl.elements() {
             if let (Some(p), Offset::Offset(offset)) =
-                (self.topics.get_mut(element.topic()).and_then(|p| p.get_mut(&element.partition())), element.offset())
+                (self.get_mut(element.topic(), element.partition()), element.offset())
             {
                 if p.committed == Some(offset) {
                     p.unconfirmed = false;
@@ -257,7 +314,7 @@ impl OffsetTracker {
 
     /// `next` was committed (in a transaction) for this partition.
     pub(crate) fn committed_at(&mut self, topic: &str, partition: i32, next: i64) {
-        if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
+        if let Some(p) = self.get_mut(topic, partition) {
             p.committed = Some(next);
             p.unconfirmed = false;
             p.landed = Some(next);
@@ -268,20 +325,15 @@ impl OffsetTracker {
     /// commit, and how many records it covers since the last landed commit (since the first
     /// record seen when none landed).
     pub(crate) fn uncommitted(&self, topic: &str, partition: i32) -> Option<(i64, i64)> {
-        let p = self.topics.get(topic)?.get(&partition)?;
-        let next = p.unlanded()?;
-        let from = p.landed.or(p.first).unwrap_or(next);
-        Some((next, (next - from).max(0)))
+        uncommitted(self.get(topic, partition)?)
     }
 
     /// [`uncommitted`](Self::uncommitted) for every partition that has such an offset:
     /// `(topic, partition, next, records)`, sorted.
     pub(crate) fn all_uncommitted(&self) -> Vec<(String, i32, i64, i64)> {
         let mut all: Vec<_> = self
-            .topics
-            .iter()
-            .flat_map(|(topic, partitions)| partitions.keys().map(move |&p| (topic, p)))
-            .filter_map(|(topic, p)| self.uncommitted(topic, p).map(|(next, n)| (topic.to_string(), p, next, n)))
+            .each()
+            .filter_map(|(topic, partition, p)| uncommitted(p).map(|(next, n)| (topic.to_string(), partition, next, n)))
             .collect();
         all.sort();
         all
@@ -291,7 +343,7 @@ impl OffsetTracker {
     /// delivered is done and committed, and the position is past it (over transaction markers
     /// the listener never sees). Returns whether it moved.
     pub(crate) fn skip_to(&mut self, topic: &str, partition: i32, position: i64) -> bool {
-        let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) else { return false };
+        let Some(p) = self.get_mut(topic, partition) else { return false };
         match p.committable {
             Some(c) if p.outstanding.is_empty() && p.committed == Some(c) && position > c => {
                 p.committable = Some(position);
@@ -305,7 +357,7 @@ impl OffsetTracker {
     /// records before it and could not commit them): it becomes committable, and the partition's
     /// deliveries start there.
     pub(crate) fn seed(&mut self, topic: &str, partition: i32, next: i64) {
-        if let Some(p) = self.topics.get_mut(topic).and_then(|p| p.get_mut(&partition)) {
+        if let Some(p) = self.get_mut(topic, partition) {
             p.outstanding.clear();
             p.advance(next);
             p.saw(next);
@@ -317,9 +369,8 @@ impl OffsetTracker {
     /// behind an unacknowledged one counts too (it cannot be committed either).
     pub(crate) fn unacknowledged(&self, only: Option<&TopicPartitionList>) -> Vec<(String, i32, usize)> {
         let mut all: Vec<_> = self
-            .topics
-            .iter()
-            .flat_map(|(topic, partitions)| partitions.iter().map(move |(&p, o)| (topic, p, o.outstanding.len())))
+            .each()
+            .map(|(topic, p, o)| (topic, p, o.outstanding.len()))
             .filter(|(topic, p, n)| *n > 0 && only.is_none_or(|only| only.find_partition(topic, *p).is_some()))
             .map(|(topic, p, n)| (topic.to_string(), p, n))
             .collect();
@@ -330,18 +381,18 @@ impl OffsetTracker {
     /// How many records of the partition were delivered and wait for an acknowledgment, counting
     /// those acknowledged behind an unacknowledged one (they cannot be committed yet either).
     pub(crate) fn outstanding(&self, topic: &str, partition: i32) -> usize {
-        self.topics.get(topic).and_then(|p| p.get(&partition)).map_or(0, |p| p.outstanding.len())
+        self.get(topic, partition).map_or(0, |p| p.outstanding.len())
     }
 
     /// Whether a commit sent is not known to have landed.
     pub(crate) fn has_unconfirmed(&self) -> bool {
-        self.topics.values().flat_map(HashMap::values).any(|p| p.unconfirmed)
+        self.partitions.iter().any(|e| e.offsets.unconfirmed)
     }
 
     /// The next offset to commit for a partition, if any record of it is done.
     #[cfg(test)]
     pub(crate) fn committable(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.topics.get(topic)?.get(&partition)?.committable
+        self.get(topic, partition)?.committable
     }
 }
 

@@ -1,5 +1,4 @@
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
@@ -79,19 +78,27 @@ fn missing_message<S>() -> String {
 /// Application states by type.
 #[derive(Clone, Default)]
 pub(crate) struct StateMap {
-    states: HashMap<TypeId, Arc<dyn Any + Send + Sync>>,
+    /// By type; an application has a handful, so a scan beats hashing the `TypeId` for every
+    /// record that takes a `State<T>`.
+    states: Vec<(TypeId, Arc<dyn Any + Send + Sync>)>,
 }
 
 impl StateMap {
     pub(crate) fn insert<T: Send + Sync + 'static>(&mut self, state: T) {
-        self.states.insert(TypeId::of::<T>(), Arc::new(state));
+        let id = TypeId::of::<T>();
+        let state: Arc<dyn Any + Send + Sync> = Arc::new(state);
+        match self.states.iter_mut().find(|(t, _)| *t == id) {
+            Some(slot) => slot.1 = state,
+            None => self.states.push((id, state)),
+        }
     }
 
     pub(crate) fn get<T: Send + Sync + 'static>(&self) -> Option<&T> {
-        self.states.get(&TypeId::of::<T>()).and_then(|s| s.downcast_ref::<T>())
+        let id = TypeId::of::<T>();
+        self.states.iter().find(|(t, _)| *t == id).and_then(|(_, s)| s.downcast_ref::<T>())
     }
 
     pub(crate) fn contains(&self, id: TypeId) -> bool {
-        self.states.contains_key(&id)
+        self.states.iter().any(|(t, _)| *t == id)
     }
 }

@@ -327,6 +327,7 @@ mod tests {
     fn find_sees_an_error_however_it_was_wrapped() {
         let plain: ListenerError = DatabaseDown.into();
         let wrapped: ListenerError = Saving(DatabaseDown).into();
+        #[cfg_attr(not(feature = "anyhow"), allow(unused_mut))]
         let mut errors = vec![plain, wrapped];
         #[cfg(feature = "anyhow")]
         {
