@@ -13,7 +13,9 @@
 //! instructions record   --bootstrap HOST:PORT --records N      # the same, AckMode::Record
 //! ```
 //!
-//! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree.
+//! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree. With
+//! `--first`, a consumer exits the process as soon as it has handled its first record (no
+//! shutdown): the script counts that run as the start-up cost.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -53,6 +55,7 @@ fn main() -> anyhow::Result<()> {
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--bootstrap" => bootstrap = args.next(),
+            "--first" => records = 0,
             "--records" => records = args.next().context("--records needs a number")?.parse()?,
             other => bail!("unknown argument `{other}`"),
         }
@@ -89,6 +92,14 @@ async fn produce(bootstrap: &str, records: u64) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// With `--first` (`records` 0): the first record was handled; the process ends here.
+fn first_record(records: u64, sum: u64) {
+    if records == 0 {
+        println!("SUM {sum} RECORDS 1");
+        std::process::exit(0);
+    }
+}
+
 /// The baseline: one `BaseConsumer` poll loop with the fetch back-off the factory uses.
 fn raw(bootstrap: &str, group: &str, records: u64) -> anyhow::Result<()> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -107,6 +118,7 @@ fn raw(bootstrap: &str, group: &str, records: u64) -> anyhow::Result<()> {
             let metric: Metric = serde_json::from_slice(message.payload().unwrap_or_default())?;
             sum += metric.value;
             count += 1;
+            first_record(records, sum);
         }
     }
     println!("SUM {sum} RECORDS {count}");
@@ -132,7 +144,8 @@ fn listener(bootstrap: &str, group: &str, records: u64, mode: AckMode) -> anyhow
         });
         let endpoint = Endpoint::new("ipr").topic(TOPIC).group(group).handler(
             |metric: Json<Metric>, totals: State<Arc<Totals>>| async move {
-                totals.sum.fetch_add(metric.value, Ordering::Relaxed);
+                let sum = totals.sum.fetch_add(metric.value, Ordering::Relaxed) + metric.value;
+                first_record(totals.wanted, sum);
                 if totals.count.fetch_add(1, Ordering::Relaxed) + 1 == totals.wanted {
                     totals.done.notify_one();
                 }

@@ -198,6 +198,10 @@ impl<'p, 'c> Core<'p, 'c> {
             self.redeliver(rest, sleep);
             return None;
         }
+        if requests.seeks.is_empty() {
+            // The usual case, after every record: nothing asked.
+            return Some(Vec::new());
+        }
         // The records not handled yet are the position a relative seek starts from.
         Some(self.apply_seeks(requests.seeks, held))
     }
