@@ -2,6 +2,7 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -172,4 +173,91 @@ async fn a_batch_interceptor_leaves_records_out() {
     running.shutdown().await.unwrap();
     assert_eq!(*seen.lock().unwrap(), ["a", "b"]);
     assert_eq!(sizes.lock().unwrap().iter().sum::<usize>(), 2, "success heard for the records handed over");
+}
+
+static FAILED_ONCE: AtomicUsize = AtomicUsize::new(0);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_record_is_not_committed_before_the_records_ahead_of_it() {
+    // paid:1 fails once and waits a back-off; free:2 behind it is discarded by the filter. The
+    // wait commits what is done first: nothing, since paid:1 is not (the discarded record after
+    // it must not move the committed offset past it).
+    let kafka = embedded(&[("discard-behind", 1)]);
+    produce(&kafka, "discard-behind", &[(0, "k", "paid:1".into()), (0, "k", "free:2".into())]);
+    let backoff = kafka_listener::error_handler::FixedBackOff { interval: Duration::from_secs(3), max_retries: 1 };
+    for mode in [AckMode::Batch, AckMode::Record] {
+        FAILED_ONCE.store(0, Ordering::SeqCst);
+        let group = format!("discard-behind-{mode:?}");
+        let factory = factory(&kafka, mode)
+            .to_builder()
+            .record_filter(only_paid)
+            .error_handler(DefaultErrorHandler::new().backoff(backoff))
+            .build()
+            .unwrap();
+        let running = ListenerRegistry::empty()
+            .with_default_factory(factory)
+            .register(Endpoint::new(group.clone()).topic("discard-behind").group(group.clone()).blocking_handler(
+                |_text: String| -> Result<(), ListenerError> {
+                    if FAILED_ONCE.fetch_add(1, Ordering::SeqCst) == 0 {
+                        return Err(ListenerError::msg("the first delivery fails"));
+                    }
+                    Ok(())
+                },
+            ))
+            .start()
+            .await
+            .unwrap();
+        let bootstrap = kafka.bootstrap_servers();
+        wait_until("the first failure", Duration::from_secs(20), || FAILED_ONCE.load(Ordering::SeqCst) >= 1).await;
+        assert_committed_stays(
+            &format!("{mode:?}: nothing is committed while paid:1 waits for its retry"),
+            &bootstrap,
+            &group,
+            "discard-behind",
+            BTreeMap::new(),
+            Duration::from_millis(1500),
+        )
+        .await;
+        wait_committed(&bootstrap, &group, "discard-behind", [(0, 2)].into()).await;
+        running.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discarded_record_waits_for_the_acknowledgment_of_the_record_ahead_of_it() {
+    // paid:1 is acknowledged 2 s after its delivery; free:2 behind it is discarded. Nothing is
+    // committed before that acknowledgment.
+    let kafka = embedded(&[("discard-behind-ack", 1)]);
+    produce(&kafka, "discard-behind-ack", &[(0, "k", "paid:1".into()), (0, "k", "free:2".into())]);
+    let factory = factory(&kafka, AckMode::ManualImmediate).to_builder().record_filter(only_paid).build().unwrap();
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let seen = delivered.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("discard-behind-ack").topic("discard-behind-ack").group("discard-behind-ack").handler(
+            move |_text: String, ack: Acknowledgment| {
+                seen.fetch_add(1, Ordering::SeqCst);
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(2)).await;
+                    ack.acknowledge();
+                });
+                std::future::ready(())
+            },
+        ))
+        .start()
+        .await
+        .unwrap();
+    let bootstrap = kafka.bootstrap_servers();
+    wait_until("paid:1 delivered", Duration::from_secs(20), || delivered.load(Ordering::SeqCst) == 1).await;
+    assert_committed_stays(
+        "nothing is committed before paid:1 is acknowledged",
+        &bootstrap,
+        "discard-behind-ack",
+        "discard-behind-ack",
+        BTreeMap::new(),
+        Duration::from_millis(1000),
+    )
+    .await;
+    wait_committed(&bootstrap, "discard-behind-ack", "discard-behind-ack", [(0, 2)].into()).await;
+    running.shutdown().await.unwrap();
 }

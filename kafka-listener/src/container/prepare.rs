@@ -3,10 +3,16 @@
 //! a filter or interceptor that panics fails the record as a listener would: it is handed on as
 //! polled, with its failure kept here, and the error handler decides about it before the
 //! listener sees it.
+//!
+//! A record left out is completed only once the record handed on before it (same partition, same
+//! poll) is: completed, or delivered to an acknowledging listener (whose tracker then orders the
+//! completions). Completed at once, it would let a commit pass the records ahead of it while they
+//! are still being handled or wait for a retry, and a crash then would lose them.
 
 use super::contain::contain;
 use super::plan::{ContainerPlan, Invoker};
 use super::shared::ContainerShared;
+use crate::ack::OffsetTracker;
 use crate::extract::Record;
 use crate::handler::{ListenerFailure, RecordInterceptor};
 
@@ -20,16 +26,40 @@ pub(crate) enum Prepared<'r> {
     Failed(ListenerFailure),
 }
 
-/// The records of the current poll the stage failed, with their failures.
+/// The records of the current poll the stage failed, with their failures, and the records it
+/// left out whose completion waits for the record handed on before them.
 #[derive(Default)]
 pub(crate) struct Stage {
     failed: Vec<(String, i32, i64, ListenerFailure)>,
+    /// `(topic, partition, after, offset)`: the record at `offset` was left out, and is completed
+    /// once the record at `after` is.
+    deferred: Vec<(String, i32, i64, i64)>,
 }
 
 impl Stage {
-    /// A new poll: failures of the last one are gone.
+    /// A new poll: failures of the last one are gone, and so are the left-out records still
+    /// waiting (the records ahead of them were not processed: they are all fetched again).
     pub(crate) fn clear(&mut self) {
         self.failed.clear();
+        self.deferred.clear();
+    }
+
+    /// These records were completed, or delivered to an acknowledging listener: the records left
+    /// out right behind them are completed now.
+    pub(crate) fn release_after(&mut self, offsets: &mut OffsetTracker, records: &[Record<'_>]) {
+        if self.deferred.is_empty() {
+            return;
+        }
+        for r in records {
+            let (topic, partition, after) = (r.topic(), r.partition(), r.offset());
+            self.deferred.retain(|(t, p, a, offset)| {
+                let due = *p == partition && *a == after && t == topic;
+                if due {
+                    offsets.complete(t, *p, *offset);
+                }
+                !due
+            });
+        }
     }
 
     /// Applies the record filter and the interceptor (the record one for record listeners, the
@@ -86,7 +116,18 @@ impl Stage {
         if settings.ack_discarded && !discarded.is_empty() {
             let mut offsets = shared.offsets();
             for (topic, partition, offset) in discarded {
-                offsets.complete(&topic, partition, offset);
+                // The last record handed on before it, in this poll and partition.
+                let ahead = kept
+                    .iter()
+                    .filter(|r| r.partition() == partition && r.offset() < offset && r.topic() == topic)
+                    .map(Record::offset)
+                    .max();
+                match ahead {
+                    Some(after) => self.deferred.push((topic, partition, after, offset)),
+                    None => {
+                        offsets.complete(&topic, partition, offset);
+                    }
+                }
             }
         }
         kept

@@ -264,22 +264,26 @@ impl<'p, 'c> Core<'p, 'c> {
         }
     }
 
-    /// Completes these records in the tracker (handled, recovered, or discarded).
-    pub(crate) fn complete(&self, records: &[Record<'_>]) {
+    /// Completes these records in the tracker (handled, recovered, or discarded), and the records
+    /// the filter stage left out right behind them.
+    pub(crate) fn complete(&mut self, records: &[Record<'_>]) {
         let mut offsets = self.shared.offsets();
         for r in records {
             offsets.complete(r.topic(), r.partition(), r.offset());
         }
+        self.stage.release_after(&mut offsets, records);
     }
 
     /// Tracks each record as a new delivery awaiting its acknowledgment (acknowledging listeners):
     /// an acknowledgment of an earlier (failed) delivery no longer counts.
-    pub(crate) fn track(&self, records: &[Record<'_>]) {
+    pub(crate) fn track(&mut self, records: &[Record<'_>]) {
         if self.plan.acknowledging {
             let mut offsets = self.shared.offsets();
             for r in records {
                 offsets.track(r.topic(), r.partition(), r.offset());
             }
+            // Completed behind their deliveries, the tracker commits them only once those are.
+            self.stage.release_after(&mut offsets, records);
         }
     }
 
