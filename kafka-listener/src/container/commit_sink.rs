@@ -26,8 +26,8 @@ use crate::topic_partition::describe_offsets as describe;
 
 /// How often an idle container confirms asynchronous commits.
 const CONFIRM_INTERVAL: Duration = Duration::from_millis(500);
-/// The least time the final commit is tried for.
-const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(3);
+/// The least time the final commit (and the wait for the siblings' commits) is tried for.
+pub(crate) const FINAL_COMMIT_GRACE: Duration = Duration::from_secs(3);
 /// The longest a single poll blocks while waiting at the end.
 const POLL_SLICE: Duration = Duration::from_millis(100);
 
@@ -261,23 +261,13 @@ impl<'p> CommitSink<'p> {
         }
     }
 
-    /// Commits what was processed before the consumer leaves its group, once the records handed
-    /// to tasks were acknowledged (or `ack_deadline` passed). A commit rejected while a rebalance
-    /// is in progress is tried again, serving the rebalance meanwhile, until `stop_deadline` (at
-    /// least `FINAL_COMMIT_GRACE`).
-    pub(crate) fn finish(
-        &mut self,
-        shared: &ContainerShared,
-        consumer: &KafkaConsumer,
-        ack_deadline: Instant,
-        stop_deadline: Option<Instant>,
-        shutdown_timeout: Duration,
-    ) {
+    /// Commits what was processed before the consumer leaves its group. A commit rejected while
+    /// a rebalance is in progress is tried again, serving the rebalance meanwhile, until
+    /// `deadline` (the end of the stop's commit phase, see `PollLoop::finish`).
+    pub(crate) fn final_commit(&mut self, shared: &ContainerShared, consumer: &KafkaConsumer, deadline: Instant) {
         if !self.commits_offsets() {
             return;
         }
-        self.wait_for_acknowledgments(shared, consumer, ack_deadline, shutdown_timeout);
-        let deadline = stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
         loop {
             match shared.commit(consumer, true, Selection::All) {
                 Ok(()) => break,
@@ -298,15 +288,15 @@ impl<'p> CommitSink<'p> {
 
     /// Waits (up to `deadline`) until the records delivered to the listener are acknowledged,
     /// serving the consumer with its partitions paused so that it stays in its group and fetches
-    /// nothing more.
-    fn wait_for_acknowledgments(
+    /// nothing more (consumer commits only: a transaction or replay has none outstanding).
+    pub(crate) fn wait_for_acknowledgments(
         &self,
         shared: &ContainerShared,
         consumer: &KafkaConsumer,
         deadline: Instant,
         shutdown_timeout: Duration,
     ) {
-        if shared.offsets().unacknowledged(None).is_empty() {
+        if !self.commits_offsets() || shared.offsets().unacknowledged(None).is_empty() {
             return;
         }
         if let Ok(assignment) = consumer.assignment() {
@@ -333,18 +323,18 @@ impl<'p> CommitSink<'p> {
         }
     }
 
-    /// Waits (serving the consumer, handling nothing) until every sibling has committed, or the
-    /// shutdown deadline. Meanwhile a rebalance may hand this consumer partitions whose offsets a
-    /// sibling processed but could not commit (the broker rejected it during the rebalance):
-    /// they are committed here, and the wait lasts until no such offsets are left.
+    /// Waits (serving the consumer, handling nothing) until every sibling has committed, or
+    /// `deadline` (the same end of the commit phase as the final commit's). Meanwhile a rebalance
+    /// may hand this consumer partitions whose offsets a sibling processed but could not commit
+    /// (the broker rejected it during the rebalance): they are committed here, and the wait lasts
+    /// until no such offsets are left.
     pub(crate) fn wait_for(
         &self,
         shared: &ContainerShared,
         consumer: &KafkaConsumer,
         siblings: &Siblings,
-        stop_deadline: Option<Instant>,
+        deadline: Instant,
     ) {
-        let deadline = stop_deadline.unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
         let mut last_try = Instant::now();
         loop {
             let uncommitted = !shared.offsets().all_uncommitted().is_empty();

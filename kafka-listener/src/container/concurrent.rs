@@ -325,8 +325,10 @@ impl ConcurrentContainer {
         for stage in &self.stages {
             stopped.extend(lock(&stage.children).iter().map(ListenerContainer::stopped));
         }
-        // The loop's own deadline covers the handlers; the margin covers the commit and leaving.
-        let timeout = self.plan.settings.shutdown_timeout + std::time::Duration::from_secs(10);
+        // The loop's own deadline covers the handlers; the margin covers the commit phase after it
+        // (at least FINAL_COMMIT_GRACE, 3 s), the wait for others holding the consumer (up to
+        // 5 s) and leaving the group, with room for a broker that answers slowly.
+        let timeout = self.plan.settings.shutdown_timeout + std::time::Duration::from_secs(15);
         for stopped in stopped {
             if tokio::time::timeout(timeout, stopped).await.is_err() {
                 return Err(Error::ShutdownTimeout { listener: self.id().to_string(), timeout });

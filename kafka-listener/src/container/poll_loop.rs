@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 
+use super::commit_sink::FINAL_COMMIT_GRACE;
 use super::context::KafkaConsumer;
 use super::dispatch::{self, Dispatcher};
 use super::idle::IdleWatch;
@@ -108,13 +109,19 @@ impl<'p, 'c> PollLoop<'p, 'c> {
         let (plan, shared, consumer) = (core.plan, core.shared, core.consumer);
         let ack_deadline = core.stop.ack_deadline();
         self.dispatcher.drain(core, ack_deadline);
-        core.sink.finish(shared, consumer, ack_deadline, core.stop.deadline(), plan.settings.shutdown_timeout);
+        core.sink.wait_for_acknowledgments(shared, consumer, ack_deadline, plan.settings.shutdown_timeout);
+        // One commit phase for the final commit and the wait for the siblings': until the
+        // shutdown deadline, and at least FINAL_COMMIT_GRACE from when the acknowledgments are in
+        // (so that a stop that used its whole timeout on handlers still commits, and ends in
+        // time: `ConcurrentContainer::stop` allows this phase and the consumer's close).
+        let deadline = core.stop.deadline().unwrap_or_else(Instant::now).max(Instant::now() + FINAL_COMMIT_GRACE);
+        core.sink.final_commit(shared, consumer, deadline);
         if let (Some(replay), Some(window)) = (&plan.replay, &self.replay) {
             replay.consumer_finished(window.all_done());
         }
         arrival.arrive();
         if arrival.siblings.stopping.load(std::sync::atomic::Ordering::Acquire) {
-            core.sink.wait_for(shared, consumer, arrival.siblings, core.stop.deadline());
+            core.sink.wait_for(shared, consumer, arrival.siblings, deadline);
         }
         core.sink.report_uncommitted(shared);
     }
