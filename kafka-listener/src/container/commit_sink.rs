@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::commit_policy::{Commit, CommitPolicy, RECORD_COMMIT_SPACING};
 use super::context::KafkaConsumer;
 use super::plan::ContainerPlan;
+use super::runs::lasts;
 use super::shared::ContainerShared;
 use super::siblings::Siblings;
 use crate::ack::Selection;
@@ -222,17 +223,12 @@ impl<'p> CommitSink<'p> {
         }
         let Kind::Transactional { template, .. } = &self.kind else { return true };
         let template = *template;
-        let mut next: Vec<(&str, i32, i64)> = Vec::new();
-        for r in records {
-            match next.iter_mut().find(|(t, p, _)| *t == r.topic() && *p == r.partition()) {
-                Some(entry) => entry.2 = entry.2.max(r.offset() + 1),
-                None => next.push((r.topic(), r.partition(), r.offset() + 1)),
-            }
-        }
+        // The offset after the last record of each partition.
+        let lasts = lasts(records);
         let mut offsets = TopicPartitionList::new();
-        let added = next.iter().try_for_each(|(topic, partition, offset)| {
-            offsets.add_partition_offset(topic, *partition, Offset::Offset(*offset))
-        });
+        let added = lasts
+            .iter()
+            .try_for_each(|(tp, last)| offsets.add_partition_offset(&tp.topic, tp.partition, Offset::Offset(last + 1)));
         let producer = &template.inner.producer;
         let timeout = template.inner.send_timeout;
         let committed = added
@@ -247,8 +243,8 @@ impl<'p> CommitSink<'p> {
                     *open = None;
                 }
                 let mut tracker = shared.offsets();
-                for (topic, partition, offset) in next {
-                    tracker.committed_at(topic, partition, offset);
+                for (tp, last) in lasts {
+                    tracker.committed_at(&tp.topic, tp.partition, last + 1);
                 }
                 true
             }

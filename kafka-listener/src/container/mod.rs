@@ -35,6 +35,7 @@
 //! | one consumer's thread and lifetime | `listener_container.rs`, `siblings.rs` |
 //! | N consumers of a listener | `concurrent.rs` |
 //! | the units one loop owns, and the steps combining two | `units.rs` |
+//! | a poll's records by partition (first and last offsets) | `runs.rs` |
 //! | the shutdown deadline | `stop_clock.rs` |
 //! | idle events, missing topics, time-range replay | `idle.rs`, `missing_topics.rs`, `replay.rs` |
 
@@ -59,6 +60,7 @@ mod prepare;
 mod replay;
 mod replies;
 mod retrying;
+mod runs;
 mod seeks;
 mod shared;
 mod siblings;

@@ -194,12 +194,12 @@ fn assign(
     total: usize,
     replay: Option<&ReplayWindow>,
 ) -> KafkaResult<()> {
-    let mine: Vec<TopicPartition> =
-        plan.share(index, total).map(|a| TopicPartition::new(a.topic.as_str(), a.partition)).collect();
+    let mine: Vec<(TopicPartition, StartPosition)> =
+        plan.share(index, total).map(|a| (TopicPartition::new(a.topic.as_str(), a.partition), a.start)).collect();
     let lookup = Lookup { consumer, config: &plan.client_config };
     let mut tpl = TopicPartitionList::new();
-    for (a, tp) in plan.share(index, total).zip(&mine) {
-        let offset = match (replay, a.start) {
+    for (tp, start) in &mine {
+        let offset = match (replay, *start) {
             // A replay starts at its window's first offset (its end when it has none).
             (Some(window), StartPosition::Timestamp(_)) => {
                 window.starts.get(tp).map_or(Offset::End, |start| Offset::Offset(*start))
@@ -216,8 +216,8 @@ fn assign(
     }
     consumer.assign(&tpl)?;
     let mut offsets = shared.offsets();
-    mine.iter().for_each(|tp| offsets.assign(&tp.topic, tp.partition));
+    mine.iter().for_each(|(tp, _)| offsets.assign(&tp.topic, tp.partition));
     drop(offsets);
-    tracing::info!(listener = &*plan.listener_id, partitions = %crate::topic_partition::join(&mine), "partitions assigned (explicitly)");
+    tracing::info!(listener = &*plan.listener_id, partitions = %crate::topic_partition::join(mine.iter().map(|(tp, _)| tp)), "partitions assigned (explicitly)");
     Ok(())
 }

@@ -9,7 +9,8 @@ use crate::container::contain::contain;
 use crate::container::prepare::hook;
 use crate::container::replies::reply;
 use crate::container::retrying::{ask_batch, ask_record, Attempts, BatchStep, NamedRecordStep, Step};
-use crate::container::units::{lasts, Core};
+use crate::container::runs::lasts;
+use crate::container::units::Core;
 use crate::extract::Record;
 use crate::handler::{BatchInvoker, BatchListenerFailed, ListenerFailure};
 
