@@ -4,4 +4,4 @@ mod acknowledgment;
 mod offsets;
 
 pub use acknowledgment::Acknowledgment;
-pub(crate) use offsets::{DeliveryId, OffsetTracker, Selection};
+pub(crate) use offsets::{DeliveryId, OffsetTracker, Selection, TopicName};

@@ -65,6 +65,23 @@ impl PartitionOffsets {
         self.committable.filter(|&next| self.landed.is_none_or(|l| l < next))
     }
 
+    /// A record is done (see `OffsetTracker::complete`).
+    #[inline]
+    fn complete(&mut self, offset: i64) {
+        self.saw(offset);
+        if self.outstanding.is_empty() {
+            self.advance(offset + 1);
+        } else if let Some(i) = self.find(offset) {
+            self.outstanding[i].done = true;
+            self.settle();
+        } else if self.outstanding.back().is_some_and(|d| offset > d.offset) {
+            // Completed without being tracked, after every outstanding record (a discarded
+            // record): it is processed, but may only be committed once the records before it are.
+            self.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true });
+            self.settle();
+        }
+    }
+
     fn find(&self, offset: i64) -> Option<usize> {
         self.outstanding.binary_search_by_key(&offset, |d| d.offset).ok()
     }
@@ -101,6 +118,26 @@ pub(crate) enum Selection<'a> {
     Unconfirmed,
 }
 
+/// A topic's name as the tracker looks a partition up: compared in place, and read as a `&str`
+/// only to make a new partition known. A consumed record's name is librdkafka's C string;
+/// comparing it in place spares the conversion (length and UTF-8 check) on every record.
+pub(crate) trait TopicName {
+    /// Whether this is the topic named `topic`.
+    fn is(&self, topic: &str) -> bool;
+    /// The name.
+    fn name(&self) -> &str;
+}
+
+impl TopicName for str {
+    fn is(&self, topic: &str) -> bool {
+        self == topic
+    }
+
+    fn name(&self) -> &str {
+        self
+    }
+}
+
 /// The offsets of every partition a container owns.
 ///
 /// Records are *tracked* when delivered to a listener that acknowledges them itself and *completed*
@@ -131,14 +168,15 @@ struct Entry {
 
 impl OffsetTracker {
     /// Where the partition is kept, if owned.
-    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
+    #[inline]
+    fn slot(&self, topic: &(impl TopicName + ?Sized), partition: i32) -> Option<usize> {
         let last = self.last.get();
         if let Some(e) = self.partitions.get(last) {
-            if e.partition == partition && *e.topic == *topic {
+            if e.partition == partition && topic.is(&e.topic) {
                 return Some(last);
             }
         }
-        let found = self.partitions.iter().position(|e| e.partition == partition && *e.topic == *topic)?;
+        let found = self.partitions.iter().position(|e| e.partition == partition && topic.is(&e.topic))?;
         self.last.set(found);
         Some(found)
     }
@@ -169,11 +207,11 @@ impl OffsetTracker {
     }
 
     /// The partition's offsets, made known if it was not.
-    fn partition_mut(&mut self, topic: &str, partition: i32) -> &mut PartitionOffsets {
+    fn partition_mut(&mut self, topic: &(impl TopicName + ?Sized), partition: i32) -> &mut PartitionOffsets {
         let i = match self.slot(topic, partition) {
             Some(i) => i,
             None => {
-                let topic = self.intern(topic);
+                let topic = self.intern(topic.name());
                 self.partitions.push(Entry { topic, partition, offsets: PartitionOffsets::default() });
                 self.partitions.len() - 1
             }
@@ -246,22 +284,25 @@ impl OffsetTracker {
     /// A record is done: handled, recovered or discarded by the container itself (on the poll
     /// thread, which knows the record is of the partition's current delivery). Returns whether
     /// the committable offset advanced.
-    pub(crate) fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
+    pub(crate) fn complete(&mut self, topic: &(impl TopicName + ?Sized), partition: i32, offset: i64) -> bool {
         let p = self.partition_mut(topic, partition);
-        p.saw(offset);
         let before = p.committable;
-        if p.outstanding.is_empty() {
-            p.advance(offset + 1);
-        } else if let Some(i) = p.find(offset) {
-            p.outstanding[i].done = true;
-            p.settle();
-        } else if p.outstanding.back().is_some_and(|d| offset > d.offset) {
-            // Completed without being tracked, after every outstanding record (a discarded
-            // record): it is processed, but may only be committed once the records before it are.
-            p.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true });
-            p.settle();
-        }
+        p.complete(offset);
         p.committable != before
+    }
+
+    /// Completes records of one partition, in the order given (a run of a poll's records):
+    /// the same as completing each, with one look-up of the partition.
+    pub(crate) fn complete_run(
+        &mut self,
+        topic: &(impl TopicName + ?Sized),
+        partition: i32,
+        offsets: impl IntoIterator<Item = i64>,
+    ) {
+        let p = self.partition_mut(topic, partition);
+        for offset in offsets {
+            p.complete(offset);
+        }
     }
 
     /// A seek back to `offset`: records from there on will be delivered again.

@@ -82,6 +82,13 @@ impl<'p> CommitSink<'p> {
         !matches!(self.kind, Kind::Transactional { .. })
     }
 
+    /// Commits what is committable now (consumer commits; the others commit elsewhere); kept
+    /// out of line from the per-record path of `apply`.
+    #[inline(never)]
+    fn commit_now(&mut self, shared: &ContainerShared, consumer: &KafkaConsumer) {
+        self.commit(shared, consumer);
+    }
+
     /// Commits what is committable now (consumer commits; the others commit elsewhere).
     pub(crate) fn commit(&mut self, shared: &ContainerShared, consumer: &KafkaConsumer) {
         if !self.commits_offsets() {
@@ -92,6 +99,7 @@ impl<'p> CommitSink<'p> {
     }
 
     /// `n` records were handled: commits when the ack mode says so.
+    #[inline]
     pub(crate) fn handled(
         &mut self,
         n: u64,
@@ -99,7 +107,7 @@ impl<'p> CommitSink<'p> {
         consumer: &KafkaConsumer,
         runtime: &tokio::runtime::Handle,
     ) {
-        let decision = self.policy.handled(n);
+        let decision = self.policy.handled(n, shared.flush_scheduled());
         self.apply(decision, shared, consumer, runtime);
     }
 
@@ -110,10 +118,11 @@ impl<'p> CommitSink<'p> {
         consumer: &KafkaConsumer,
         runtime: &tokio::runtime::Handle,
     ) {
-        let decision = self.policy.poll_done();
+        let decision = self.policy.poll_done(shared.flush_scheduled());
         self.apply(decision, shared, consumer, runtime);
     }
 
+    #[inline]
     fn apply(
         &mut self,
         decision: Commit,
@@ -122,7 +131,7 @@ impl<'p> CommitSink<'p> {
         runtime: &tokio::runtime::Handle,
     ) {
         match decision {
-            Commit::Now => self.commit(shared, consumer),
+            Commit::Now => self.commit_now(shared, consumer),
             Commit::Soon => schedule_commit(shared, runtime),
             Commit::No => {}
         }
@@ -177,7 +186,15 @@ impl<'p> CommitSink<'p> {
     }
 
     /// Opens the transaction a record is handled in (transactional factories only).
+    #[inline]
     pub(crate) fn begin(&mut self) -> Result<(), ListenerFailure> {
+        match self.kind {
+            Kind::Transactional { .. } => self.begin_transaction(),
+            _ => Ok(()),
+        }
+    }
+
+    fn begin_transaction(&mut self) -> Result<(), ListenerFailure> {
         let Kind::Transactional { template, open } = &mut self.kind else { return Ok(()) };
         if open.is_none() {
             *open = Some(drive(template.inner.transaction_lock.lock()));
@@ -203,15 +220,22 @@ impl<'p> CommitSink<'p> {
     /// their offsets (the offset after the last record of each partition). Returns false when it
     /// was aborted instead: the records must be delivered again. Other containers return true
     /// (their offsets are committed at the ack mode's cadence).
+    #[inline]
     pub(crate) fn processed(
         &mut self,
         records: &[Record<'_>],
         shared: &ContainerShared,
         consumer: &KafkaConsumer,
     ) -> bool {
-        if !matches!(self.kind, Kind::Transactional { .. }) {
-            return true;
-        }
+        !matches!(self.kind, Kind::Transactional { .. }) || self.commit_transaction(records, shared, consumer)
+    }
+
+    fn commit_transaction(
+        &mut self,
+        records: &[Record<'_>],
+        shared: &ContainerShared,
+        consumer: &KafkaConsumer,
+    ) -> bool {
         // A recovered record's transaction was aborted: its offset goes in a new one.
         let reopened = match &self.kind {
             Kind::Transactional { open: None, .. } => self.begin().is_ok(),

@@ -38,7 +38,8 @@ pub(crate) struct HandlerRequests {
 }
 
 impl HandlerRequests {
-    fn is_empty(&self) -> bool {
+    /// Nothing asked (the usual case, after every record).
+    pub(crate) fn is_empty(&self) -> bool {
         self.nack.is_none() && self.seeks.is_empty()
     }
 }
@@ -84,6 +85,7 @@ impl Control {
     }
 
     /// Takes every request made so far.
+    #[inline]
     pub(crate) fn take_requests(&self) -> HandlerRequests {
         if !self.pending.load(Ordering::Acquire) {
             return HandlerRequests::default();

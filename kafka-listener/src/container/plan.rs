@@ -37,6 +37,8 @@ pub(crate) struct ContainerPlan {
     pub(crate) ack_mode: AckMode,
     pub(crate) invoker: Invoker,
     pub(crate) acknowledging: bool,
+    /// The listener takes the `ConsumerHandle` (it may commit from its handler).
+    pub(crate) consumer_aware: bool,
     pub(crate) states: Arc<StateMap>,
     pub(crate) runtime: tokio::runtime::Handle,
     /// Where replies go, for listeners that return a value.

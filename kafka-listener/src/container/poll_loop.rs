@@ -21,6 +21,9 @@ use crate::TopicPartition;
 
 /// The longest a single poll blocks, so that stop and pause requests are served promptly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
+/// The room a poll's records are gathered in from the start, at most (records, not bytes): the
+/// default `max.poll.records`, so that a full poll does not grow the vector record by record.
+const GATHER_CAPACITY: usize = 500;
 
 pub(crate) struct PollLoop<'p, 'c> {
     core: Core<'p, 'c>,
@@ -29,6 +32,8 @@ pub(crate) struct PollLoop<'p, 'c> {
     /// This consumer's part of a time-range replay.
     replay: Option<ReplayWindow>,
     last_poll_error: Option<(String, Instant)>,
+    /// The vector each poll's records are gathered in, kept between polls (see `Dispatcher`).
+    gathered: Vec<Record<'c>>,
 }
 
 impl<'p, 'c> PollLoop<'p, 'c> {
@@ -44,6 +49,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             idle: IdleWatch::new(plan.settings.idle_event_interval),
             replay,
             last_poll_error: None,
+            gathered: Vec::with_capacity(plan.settings.max_poll_records.min(GATHER_CAPACITY)),
         }
     }
 
@@ -92,10 +98,12 @@ impl<'p, 'c> PollLoop<'p, 'c> {
                 }
                 self.replayed(reached);
                 self.core.sink.idle(shared, consumer);
+                self.keep_for_next_poll(records);
                 continue;
             }
             self.drop_revoked(&mut records);
-            self.dispatcher.dispatch(&mut self.core, records);
+            self.dispatcher.dispatch(&mut self.core, &mut records);
+            self.keep_for_next_poll(records);
             self.core.sink.poll_done(shared, consumer, &plan.runtime);
             self.replayed(reached);
         }
@@ -164,9 +172,15 @@ impl<'p, 'c> PollLoop<'p, 'c> {
         core.holds.resume_released(consumer, shared, caught_up, "after back-pressure");
     }
 
+    /// Drops a poll's records left over and keeps their vector for the next poll.
+    fn keep_for_next_poll(&mut self, mut records: Vec<Record<'c>>) {
+        records.clear();
+        self.gathered = records;
+    }
+
     fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
         let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
-        let mut records = Vec::new();
+        let mut records = std::mem::take(&mut self.gathered);
         let first = plan.settings.poll_timeout.min(POLL_SLICE);
         shared.stats().polled();
         match consumer.poll(first) {

@@ -46,16 +46,20 @@ impl Stage {
 
     /// These records were completed, or delivered to an acknowledging listener: the records left
     /// out right behind them are completed now.
+    #[inline]
     pub(crate) fn release_after(&mut self, offsets: &mut OffsetTracker, records: &[Record<'_>]) {
-        if self.deferred.is_empty() {
-            return;
+        if !self.deferred.is_empty() {
+            self.release(offsets, records);
         }
+    }
+
+    fn release(&mut self, offsets: &mut OffsetTracker, records: &[Record<'_>]) {
         for r in records {
             let (topic, partition, after) = (r.topic(), r.partition(), r.offset());
             self.deferred.retain(|(t, p, a, offset)| {
                 let due = *p == partition && *a == after && t == topic;
                 if due {
-                    offsets.complete(t, *p, *offset);
+                    offsets.complete(t.as_str(), *p, *offset);
                 }
                 !due
             });
@@ -125,7 +129,7 @@ impl Stage {
                 match ahead {
                     Some(after) => self.deferred.push((topic, partition, after, offset)),
                     None => {
-                        offsets.complete(&topic, partition, offset);
+                        offsets.complete(topic.as_str(), partition, offset);
                     }
                 }
             }
@@ -134,10 +138,15 @@ impl Stage {
     }
 
     /// The failure of the stage for this record, if it failed (taken once).
+    #[inline]
     pub(crate) fn take_failure(&mut self, record: &Record<'_>) -> Option<ListenerFailure> {
         if self.failed.is_empty() {
             return None;
         }
+        self.take_failure_of(record)
+    }
+
+    fn take_failure_of(&mut self, record: &Record<'_>) -> Option<ListenerFailure> {
         let i = self
             .failed
             .iter()

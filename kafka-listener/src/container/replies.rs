@@ -12,10 +12,15 @@ use crate::producer::headers;
 
 /// Publishes a handler's reply, if it returned one; a panic of the template's partitioner or
 /// producer listener (user code) fails the record like a listener's.
+#[inline]
 pub(crate) fn reply(plan: &ContainerPlan, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
-    if !matches!(output, HandlerOutput::Reply(_)) {
-        return Ok(());
+    match output {
+        HandlerOutput::Reply(_) => reply_now(plan, request, output),
+        _ => Ok(()),
     }
+}
+
+fn reply_now(plan: &ContainerPlan, request: &Record<'_>, output: HandlerOutput) -> Result<(), ListenerFailure> {
     contain(|| publish(plan, request, output)).unwrap_or_else(|panic| {
         Err(ListenerFailure::Panic(format!(
             "publishing the reply panicked (the template's partitioner or producer listener): {panic}"

@@ -177,6 +177,7 @@ impl ContainerShared {
         self.events.is_some()
     }
 
+    #[inline]
     pub(crate) fn offsets(&self) -> MutexGuard<'_, OffsetTracker> {
         lock(&self.offsets)
     }
@@ -251,6 +252,12 @@ impl ContainerShared {
     /// Claims the one deferred commit (`AckMode::Record` spacing); false if one is scheduled.
     pub(crate) fn schedule_flush(&self) -> bool {
         !self.flush_scheduled.swap(true, Ordering::AcqRel)
+    }
+
+    /// Whether a held-back record commit is scheduled and not sent yet.
+    #[inline]
+    pub(crate) fn flush_scheduled(&self) -> bool {
+        self.flush_scheduled.load(Ordering::Acquire)
     }
 
     /// The deferred commit ran.

@@ -23,6 +23,7 @@ use super::runs::firsts;
 use super::seeks::{self, Base, SEEK_TIMEOUT};
 use super::shared::ContainerShared;
 use super::stop_clock::StopClock;
+use crate::ack::TopicName;
 use crate::extract::{ListenerContext, Record};
 use crate::TopicPartition;
 
@@ -82,6 +83,7 @@ impl<'p, 'c> Core<'p, 'c> {
     }
 
     /// `n` records were handled: counts them, and commits if the ack mode says so.
+    #[inline]
     pub(crate) fn handled(&mut self, n: u64) {
         self.sink.handled(n, self.shared, self.consumer, &self.plan.runtime);
     }
@@ -267,25 +269,61 @@ impl<'p, 'c> Core<'p, 'c> {
 
     /// Completes these records in the tracker (handled, recovered, or discarded), and the records
     /// the filter stage left out right behind them.
+    ///
+    /// One lock for all of them, and one look-up per run of a partition's records.
     pub(crate) fn complete(&mut self, records: &[Record<'_>]) {
+        let Some(first) = records.first() else { return };
         let mut offsets = self.shared.offsets();
-        for r in records {
-            offsets.complete(r.topic(), r.partition(), r.offset());
+        if let [only] = records {
+            offsets.complete(only, only.partition(), only.offset());
+        } else {
+            let mut run = first;
+            let mut from = 0;
+            for (i, r) in records.iter().enumerate().skip(1) {
+                if r.partition() != run.partition() || !r.same_topic(run) {
+                    offsets.complete_run(run, run.partition(), records[from..i].iter().map(Record::offset));
+                    (run, from) = (r, i);
+                }
+            }
+            offsets.complete_run(run, run.partition(), records[from..].iter().map(Record::offset));
         }
         self.stage.release_after(&mut offsets, records);
     }
 
+    /// Whether a record listener's completions may wait and be applied to the offset tracker
+    /// together at the end of the poll (or before anything else touches the tracker): with
+    /// `AckMode::Batch`, nothing commits between the records of a poll, unless a record fails,
+    /// a handler asks for a seek or nack, or the container stops, and the dispatcher applies
+    /// them first then. Not for listeners that acknowledge, or take the `ConsumerHandle` (whose
+    /// `commit_sync` commits what was processed so far), transactions, replays, filters or
+    /// interceptors (records left out complete behind the ones before them), or retry topics.
+    pub(crate) fn defers_completions(&self) -> bool {
+        let plan = self.plan;
+        plan.ack_mode == crate::config::AckMode::Batch
+            && !plan.acknowledging
+            && !plan.consumer_aware
+            && self.sink.commits_offsets()
+            && plan.filter.is_none()
+            && plan.settings.record_interceptor.is_none()
+            && !plan.retry_topic
+    }
+
     /// Tracks each record as a new delivery awaiting its acknowledgment (acknowledging listeners):
     /// an acknowledgment of an earlier (failed) delivery no longer counts.
+    #[inline]
     pub(crate) fn track(&mut self, records: &[Record<'_>]) {
         if self.plan.acknowledging {
-            let mut offsets = self.shared.offsets();
-            for r in records {
-                offsets.track(r.topic(), r.partition(), r.offset());
-            }
-            // Completed behind their deliveries, the tracker commits them only once those are.
-            self.stage.release_after(&mut offsets, records);
+            self.track_deliveries(records);
         }
+    }
+
+    fn track_deliveries(&mut self, records: &[Record<'_>]) {
+        let mut offsets = self.shared.offsets();
+        for r in records {
+            offsets.track(r.topic(), r.partition(), r.offset());
+        }
+        // Completed behind their deliveries, the tracker commits them only once those are.
+        self.stage.release_after(&mut offsets, records);
     }
 
     /// Forgets the deliveries of these records (from each partition's first on): they were not
@@ -295,5 +333,17 @@ impl<'p, 'c> Core<'p, 'c> {
         for (topic, partition, first) in firsts(records) {
             offsets.rewind(topic, partition, first);
         }
+    }
+}
+
+/// A record's topic, compared in place by the offset tracker's per-record lookups.
+impl TopicName for Record<'_> {
+    #[inline]
+    fn is(&self, topic: &str) -> bool {
+        self.topic_is(topic)
+    }
+
+    fn name(&self) -> &str {
+        self.topic()
     }
 }

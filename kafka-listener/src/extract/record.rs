@@ -85,6 +85,49 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// Whether the record is of the topic named `name`: compares librdkafka's C string in place,
+    /// without [`topic`](Self::topic)'s conversion (length and UTF-8 check), for the lookups the
+    /// container makes per record.
+    #[inline]
+    pub(crate) fn topic_is(&self, name: &str) -> bool {
+        match &self.message {
+            Delivered::Borrowed(m) => {
+                // SAFETY: a consumed message's `rkt` is its topic, kept alive by the message;
+                // `rd_kafka_topic_name` returns its NUL-terminated name. Bytes are read only up
+                // to the first difference, and a NUL differs from every byte of `name` (a topic
+                // name has no NUL; one that had would not match), so no read passes the NUL.
+                unsafe {
+                    let c = rdkafka::bindings::rd_kafka_topic_name((*m.ptr()).rkt).cast::<u8>();
+                    for (i, &b) in name.as_bytes().iter().enumerate() {
+                        if b == 0 || *c.add(i) != b {
+                            return false;
+                        }
+                    }
+                    *c.add(name.len()) == 0
+                }
+            }
+            Delivered::Owned(r) => r.topic == name,
+        }
+    }
+
+    /// Whether two records are of the same topic: the same librdkafka topic object (one per
+    /// name in a client; both records keep theirs alive), else the same name.
+    #[inline]
+    pub(crate) fn same_topic(&self, other: &Record<'_>) -> bool {
+        match (&self.message, &other.message) {
+            (Delivered::Borrowed(a), Delivered::Borrowed(b))
+                if std::ptr::eq(
+                    // SAFETY: both are live consumed messages; only their topic pointers are read.
+                    unsafe { (*a.ptr()).rkt },
+                    unsafe { (*b.ptr()).rkt },
+                ) =>
+            {
+                true
+            }
+            _ => self.topic_is(other.topic()),
+        }
+    }
+
     /// The partition.
     pub fn partition(&self) -> i32 {
         match &self.message {

@@ -92,6 +92,7 @@ impl Resolved {
             ack_mode,
             invoker,
             acknowledging: self.endpoint.requirements.acknowledging,
+            consumer_aware: self.endpoint.requirements.consumer_aware,
             states: states.clone(),
             runtime: runtime.clone(),
             reply: template

@@ -34,10 +34,10 @@ impl Batches {
 }
 
 impl<'c> Dispatcher<'c> for Batches {
-    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: Vec<Record<'c>>) {
+    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: &mut Vec<Record<'c>>) {
         // Batches are throttled once handled: the partitions they touched, at their last record.
-        let touched = if core.plan.acknowledging { lasts(&records) } else { Vec::new() };
-        self.handle(core, &records);
+        let touched = if core.plan.acknowledging { lasts(records) } else { Vec::new() };
+        self.handle(core, records);
         core.throttle(touched);
     }
 }

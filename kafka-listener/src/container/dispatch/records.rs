@@ -28,14 +28,18 @@ impl RecordsInOrder {
 }
 
 impl<'c> Dispatcher<'c> for RecordsInOrder {
-    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: Vec<Record<'c>>) {
+    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: &mut Vec<Record<'c>>) {
+        let records = &records[..];
         let mut skipped: Vec<TopicPartition> = Vec::new();
         let mut generation = core.shared.revocations().generation();
         let acknowledging = core.plan.acknowledging;
+        let defer = core.defers_completions();
+        let mut pending = Pending::default();
         for (index, record) in records.iter().enumerate() {
             // On stop, the records in hand are finished (Spring's default, `stopImmediate`
             // false), within the shutdown timeout; a retry is not (see `follow`).
             if core.past_deadline() {
+                pending.apply(core, records);
                 return;
             }
             let is_skipped =
@@ -46,6 +50,7 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
             let now = core.shared.revocations().generation();
             if now != generation {
                 generation = now;
+                pending.apply(core, records);
                 // A revocation happened while handling (during a retry wait): give up the
                 // records of revoked partitions; another consumer (or this one, again) gets them.
                 skipped.extend(core.shared.revocations().take());
@@ -54,14 +59,28 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
                 }
             }
             if let Some(wait) = not_due(core, record) {
+                pending.apply(core, records);
                 core.hold_until_due(record, wait);
                 skipped.push(TopicPartition::new(record.topic(), record.partition()));
                 continue;
             }
-            let outcome = self.deliver(core, record);
+            let outcome = if defer {
+                // The first delivery; a failure goes to the error handler as below, once the
+                // records handled before it are completed (a retry commits them first).
+                match self.attempt(core, record, 1) {
+                    Ok(()) => Outcome::Handled,
+                    Err(failure) => {
+                        pending.apply(core, records);
+                        self.deliver(core, record, Some(failure))
+                    }
+                }
+            } else {
+                self.deliver(core, record, None)
+            };
             let requests = core.shared.control().take_requests();
             let one = std::slice::from_ref(record);
             match outcome {
+                Outcome::Handled if defer => pending.add(core, records, index),
                 Outcome::Handled if !acknowledging => core.complete(one),
                 Outcome::Handled => {}
                 Outcome::Recovered => core.complete(one),
@@ -69,6 +88,7 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
                 Outcome::Discarded => {}
                 Outcome::Abandoned => {
                     // Not processed: its delivery no longer waits for an acknowledgment.
+                    pending.apply(core, records);
                     core.rewind(one);
                     if core.shared.control().stop_requested() {
                         return;
@@ -85,9 +105,12 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
             if let Some(replay) = &core.plan.replay {
                 replay.handled(one);
             }
-            match core.apply_requests(requests, &records[index..], &records[index + 1..]) {
-                Some(sought) => skipped.extend(sought),
-                None => return,
+            if !requests.is_empty() {
+                pending.apply(core, records);
+                match core.apply_requests(requests, &records[index..], &records[index + 1..]) {
+                    Some(sought) => skipped.extend(sought),
+                    None => return,
+                }
             }
             if acknowledging
                 && core.shared.offsets().outstanding(record.topic(), record.partition())
@@ -98,23 +121,57 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
                 core.throttle(vec![(tp.clone(), record.offset())]);
                 skipped.push(tp);
             }
+            // AckMode::Batch (the only one that defers) never commits here.
             core.handled(1);
         }
+        pending.apply(core, records);
+    }
+}
+
+/// Records handled but not completed yet (`Core::defers_completions`): the poll's records
+/// `start..end`, completed together under one lock of the offset tracker instead of one lock
+/// per record. They are applied before anything that reads the tracker or commits (a failure,
+/// a handler's request, a retry topic's wait, a stop, a revocation) and at the end of the poll.
+/// Waiting only ever holds a commit back; it never lets one pass an unprocessed record.
+#[derive(Default)]
+struct Pending {
+    start: usize,
+    end: usize,
+}
+
+impl Pending {
+    /// The record at `index` was handled.
+    fn add(&mut self, core: &mut Core<'_, '_>, records: &[Record<'_>], index: usize) {
+        if self.end != index || self.start == self.end {
+            self.apply(core, records);
+            self.start = index;
+        }
+        self.end = index + 1;
+    }
+
+    /// Completes the records waiting.
+    fn apply(&mut self, core: &mut Core<'_, '_>, records: &[Record<'_>]) {
+        if self.start < self.end {
+            core.complete(&records[self.start..self.end]);
+        }
+        self.start = self.end;
     }
 }
 
 impl RecordsInOrder {
     /// Delivers a record until it is handled, recovered or given up, as the error handler
     /// decides after each failure.
-    fn deliver(&self, core: &mut Core<'_, '_>, record: &Record<'_>) -> Outcome {
+    /// `first_failure`: the first delivery was made already, and failed so.
+    fn deliver(&self, core: &mut Core<'_, '_>, record: &Record<'_>, first_failure: Option<ListenerFailure>) -> Outcome {
         let plan = core.plan;
         // On a retry topic, the deliveries before this one.
         let earlier = if plan.retry_topic { attempt_of(record) - 1 } else { 0 };
         let mut attempts = Attempts::after(earlier);
         // A filter or interceptor that panicked on the record failed its first attempt; then each
         // retry runs them again first (as a redelivery would).
-        let mut failed_before = core.stage.take_failure(record);
-        let prepare_again = failed_before.is_some();
+        let stage_failure = core.stage.take_failure(record);
+        let prepare_again = stage_failure.is_some();
+        let mut failed_before = stage_failure.or(first_failure);
         let interceptor = plan.settings.record_interceptor.as_deref();
         loop {
             let result = match failed_before.take() {
