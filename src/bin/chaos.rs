@@ -50,9 +50,12 @@ use kafka_listener::{EmbeddedKafka, FailedRecord};
 use kafka_listener_suite::chaos::{check, handled_prefixes, Event, GroupPartition, Rng};
 
 /// The listeners every instance runs: (id = group, ack mode). The topic is `chaos-<id>`.
-const LISTENERS: [(&str, AckMode); 7] = [
+const LISTENERS: [(&str, AckMode); 8] = [
     ("record", AckMode::Record),
     ("batch", AckMode::Batch),
+    // A record listener on the factory's default ack mode: its records are marked processed
+    // together at the end of each poll, or before a failure's retry.
+    ("record-batch", AckMode::Batch),
     ("time", AckMode::Time),
     ("count", AckMode::Count),
     ("count-time", AckMode::CountTime),
@@ -355,6 +358,11 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                     if group == "record" && (seq % 101 == 7 || (seq.is_multiple_of(13) && meta.delivery_attempt() == 1))
                     {
                         return Err(ListenerError::msg(format!("record {seq} fails")));
+                    }
+                    if group == "record-batch" && seq.is_multiple_of(13) && meta.delivery_attempt() == 1 {
+                        // Retried (the default error handler) after the records before it in the
+                        // poll are marked processed.
+                        return Err(ListenerError::msg(format!("record {seq} fails once")));
                     }
                     log.write(&Event::Handled { instance: id, at, offset: meta.offset });
                     Ok::<(), ListenerError>(())

@@ -447,6 +447,35 @@ mod tests {
     }
 
     #[test]
+    fn a_run_of_completions_is_the_same_as_completing_each() {
+        // Untracked (the in-order case): the committable offset follows the last record.
+        let (mut one, mut run) = (OffsetTracker::default(), OffsetTracker::default());
+        for o in [3, 4, 7] {
+            one.complete("t", 0, o);
+        }
+        run.complete_run("t", 0, [3, 4, 7]);
+        assert_eq!(one.committable("t", 0), Some(8));
+        assert_eq!(run.committable("t", 0), one.committable("t", 0));
+        assert_eq!(run.uncommitted("t", 0), one.uncommitted("t", 0));
+        // With deliveries outstanding, a run completes only what it names: 10 stays open.
+        let (mut one, mut run) = (OffsetTracker::default(), OffsetTracker::default());
+        for t in [&mut one, &mut run] {
+            t.assign("t", 0);
+            deliver(t, 10..14);
+        }
+        for o in [11, 12] {
+            one.complete("t", 0, o);
+        }
+        run.complete_run("t", 0, [11, 12]);
+        assert_eq!(run.committable("t", 0), None);
+        assert_eq!(one.committable("t", 0), None);
+        one.complete("t", 0, 10);
+        run.complete_run("t", 0, [10]);
+        assert_eq!(run.committable("t", 0), Some(13));
+        assert_eq!(one.committable("t", 0), Some(13));
+    }
+
+    #[test]
     fn out_of_order_acknowledgments_commit_only_the_contiguous_prefix() {
         let mut t = OffsetTracker::default();
         t.assign("t", 0);

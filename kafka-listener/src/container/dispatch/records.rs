@@ -98,6 +98,7 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
             }
             if !core.sink.processed(one, core.shared, core.consumer) {
                 // Its transaction was aborted: the record is delivered again, with the rest.
+                pending.apply(core, records);
                 core.redeliver(&records[index..], NOW);
                 return;
             }
@@ -160,8 +161,8 @@ impl Pending {
 
 impl RecordsInOrder {
     /// Delivers a record until it is handled, recovered or given up, as the error handler
-    /// decides after each failure.
-    /// `first_failure`: the first delivery was made already, and failed so.
+    /// decides after each failure. `first_failure`: the first delivery was made already (see
+    /// `dispatch`), and failed so.
     fn deliver(&self, core: &mut Core<'_, '_>, record: &Record<'_>, first_failure: Option<ListenerFailure>) -> Outcome {
         let plan = core.plan;
         // On a retry topic, the deliveries before this one.
