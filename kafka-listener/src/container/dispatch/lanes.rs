@@ -1,0 +1,295 @@
+//! Which queued records may start now, by processing order (issue 16): records of one key one at
+//! a time in offset order and different keys concurrently (`Key`, a key's *lane*), or any record
+//! (`Unordered`), with at most `max_in_flight` started and not done. A pure unit: the
+//! dispatcher that runs records as tasks pushes what it polled, starts what `next` gives, and
+//! reports each `done`.
+//!
+//! Lanes are per partition: the same key in two partitions is two lanes (Kafka orders within a
+//! partition only). Records without a key share one lane per partition (in offset order).
+
+use std::collections::{HashMap, VecDeque};
+
+use crate::TopicPartition;
+
+/// How a partition's records may overlap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Order {
+    /// One record at a time per key (per partition); keys concurrently.
+    Key,
+    /// Any record concurrently.
+    Unordered,
+}
+
+/// A started record's lane, to give back to `done`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LaneId {
+    slot: usize,
+    generation: u64,
+}
+
+/// A key's records waiting, and whether one of them is running.
+#[derive(Debug)]
+struct Lane<T> {
+    partition: TopicPartition,
+    key: Option<Vec<u8>>,
+    busy: bool,
+    queue: VecDeque<T>,
+    generation: u64,
+}
+
+/// The records waiting to start, by lane.
+#[derive(Debug)]
+pub(crate) struct Lanes<T> {
+    order: Order,
+    max_in_flight: usize,
+    in_flight: usize,
+    /// Lanes in use (`None`: a free slot), found by partition and key through `index`.
+    slots: Vec<Option<Lane<T>>>,
+    free: Vec<usize>,
+    index: HashMap<(TopicPartition, Option<Vec<u8>>), usize>,
+    /// Lanes with a record to start and none running, in the order they became so.
+    ready: VecDeque<usize>,
+    /// Records waiting per partition (for pausing a partition whose backlog is full).
+    queued: HashMap<TopicPartition, usize>,
+    generations: u64,
+}
+
+impl<T> Lanes<T> {
+    /// `max_in_flight`: records started and not done, at most (at least 1).
+    pub(crate) fn new(order: Order, max_in_flight: usize) -> Self {
+        Lanes {
+            order,
+            max_in_flight: max_in_flight.max(1),
+            in_flight: 0,
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashMap::new(),
+            ready: VecDeque::new(),
+            queued: HashMap::new(),
+            generations: 0,
+        }
+    }
+
+    /// Queues a record of `partition` with `key` (`None`: no key), behind the records pushed
+    /// before it.
+    pub(crate) fn push(&mut self, partition: &TopicPartition, key: Option<&[u8]>, item: T) {
+        // Unordered: one lane per partition that never waits for its running records.
+        let key = match self.order {
+            Order::Key => key.map(<[u8]>::to_vec),
+            Order::Unordered => None,
+        };
+        let slot = match self.index.get(&(partition.clone(), key.clone())) {
+            Some(&slot) => slot,
+            None => {
+                self.generations += 1;
+                let lane = Lane {
+                    partition: partition.clone(),
+                    key: key.clone(),
+                    busy: false,
+                    queue: VecDeque::new(),
+                    generation: self.generations,
+                };
+                let slot = match self.free.pop() {
+                    Some(slot) => {
+                        self.slots[slot] = Some(lane);
+                        slot
+                    }
+                    None => {
+                        self.slots.push(Some(lane));
+                        self.slots.len() - 1
+                    }
+                };
+                self.index.insert((partition.clone(), key), slot);
+                slot
+            }
+        };
+        let Some(lane) = self.slots[slot].as_mut() else { return };
+        let becomes_ready = lane.queue.is_empty() && (!lane.busy || self.order == Order::Unordered);
+        lane.queue.push_back(item);
+        *self.queued.entry(partition.clone()).or_default() += 1;
+        if becomes_ready {
+            self.ready.push_back(slot);
+        }
+    }
+
+    /// The next record to start, if one may: a lane's first record, while fewer than
+    /// `max_in_flight` run.
+    pub(crate) fn next(&mut self) -> Option<(LaneId, T)> {
+        while self.in_flight < self.max_in_flight {
+            let slot = self.ready.pop_front()?;
+            let Some(lane) = self.slots[slot].as_mut() else { continue };
+            let Some(item) = lane.queue.pop_front() else { continue };
+            lane.busy = true;
+            self.in_flight += 1;
+            if let Some(n) = self.queued.get_mut(&lane.partition) {
+                *n -= 1;
+            }
+            let id = LaneId { slot, generation: lane.generation };
+            if self.order == Order::Unordered && !lane.queue.is_empty() {
+                self.ready.push_back(slot);
+            }
+            return Some((id, item));
+        }
+        None
+    }
+
+    /// The record started on `lane` is done (handled, recovered or given up): the lane's next
+    /// record may start. A lane dropped meanwhile (`drop_partition`) is ignored but for the count.
+    pub(crate) fn done(&mut self, lane: LaneId) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        let Some(Some(l)) = self.slots.get_mut(lane.slot) else { return };
+        if l.generation != lane.generation {
+            return;
+        }
+        if self.order == Order::Key {
+            l.busy = false;
+            if !l.queue.is_empty() {
+                self.ready.push_back(lane.slot);
+                return;
+            }
+        } else if !l.queue.is_empty() {
+            return;
+        }
+        // Nothing waits on the lane: its slot is freed (memory stays bounded by the keys
+        // waiting). Unordered: records of it still running end as a dropped lane's would.
+        let key = (l.partition.clone(), l.key.clone());
+        self.index.remove(&key);
+        self.slots[lane.slot] = None;
+        self.free.push(lane.slot);
+    }
+
+    /// Drops the records of `partition` not started (revoked, or sought): returns them, in no
+    /// particular order. Its running records stay counted until `done`.
+    pub(crate) fn drop_partition(&mut self, partition: &TopicPartition) -> Vec<T> {
+        let mut dropped = Vec::new();
+        for slot in 0..self.slots.len() {
+            let Some(lane) = self.slots[slot].as_mut() else { continue };
+            if lane.partition != *partition {
+                continue;
+            }
+            dropped.extend(lane.queue.drain(..));
+            let key = (lane.partition.clone(), lane.key.clone());
+            self.index.remove(&key);
+            self.slots[slot] = None;
+            self.free.push(slot);
+        }
+        self.ready.retain(|&slot| self.slots[slot].is_some());
+        self.queued.remove(partition);
+        dropped
+    }
+
+    /// Records of `partition` waiting to start.
+    pub(crate) fn queued(&self, partition: &TopicPartition) -> usize {
+        self.queued.get(partition).copied().unwrap_or(0)
+    }
+
+    /// Records started and not done.
+    pub(crate) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("t", partition)
+    }
+
+    /// Starts everything that may start now.
+    fn start_all(lanes: &mut Lanes<i64>) -> Vec<(LaneId, i64)> {
+        std::iter::from_fn(|| lanes.next()).collect()
+    }
+
+    #[test]
+    fn a_keys_records_run_one_at_a_time_in_order_and_keys_run_together() {
+        let mut lanes = Lanes::new(Order::Key, 100);
+        for (offset, key) in [(0, "a"), (1, "b"), (2, "a"), (3, "c"), (4, "b")] {
+            lanes.push(&tp(0), Some(key.as_bytes()), offset);
+        }
+        let started = start_all(&mut lanes);
+        assert_eq!(started.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 3], "the first of each key");
+        assert_eq!(lanes.queued(&tp(0)), 2);
+        // a's first is done: a's second starts, b's still waits for b's first.
+        lanes.done(started[0].0);
+        let next = start_all(&mut lanes);
+        assert_eq!(next.iter().map(|s| s.1).collect::<Vec<_>>(), [2]);
+        lanes.done(started[1].0);
+        assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [4]);
+        assert_eq!(lanes.in_flight(), 3);
+    }
+
+    #[test]
+    fn keyless_records_share_one_lane_per_partition_and_partitions_are_apart() {
+        let mut lanes = Lanes::new(Order::Key, 100);
+        lanes.push(&tp(0), None, 0);
+        lanes.push(&tp(0), None, 1);
+        lanes.push(&tp(1), None, 0);
+        lanes.push(&tp(1), Some(b"k"), 1);
+        lanes.push(&tp(0), Some(b"k"), 2);
+        let started = start_all(&mut lanes);
+        assert_eq!(started.len(), 4, "keyless p0, keyless p1, k in p1, k in p0: {started:?}");
+        assert_eq!(lanes.queued(&tp(0)), 1, "the second keyless record of p0 waits");
+    }
+
+    #[test]
+    fn unordered_starts_anything_up_to_the_bound() {
+        let mut lanes = Lanes::new(Order::Unordered, 3);
+        for offset in 0..5 {
+            lanes.push(&tp(0), Some(b"same"), offset);
+        }
+        let started = start_all(&mut lanes);
+        assert_eq!(started.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2], "three, the bound");
+        lanes.done(started[1].0);
+        assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [3]);
+        lanes.done(started[0].0);
+        assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [4]);
+        assert_eq!(lanes.queued(&tp(0)), 0);
+    }
+
+    #[test]
+    fn the_bound_holds_keys_back_until_records_are_done() {
+        let mut lanes = Lanes::new(Order::Key, 2);
+        for offset in 0..4 {
+            lanes.push(&tp(0), Some(format!("k{offset}").as_bytes()), offset);
+        }
+        let started = start_all(&mut lanes);
+        assert_eq!(started.len(), 2);
+        lanes.done(started[0].0);
+        assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [2]);
+    }
+
+    #[test]
+    fn a_dropped_partition_gives_back_its_waiting_records_and_its_running_ones_still_count() {
+        let mut lanes = Lanes::new(Order::Key, 10);
+        lanes.push(&tp(0), Some(b"a"), 0);
+        lanes.push(&tp(0), Some(b"a"), 1);
+        lanes.push(&tp(1), Some(b"a"), 0);
+        let started = start_all(&mut lanes);
+        assert_eq!(started.len(), 2);
+        assert_eq!(lanes.drop_partition(&tp(0)), vec![1]);
+        assert_eq!(lanes.queued(&tp(0)), 0);
+        assert_eq!(lanes.in_flight(), 2);
+        // The dropped lane's running record ends: counted, nothing of it starts again.
+        lanes.done(started[0].0);
+        assert_eq!(lanes.in_flight(), 1);
+        assert!(start_all(&mut lanes).is_empty());
+        // A new record of the same key gets a new lane.
+        lanes.push(&tp(0), Some(b"a"), 5);
+        assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [5]);
+    }
+
+    #[test]
+    fn lanes_are_freed_when_idle() {
+        let mut lanes = Lanes::new(Order::Key, 1000);
+        for offset in 0..500 {
+            lanes.push(&tp(0), Some(format!("k{offset}").as_bytes()), offset);
+        }
+        for (id, _) in start_all(&mut lanes) {
+            lanes.done(id);
+        }
+        assert!(lanes.index.is_empty() && lanes.ready.is_empty());
+        assert_eq!(lanes.free.len(), lanes.slots.len(), "every slot free for reuse");
+    }
+}
