@@ -21,9 +21,6 @@ use crate::TopicPartition;
 
 /// The longest a single poll blocks, so that stop and pause requests are served promptly.
 const POLL_SLICE: Duration = Duration::from_millis(100);
-/// The room a poll's records are gathered in from the start, at most (records, not bytes): the
-/// default `max.poll.records`, so that a full poll does not grow the vector record by record.
-const GATHER_CAPACITY: usize = 500;
 
 pub(crate) struct PollLoop<'p, 'c> {
     core: Core<'p, 'c>,
@@ -49,7 +46,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             idle: IdleWatch::new(plan.settings.idle_event_interval),
             replay,
             last_poll_error: None,
-            gathered: Vec::with_capacity(plan.settings.max_poll_records.min(GATHER_CAPACITY)),
+            gathered: Vec::new(),
         }
     }
 
