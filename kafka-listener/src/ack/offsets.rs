@@ -284,7 +284,7 @@ impl OffsetTracker {
     /// A record is done: handled, recovered or discarded by the container itself (on the poll
     /// thread, which knows the record is of the partition's current delivery). Returns whether
     /// the committable offset advanced.
-    pub(crate) fn complete(&mut self, topic: &(impl TopicName + ?Sized), partition: i32, offset: i64) -> bool {
+    pub(crate) fn complete(&mut self, topic: &str, partition: i32, offset: i64) -> bool {
         let p = self.partition_mut(topic, partition);
         let before = p.committable;
         p.complete(offset);

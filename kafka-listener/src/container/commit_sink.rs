@@ -82,13 +82,6 @@ impl<'p> CommitSink<'p> {
         !matches!(self.kind, Kind::Transactional { .. })
     }
 
-    /// Commits what is committable now (consumer commits; the others commit elsewhere); kept
-    /// out of line from the per-record path of `apply`.
-    #[inline(never)]
-    fn commit_now(&mut self, shared: &ContainerShared, consumer: &KafkaConsumer) {
-        self.commit(shared, consumer);
-    }
-
     /// Commits what is committable now (consumer commits; the others commit elsewhere).
     pub(crate) fn commit(&mut self, shared: &ContainerShared, consumer: &KafkaConsumer) {
         if !self.commits_offsets() {
@@ -131,7 +124,7 @@ impl<'p> CommitSink<'p> {
         runtime: &tokio::runtime::Handle,
     ) {
         match decision {
-            Commit::Now => self.commit_now(shared, consumer),
+            Commit::Now => self.commit(shared, consumer),
             Commit::Soon => schedule_commit(shared, runtime),
             Commit::No => {}
         }

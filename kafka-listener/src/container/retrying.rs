@@ -151,10 +151,7 @@ pub(crate) fn ask_record(
     failed: &FailedRecord<'_>,
     panicked: impl FnOnce(String),
 ) -> ErrorDecision {
-    contain(|| handler.handle_record(failed)).unwrap_or_else(|panic| {
-        panicked(panic);
-        ErrorDecision::Retry(PANIC_RETRY)
-    })
+    ask(|| handler.handle_record(failed), panicked)
 }
 
 /// [`ask_record`] for a failed batch.
@@ -163,7 +160,12 @@ pub(crate) fn ask_batch(
     failed: &FailedBatch<'_>,
     panicked: impl FnOnce(String),
 ) -> ErrorDecision {
-    contain(|| handler.handle_batch(failed)).unwrap_or_else(|panic| {
+    ask(|| handler.handle_batch(failed), panicked)
+}
+
+/// The error handler's decision, or `Retry(PANIC_RETRY)` when it panics.
+fn ask(decide: impl FnOnce() -> ErrorDecision, panicked: impl FnOnce(String)) -> ErrorDecision {
+    contain(decide).unwrap_or_else(|panic| {
         panicked(panic);
         ErrorDecision::Retry(PANIC_RETRY)
     })

@@ -274,19 +274,14 @@ impl<'p, 'c> Core<'p, 'c> {
     pub(crate) fn complete(&mut self, records: &[Record<'_>]) {
         let Some(first) = records.first() else { return };
         let mut offsets = self.shared.offsets();
-        if let [only] = records {
-            offsets.complete(only, only.partition(), only.offset());
-        } else {
-            let mut run = first;
-            let mut from = 0;
-            for (i, r) in records.iter().enumerate().skip(1) {
-                if r.partition() != run.partition() || !r.same_topic(run) {
-                    offsets.complete_run(run, run.partition(), records[from..i].iter().map(Record::offset));
-                    (run, from) = (r, i);
-                }
+        let (mut run, mut from) = (first, 0);
+        for (i, r) in records.iter().enumerate().skip(1) {
+            if r.partition() != run.partition() || !r.same_topic(run) {
+                offsets.complete_run(run, run.partition(), records[from..i].iter().map(Record::offset));
+                (run, from) = (r, i);
             }
-            offsets.complete_run(run, run.partition(), records[from..].iter().map(Record::offset));
         }
+        offsets.complete_run(run, run.partition(), records[from..].iter().map(Record::offset));
         self.stage.release_after(&mut offsets, records);
     }
 
