@@ -3,7 +3,7 @@
 //! (`kafka_listener_rules`), except values with `${ENV}` placeholders: those are checked at start.
 
 use kafka_listener_rules::{
-    has_placeholder, parse_auto_startup, parse_concurrency, parse_duration, AckMode, StartPosition,
+    has_placeholder, parse_auto_startup, parse_concurrency, parse_duration, AckMode, ProcessingOrder, StartPosition,
 };
 use proc_macro2::{Span, TokenStream};
 use quote::{quote, quote_spanned};
@@ -32,6 +32,8 @@ pub(crate) const KEYS: &[&str] = &[
     "auto_offset_reset",
     "on_partitions_assigned",
     "filter",
+    "processing_order",
+    "max_concurrency",
 ];
 
 /// The arguments that name a listener's topics (one of them is needed).
@@ -54,6 +56,8 @@ const ONCE_KEYS: &[&str] = &[
     "auto_offset_reset",
     "on_partitions_assigned",
     "filter",
+    "processing_order",
+    "max_concurrency",
 ];
 
 /// The arguments `retry(...)` accepts.
@@ -73,6 +77,9 @@ pub(crate) struct ListenerArgs {
     pub(crate) batch: bool,
     /// `ack_mode = "..."`: the signature is checked against it.
     pub(crate) ack_mode: Option<AckMode>,
+    /// `processing_order = "..."` other than `partition`, where it is written: a batch listener
+    /// cannot have it.
+    pub(crate) concurrent_order: Option<(ProcessingOrder, Span)>,
     /// The `Endpoint` builder calls the other arguments stand for, in the order written, each
     /// spanned on its argument, e.g. `.group("billing")`.
     pub(crate) calls: Vec<TokenStream>,
@@ -279,6 +286,7 @@ fn string(key: &str, expr: &Expr, errors: &mut Errors) -> Option<LitStr> {
             let message = match key {
                 // Parsed at compile time: no placeholders.
                 "ack_mode" => "`ack_mode` takes a string literal naming the mode: ack_mode = \"manual\" (not AckMode::Manual); one of record, batch, time, count, count_time, manual, manual_immediate".to_string(),
+                "processing_order" => "`processing_order` takes a string literal naming the order: processing_order = \"key\" (not ProcessingOrder::Key); one of partition, key, unordered".to_string(),
                 _ => format!("`{key}` takes a string literal, e.g. {key} = \"...\" (\"${{ENV_VAR}}\" or \"${{ENV_VAR:default}}\" takes it from the environment at start)"),
             };
             errors.add(expr.span(), message);
@@ -394,6 +402,12 @@ impl ListenerArgs {
         }
         if let Some(pattern) = pattern.filter(|_| topics > 0) {
             errors.add(pattern, "give either topics or a topic_pattern, not both");
+        }
+        if let Some((order, span)) = args.concurrent_order.filter(|_| args.batch) {
+            errors.add(
+                span,
+                format!("a batch listener cannot have processing_order \"{order}\": a batch is handed over whole, in partition order; drop `batch = true` (and take one record) to run records as tasks"),
+            );
         }
         args
     }
@@ -560,6 +574,39 @@ impl ListenerArgs {
                 }
                 Vec::new()
             }
+            "processing_order" => {
+                let Some(order) = string(key, value, errors) else { return Vec::new() };
+                match order.value().parse::<ProcessingOrder>() {
+                    Ok(parsed) => {
+                        if parsed.is_concurrent() {
+                            self.concurrent_order = Some((parsed, order.span()));
+                        }
+                        let variant = syn::Ident::new(&format!("{parsed:?}"), order.span());
+                        vec![quote_spanned!(order.span()=> .processing_order(#private::ProcessingOrder::#variant))]
+                    }
+                    Err(unknown) => {
+                        errors.add(order.span(), unknown);
+                        Vec::new()
+                    }
+                }
+            }
+            "max_concurrency" => match literal(value) {
+                Some(Lit::Int(n)) => match n.base10_parse::<usize>() {
+                    Ok(0) => {
+                        errors.add(n.span(), "`max_concurrency` must be at least 1 (records in flight per consumer)");
+                        Vec::new()
+                    }
+                    Ok(records) => vec![quote_spanned!(n.span()=> .max_concurrency(#records))],
+                    Err(e) => {
+                        errors.push(e);
+                        Vec::new()
+                    }
+                },
+                _ => {
+                    errors.add(value.span(), "`max_concurrency` takes an integer literal: max_concurrency = 1000");
+                    Vec::new()
+                }
+            },
             "ack_mode" => {
                 let Some(mode) = string(key, value, errors) else { return Vec::new() };
                 match mode.value().parse::<AckMode>() {

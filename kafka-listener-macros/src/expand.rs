@@ -103,7 +103,21 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     let private = private();
     let vars: Vec<_> = (0..params.len()).map(|i| format_ident!("__arg{}", i)).collect();
     let call = quote_spanned!(function.sig.ident.span()=> #name(#(#vars),*));
-    let call = if function.sig.asyncness.is_some() { quote!(#private::drive(#call)) } else { call };
+    let is_async = function.sig.asyncness.is_some();
+    // Started as a task (a concurrent processing order): the future, or the call, with its
+    // converted arguments moved in; a future that is not `Send` is reported at the function.
+    let job = if is_async {
+        quote_spanned!(function.sig.ident.span()=> #private::Job::Async(::std::boxed::Box::pin(async move {
+            let __result = #call.await;
+            (__output.record)(__result)
+        })))
+    } else {
+        quote_spanned!(function.sig.ident.span()=> #private::Job::Blocking(::std::boxed::Box::new(move || {
+            let __result = #call;
+            (__output.record)(__result)
+        })))
+    };
+    let call = if is_async { quote!(#private::drive(#call)) } else { call };
     let result_span = match &function.sig.output {
         ReturnType::Default => function.sig.ident.span(),
         ReturnType::Type(_, ty) => ty.span(),
@@ -151,6 +165,28 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
     // The result is named with the return type's span: an unsupported return type is reported there.
     let result = quote_spanned!(result_span=> __result);
 
+    let (start, invokers) = if args.batch {
+        (quote!(), quote!(__invoke))
+    } else {
+        let converts = params.iter().zip(&vars).map(|(ty, var)| {
+            let param = param(ty);
+            quote!(let #var = (#param.convert)(__record, __cx).map_err(#private::conversion)?;)
+        });
+        (
+            quote! {
+                #[allow(non_snake_case, clippy::needless_question_mark, clippy::unit_arg, clippy::let_unit_value)]
+                fn __start(
+                    __record: &#private::Record<'_>,
+                    __cx: &#private::ListenerContext<'_>,
+                ) -> ::core::result::Result<#private::Job, #private::ListenerFailure> {
+                    #(#converts)*
+                    let __output = #output;
+                    ::core::result::Result::Ok(#job)
+                }
+            },
+            quote!(__invoke, __start),
+        )
+    };
     let function_name = name.to_string();
     let path = quote!(::core::concat!(::core::module_path!(), "::", #function_name));
     let id = match &args.id {
@@ -171,6 +207,8 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
                 (#output.#outcome_fn)(#result)
             }
 
+            #start
+
             #[allow(non_snake_case, clippy::needless_question_mark, clippy::unit_arg)]
             fn __requirements(__requirements: &mut #private::Requirements) {
                 #requirements
@@ -179,7 +217,7 @@ fn generate(function: &ItemFn, args: &ListenerArgs, params: &[&Type]) -> TokenSt
             fn __endpoint() -> #private::Endpoint {
                 #private::Endpoint::new(#id)
                     #(#calls)*
-                    .generated_handler(#private::AnnotatedInvoke::#variant(__invoke), __requirements)
+                    .generated_handler(#private::AnnotatedInvoke::#variant(#invokers), __requirements)
                     .defined_at(::core::concat!(#path, " (", ::core::file!(), ":", ::core::line!(), ")"))
             }
 

@@ -6,15 +6,17 @@
 //! compile, and the runtime checks at start what only then is known: values built in code and
 //! values with `${ENV}` / `${ENV:default}` placeholders (see [`has_placeholder`]).
 //!
-//! Use these through `kafka_listener`, which re-exports [`AckMode`] and [`StartPosition`]; this
+//! Use these through `kafka_listener`, which re-exports [`AckMode`], [`ProcessingOrder`] and [`StartPosition`]; this
 //! crate is an implementation detail of it.
 
 mod ack_mode;
 mod duration;
+mod processing_order;
 mod settings;
 mod start_position;
 
 pub use ack_mode::{AckMode, UnknownAckMode};
 pub use duration::parse_duration;
+pub use processing_order::{ProcessingOrder, UnknownProcessingOrder};
 pub use settings::{has_placeholder, parse_auto_startup, parse_concurrency};
 pub use start_position::StartPosition;

@@ -104,7 +104,9 @@ pub mod test;
 mod topic_partition;
 
 pub use ack::Acknowledgment;
-pub use config::{AckMode, ContainerFactory, ContainerFactoryBuilder, SaslMechanism, SecuritySettings};
+pub use config::{
+    AckMode, ContainerFactory, ContainerFactoryBuilder, ProcessingOrder, SaslMechanism, SecuritySettings,
+};
 pub use container::{ConcurrentContainer, ConsumerHandle};
 #[cfg(feature = "embedded")]
 pub use embedded::{EmbeddedKafka, MockRequest};
@@ -134,7 +136,8 @@ pub mod prelude {
         kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
         ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,
         FromBatch, FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta,
-        OptionalFromRecord, Record, RecordInterceptor, RunningListeners, SecuritySettings, State, TopicPartition,
+        OptionalFromRecord, ProcessingOrder, Record, RecordInterceptor, RunningListeners, SecuritySettings, State,
+        TopicPartition,
     };
     pub use crate::{shutdown_signal, Delivery, SendResults};
 }
@@ -142,10 +145,10 @@ pub mod prelude {
 /// What `#[kafka_listener]` expands to refers to. Not a public API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::config::AckMode;
+    pub use crate::config::{AckMode, ProcessingOrder};
     pub use crate::error_handler::RetryTopics;
     pub use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirements};
-    pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, ListenerFailure, RecordOutcome};
+    pub use crate::handler::{drive, BatchOutcome, IntoListenerResult, Job, ListenerFailure, RecordOutcome};
     pub use crate::registry::annotation::{AnnotatedInvoke, AnnotatedListener};
     pub use crate::registry::Endpoint;
     pub use crate::ConsumerHandle;

@@ -20,6 +20,9 @@ struct Delivery {
     offset: i64,
     id: DeliveryId,
     done: bool,
+    /// Handed to the listener (else queued to start later, by a concurrent processing order:
+    /// nobody will acknowledge it while it waits, so a revocation does not wait for it).
+    started: bool,
 }
 
 /// The offsets of one partition between delivery and commit.
@@ -77,7 +80,7 @@ impl PartitionOffsets {
         } else if self.outstanding.back().is_some_and(|d| offset > d.offset) {
             // Completed without being tracked, after every outstanding record (a discarded
             // record): it is processed, but may only be committed once the records before it are.
-            self.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true });
+            self.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true, started: true });
             self.settle();
         }
     }
@@ -245,6 +248,58 @@ impl OffsetTracker {
     /// from there (a seek, nack or retry delivers it again): those records are forgotten, and the
     /// acknowledgments of their earlier deliveries no longer count.
     pub(crate) fn track(&mut self, topic: &str, partition: i32, offset: i64) -> Option<DeliveryId> {
+        self.deliver(topic, partition, offset, true)
+    }
+
+    /// A record was queued to start later (a concurrent processing order): tracked as by
+    /// [`track`](Self::track), but not counted as waiting for an acknowledgment until
+    /// [`start`](Self::start)ed.
+    pub(crate) fn queue(
+        &mut self,
+        topic: &(impl TopicName + ?Sized),
+        partition: i32,
+        offset: i64,
+    ) -> Option<DeliveryId> {
+        self.deliver(topic, partition, offset, false)
+    }
+
+    /// A queued delivery was handed to the listener.
+    pub(crate) fn start(&mut self, topic: &str, partition: i32, offset: i64, id: DeliveryId) {
+        if let Some(p) = self.get_mut(topic, partition) {
+            if let Some(i) = p.find(offset).filter(|&i| p.outstanding[i].id == id) {
+                p.outstanding[i].started = true;
+            }
+        }
+    }
+
+    /// A started delivery that failed is delivered again (a concurrent processing order retries one
+    /// record while the others go on): it gets a new id, so that an acknowledgment of the failed
+    /// delivery no longer counts. `None` when it is not outstanding any more.
+    pub(crate) fn redeliver(&mut self, topic: &str, partition: i32, offset: i64, id: DeliveryId) -> Option<DeliveryId> {
+        self.deliveries += 1;
+        let new = DeliveryId(self.deliveries);
+        let p = self.get_mut(topic, partition)?;
+        let i = p.find(offset).filter(|&i| p.outstanding[i].id == id && !p.outstanding[i].done)?;
+        p.outstanding[i].id = new;
+        Some(new)
+    }
+
+    /// Forgets the partition's queued deliveries that were never started (given up: sought, or
+    /// dropped); the done prefix before them becomes committable.
+    pub(crate) fn forget_queued(&mut self, topic: &str, partition: i32) {
+        if let Some(p) = self.get_mut(topic, partition) {
+            p.outstanding.retain(|d| d.started);
+            p.settle();
+        }
+    }
+
+    fn deliver(
+        &mut self,
+        topic: &(impl TopicName + ?Sized),
+        partition: i32,
+        offset: i64,
+        started: bool,
+    ) -> Option<DeliveryId> {
         self.deliveries += 1;
         let id = DeliveryId(self.deliveries);
         let p = self.partition_mut(topic, partition);
@@ -255,7 +310,7 @@ impl OffsetTracker {
         if p.outstanding.back().is_some_and(|d| d.offset >= offset) {
             p.truncate_from(offset);
         }
-        p.outstanding.push_back(Delivery { offset, id, done: false });
+        p.outstanding.push_back(Delivery { offset, id, done: false, started });
         Some(id)
     }
 
@@ -411,7 +466,12 @@ impl OffsetTracker {
     pub(crate) fn unacknowledged(&self, only: Option<&TopicPartitionList>) -> Vec<(String, i32, usize)> {
         let mut all: Vec<_> = self
             .each()
-            .map(|(topic, p, o)| (topic, p, o.outstanding.len()))
+            // Up to the last record started and not acknowledged; records queued behind it (not
+            // started, a concurrent processing order's) wait for nobody: a revocation or a stop
+            // gives them up.
+            .map(|(topic, p, o)| {
+                (topic, p, o.outstanding.iter().rposition(|d| d.started && !d.done).map_or(0, |i| i + 1))
+            })
             .filter(|(topic, p, n)| *n > 0 && only.is_none_or(|only| only.find_partition(topic, *p).is_some()))
             .map(|(topic, p, n)| (topic.to_string(), p, n))
             .collect();

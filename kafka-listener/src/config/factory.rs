@@ -2,7 +2,11 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{validate_property, AckMode, Properties};
+use super::{validate_property, AckMode, ProcessingOrder, Properties};
+
+/// Records in flight per consumer with a concurrent processing order, unless set (Confluent
+/// Parallel Consumer's default `maxConcurrency`).
+pub(crate) const DEFAULT_MAX_CONCURRENCY: usize = 16;
 use crate::container::{ContainerEvent, EventListener};
 use crate::error::{Error, Result};
 use crate::error_handler::{DefaultErrorHandler, ErrorHandler, RetryTopics};
@@ -56,6 +60,8 @@ pub(crate) struct FactorySettings {
     pub(crate) idle_event_interval: Option<Duration>,
     pub(crate) non_responsive_after: Duration,
     pub(crate) max_in_flight: usize,
+    pub(crate) processing_order: ProcessingOrder,
+    pub(crate) max_concurrency: usize,
     pub(crate) fix_tx_offsets: bool,
     pub(crate) error_handler: Arc<dyn ErrorHandler>,
     /// Each record is handled in a transaction of this template, its offset committed in it.
@@ -76,6 +82,8 @@ impl fmt::Debug for FactorySettings {
             .field("startup_timeout", &self.startup_timeout)
             .field("missing_topics_fatal", &self.missing_topics_fatal)
             .field("sync_commits", &self.sync_commits)
+            .field("processing_order", &self.processing_order)
+            .field("max_concurrency", &self.max_concurrency)
             .field("transactional", &self.transactional.is_some())
             .finish_non_exhaustive()
     }
@@ -107,6 +115,17 @@ impl ContainerFactory {
     /// The default concurrency of its containers.
     pub fn concurrency(&self) -> usize {
         self.settings.concurrency
+    }
+
+    /// The processing order of its record listeners (default [`ProcessingOrder::Partition`]).
+    pub fn processing_order(&self) -> ProcessingOrder {
+        self.settings.processing_order
+    }
+
+    /// The records in flight per consumer with [`ProcessingOrder::Key`] or
+    /// [`ProcessingOrder::Unordered`] (default 16).
+    pub fn max_concurrency(&self) -> usize {
+        self.settings.max_concurrency
     }
 
     /// The bootstrap servers its consumers connect to.
@@ -155,6 +174,8 @@ impl Default for FactorySettings {
             idle_event_interval: None,
             non_responsive_after: Duration::from_secs(30),
             max_in_flight: 10_000,
+            processing_order: ProcessingOrder::Partition,
+            max_concurrency: DEFAULT_MAX_CONCURRENCY,
             fix_tx_offsets: false,
             error_handler: Arc::new(DefaultErrorHandler::default()),
             transactional: None,
@@ -338,6 +359,32 @@ impl ContainerFactoryBuilder {
     /// cannot grow with the backlog.
     pub fn max_in_flight(mut self, records: usize) -> Self {
         self.settings.max_in_flight = records.max(1);
+        self
+    }
+
+    /// In which order each partition's records reach record listeners (default
+    /// [`ProcessingOrder::Partition`]: one at a time, in offset order, on the consumer's thread).
+    ///
+    /// With [`ProcessingOrder::Key`] (records of one key in offset order, different keys
+    /// concurrently) or [`ProcessingOrder::Unordered`], each record's handler runs as a tokio task
+    /// on the registry's runtime (a blocking handler on its blocking pool), up to
+    /// [`max_concurrency`](Self::max_concurrency) records at a time per consumer, while the consumer
+    /// keeps polling; a partition whose records queue up is paused. Only the contiguous prefix of
+    /// completed records is committed, with the offsets completed above it in the commit's metadata,
+    /// which a consumer that takes the partition over reads to skip them (Confluent Parallel
+    /// Consumer's offset map). Batch listeners and transactions need `Partition` (a start error
+    /// says so); retry-topic containers always run in `Partition` order.
+    pub fn processing_order(mut self, order: ProcessingOrder) -> Self {
+        self.settings.processing_order = order;
+        self
+    }
+
+    /// How many records one consumer has in flight at most with [`ProcessingOrder::Key`] or
+    /// [`ProcessingOrder::Unordered`], across its partitions (default 16, Parallel Consumer's
+    /// default; at least 1). A partition is paused when `max(2 × max_concurrency,
+    /// max_poll_records)` of its records wait to start, and resumed when half of them have.
+    pub fn max_concurrency(mut self, records: usize) -> Self {
+        self.settings.max_concurrency = records.max(1);
         self
     }
 

@@ -8,7 +8,7 @@ use rdkafka::config::ClientConfig;
 use super::replay::Replay;
 use crate::config::{AckMode, FactorySettings};
 use crate::extract::StateMap;
-use crate::handler::{BatchInvoker, RecordFilter, RecordInvoker};
+use crate::handler::{BatchInvoker, RecordFilter, RecordInvoker, RecordStarter};
 use crate::producer::KafkaTemplate;
 use kafka_listener_rules::StartPosition;
 
@@ -20,7 +20,8 @@ pub(crate) type OnAssigned = Arc<dyn Fn(&[TopicPartition], &ConsumerHandle) + Se
 /// How a listener's records are handed to it.
 #[derive(Clone)]
 pub(crate) enum Invoker {
-    Record(RecordInvoker),
+    /// On the consumer's thread, and started as a task (a concurrent processing order).
+    Record(RecordInvoker, RecordStarter),
     Batch(BatchInvoker),
 }
 
@@ -37,6 +38,10 @@ pub(crate) struct ContainerPlan {
     pub(crate) ack_mode: AckMode,
     pub(crate) invoker: Invoker,
     pub(crate) acknowledging: bool,
+    /// In which order records are handed to the listener (`Key`, `Unordered`: as tasks).
+    pub(crate) order: crate::config::ProcessingOrder,
+    /// Records in flight at most, with a concurrent order.
+    pub(crate) max_concurrency: usize,
     /// The listener takes the `ConsumerHandle` (it may commit from its handler).
     pub(crate) consumer_aware: bool,
     pub(crate) states: Arc<StateMap>,

@@ -24,7 +24,7 @@ const POLL_SLICE: Duration = Duration::from_millis(100);
 
 pub(crate) struct PollLoop<'p, 'c> {
     core: Core<'p, 'c>,
-    dispatcher: Box<dyn Dispatcher<'c>>,
+    dispatcher: Box<dyn Dispatcher<'c> + 'c>,
     idle: IdleWatch,
     /// This consumer's part of a time-range replay.
     replay: Option<ReplayWindow>,
@@ -77,6 +77,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
                 // record of those partitions is handled.
                 let sought = self.core.apply_seeks(seeks, &records);
                 records.retain(|r| !sought.iter().any(|tp| tp.is(r.topic(), r.partition())));
+                self.dispatcher.sought(&mut self.core, &sought);
             }
             let reached = match &self.replay {
                 Some(window) => {
@@ -160,10 +161,12 @@ impl<'p, 'c> PollLoop<'p, 'c> {
         let due = core.holds.release_due(Instant::now());
         core.holds.resume_released(consumer, shared, due, "a retry topic's partition");
         let low = core.plan.settings.max_in_flight / 2;
+        let dispatcher = &self.dispatcher;
         let caught_up = {
             let offsets = shared.offsets();
             core.holds.release_throttled(|tp| {
-                !offsets.owns(&tp.topic, tp.partition) || offsets.outstanding(&tp.topic, tp.partition) <= low
+                !offsets.owns(&tp.topic, tp.partition)
+                    || (offsets.outstanding(&tp.topic, tp.partition) <= low && dispatcher.may_resume(tp))
             })
         };
         core.holds.resume_released(consumer, shared, caught_up, "after back-pressure");
@@ -177,10 +180,34 @@ impl<'p, 'c> PollLoop<'p, 'c> {
 
     fn gather(&mut self, limit: usize) -> Vec<Record<'c>> {
         let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
-        let mut records = std::mem::take(&mut self.gathered);
-        let first = plan.settings.poll_timeout.min(POLL_SLICE);
+        let records = std::mem::take(&mut self.gathered);
+        let mut first = plan.settings.poll_timeout.min(POLL_SLICE);
         shared.stats().polled();
-        match consumer.poll(first) {
+        if let Some(due) = self.dispatcher.waits_for_tasks() {
+            // Records run as tasks: wait for a task to finish or for the consumer's queue to get
+            // something (librdkafka's callback wakes this thread), not in librdkafka's poll.
+            if let Some(due) = due {
+                first = first.min(due.saturating_duration_since(Instant::now()));
+            }
+            match consumer.poll(Duration::ZERO).or_else(|| consumer.poll(Duration::ZERO)) {
+                Some(polled) => return self.gather_rest(records, Some(polled), limit),
+                None => shared.wakeup.wait(first),
+            }
+            first = Duration::ZERO;
+        }
+        let polled = consumer.poll(first);
+        self.gather_rest(records, polled, limit)
+    }
+
+    /// Gathers a poll's records after its first (`None`: none came).
+    fn gather_rest(
+        &mut self,
+        mut records: Vec<Record<'c>>,
+        first: Option<rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'c>>>,
+        limit: usize,
+    ) -> Vec<Record<'c>> {
+        let consumer = self.core.consumer;
+        match first {
             Some(Ok(message)) => records.push(Record::new(message)),
             Some(Err(error)) => {
                 self.poll_error(error);

@@ -77,7 +77,7 @@ impl Stage {
     ) -> Vec<Record<'c>> {
         let settings = &plan.settings;
         let (record_interceptor, batch_interceptor) = match plan.invoker {
-            Invoker::Record(_) => (settings.record_interceptor.clone(), None),
+            Invoker::Record(..) => (settings.record_interceptor.clone(), None),
             Invoker::Batch(_) => (None, settings.batch_interceptor.clone()),
         };
         if plan.filter.is_none() && record_interceptor.is_none() && batch_interceptor.is_none() {

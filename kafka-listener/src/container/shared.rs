@@ -45,6 +45,34 @@ pub(crate) struct ContainerShared {
     /// A deferred commit (AckMode::Record) is scheduled.
     flush_scheduled: AtomicBool,
     events: Option<EventListener>,
+    /// Wakes the poll thread of a concurrent processing order (a task finished, or the consumer's
+    /// queue has something).
+    pub(crate) wakeup: Arc<Wakeup>,
+}
+
+/// Wakes a poll thread that waits for its tasks or its consumer's queue (see
+/// `dispatch::tasks`): a flag and a condition variable.
+#[derive(Debug, Default)]
+pub(crate) struct Wakeup {
+    woken: Mutex<bool>,
+    cv: Condvar,
+}
+
+impl Wakeup {
+    /// Wakes the waiter (or the next one to wait).
+    pub(crate) fn notify(&self) {
+        *lock(&self.woken) = true;
+        self.cv.notify_one();
+    }
+
+    /// Waits until woken or `timeout` passed; clears the flag.
+    pub(crate) fn wait(&self, timeout: Duration) {
+        let mut woken = lock(&self.woken);
+        if !*woken {
+            woken = self.cv.wait_timeout(woken, timeout).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        *woken = false;
+    }
 }
 
 /// What the consumers of one listener share beyond a restart: the pause request and the offsets
@@ -116,6 +144,7 @@ impl ContainerShared {
             closing: AtomicBool::new(false),
             flush_scheduled: AtomicBool::new(false),
             events,
+            wakeup: Arc::new(Wakeup::default()),
         }
     }
 

@@ -31,7 +31,7 @@ pub(crate) fn create(
 ) -> Option<Arc<KafkaConsumer>> {
     let mut config = plan.client_config.clone();
     config.set("client.id", format!("{}-{index}", plan.client_id));
-    let created = config.create_with_context(ContainerContext {
+    let created: KafkaResult<KafkaConsumer> = config.create_with_context(ContainerContext {
         shared: shared.clone(),
         on_assigned: assigned_callback(plan, shared),
         probe_config: plan.client_config.clone(),
@@ -40,7 +40,13 @@ pub(crate) fn create(
     });
     siblings.ready();
     match created {
-        Ok(consumer) => {
+        Ok(mut consumer) => {
+            if plan.order.is_concurrent() {
+                // The poll thread waits for its tasks and for records at once: librdkafka calls
+                // this (from its own thread) when the consumer's queue gets something.
+                let wakeup = shared.wakeup.clone();
+                consumer.set_nonempty_callback(move || wakeup.notify());
+            }
             let consumer = Arc::new(consumer);
             shared.attach(&consumer);
             Some(consumer)

@@ -124,14 +124,22 @@ impl<'p, 'c> Core<'p, 'c> {
     /// instead of piling up. What is done is committed first, not held back by the pause.
     pub(crate) fn throttle(&mut self, touched: Vec<(TopicPartition, i64)>) {
         let bound = self.plan.settings.max_in_flight;
+        self.throttle_where(touched, |offsets, tp| offsets.outstanding(&tp.topic, tp.partition) >= bound);
+    }
+
+    /// [`throttle`](Self::throttle) for the partitions of `touched` that are `over` their bound.
+    pub(crate) fn throttle_where(
+        &mut self,
+        touched: Vec<(TopicPartition, i64)>,
+        over: impl Fn(&crate::ack::OffsetTracker, &TopicPartition) -> bool,
+    ) {
+        let bound = self.plan.settings.max_in_flight;
         let over: Vec<(TopicPartition, i64)> = {
             let offsets = self.shared.offsets();
             touched
                 .into_iter()
                 .filter(|(tp, _)| {
-                    offsets.owns(&tp.topic, tp.partition)
-                        && !self.holds.is_throttled(tp)
-                        && offsets.outstanding(&tp.topic, tp.partition) >= bound
+                    offsets.owns(&tp.topic, tp.partition) && !self.holds.is_throttled(tp) && over(&offsets, tp)
                 })
                 .collect()
         };
@@ -150,7 +158,7 @@ impl<'p, 'c> Core<'p, 'c> {
                         topic = tp.topic,
                         partition = tp.partition,
                         bound,
-                        "paused: too many records wait for an acknowledgment"
+                        "paused: too many records wait to start or for an acknowledgment"
                     );
                     self.holds.hold(tp, Hold::Throttled);
                 }

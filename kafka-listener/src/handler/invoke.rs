@@ -3,11 +3,27 @@ use std::pin::pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 
-use super::{BatchOutcome, RecordOutcome};
+use super::{BatchOutcome, ListenerFailure, RecordOutcome};
 use crate::extract::{ListenerContext, Record};
 
 /// Runs a record listener: conversion, handler, outcome.
 pub(crate) type RecordInvoker = Arc<dyn Fn(&Record<'_>, &ListenerContext<'_>) -> RecordOutcome + Send + Sync>;
+
+/// Starts a record listener off the consumer's thread (`ProcessingOrder::Key`, `Unordered`):
+/// converts the record into the handler's arguments (on the consumer's thread) and returns the
+/// work left, or the conversion's failure.
+pub(crate) type RecordStarter =
+    Arc<dyn Fn(&Record<'_>, &ListenerContext<'_>) -> Result<Job, ListenerFailure> + Send + Sync>;
+
+/// A record's handler with its arguments converted, ready to run as a task (the
+/// `ProcessingOrder::Key` and `Unordered` containers run it; `#[kafka_listener]` builds it).
+#[doc(hidden)]
+pub enum Job {
+    /// An async handler's future: spawned on the registry's tokio runtime.
+    Async(std::pin::Pin<Box<dyn Future<Output = RecordOutcome> + Send>>),
+    /// A blocking handler's call: run on the runtime's blocking pool.
+    Blocking(Box<dyn FnOnce() -> RecordOutcome + Send>),
+}
 
 /// Runs a batch listener; a conversion failure comes with the failing record's index.
 pub(crate) type BatchInvoker = Arc<dyn Fn(&[Record<'_>], &ListenerContext<'_>) -> BatchOutcome + Send + Sync>;

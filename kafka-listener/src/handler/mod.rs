@@ -14,8 +14,8 @@ pub use error::{
 };
 pub use interceptor::{BatchInterceptor, RecordFilter, RecordInterceptor};
 #[doc(hidden)]
-pub use invoke::drive;
-pub(crate) use invoke::{BatchInvoker, RecordInvoker};
+pub use invoke::{drive, Job};
+pub(crate) use invoke::{BatchInvoker, RecordInvoker, RecordStarter};
 
 use std::future::Future;
 
@@ -30,6 +30,10 @@ use crate::extract::{FromBatch, FromRecord, ListenerContext, Record, Requirement
 pub trait Handler<Args>: Send + Sync + 'static {
     /// Converts the record into the arguments and runs the handler to completion.
     fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome;
+    /// Converts the record into the arguments and returns the handler's future, to run as a task
+    /// (`ProcessingOrder::Key` and `Unordered`); a conversion failure is returned as it is.
+    #[doc(hidden)]
+    fn start(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Job, ListenerFailure>;
     /// What the parameters need from the container.
     fn requirements(requirements: &mut Requirements);
 }
@@ -42,6 +46,11 @@ pub trait Handler<Args>: Send + Sync + 'static {
 pub trait BlockingHandler<Args>: Send + Sync + 'static {
     /// Converts the record into the arguments and calls the handler.
     fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome;
+    /// Converts the record into the arguments and returns the call, to run on the blocking pool
+    /// (`ProcessingOrder::Key` and `Unordered`); a conversion failure is returned as it is.
+    #[doc(hidden)]
+    fn start(self: std::sync::Arc<Self>, record: &Record<'_>, cx: &ListenerContext<'_>)
+        -> Result<Job, ListenerFailure>;
     /// What the parameters need from the container.
     fn requirements(requirements: &mut Requirements);
 }
@@ -65,13 +74,21 @@ macro_rules! impl_handlers {
         impl<F, Fut, R, $($ty,)*> Handler<($($ty,)*)> for F
         where
             F: Fn($($ty),*) -> Fut + Send + Sync + 'static,
-            Fut: Future<Output = R>,
+            Fut: Future<Output = R> + Send + 'static,
             R: IntoListenerResult,
             $($ty: FromRecord,)*
         {
             fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome {
                 $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
                 drive(self($($ty),*)).into_listener_result().map_err(ListenerFailure::Handler)
+            }
+
+            fn start(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Job, ListenerFailure> {
+                $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
+                let future = self($($ty),*);
+                Ok(Job::Async(Box::pin(async move {
+                    future.await.into_listener_result().map_err(ListenerFailure::Handler)
+                })))
             }
 
             fn requirements(requirements: &mut Requirements) {
@@ -85,11 +102,18 @@ macro_rules! impl_handlers {
         where
             F: Fn($($ty),*) -> R + Send + Sync + 'static,
             R: IntoListenerResult,
-            $($ty: FromRecord,)*
+            $($ty: FromRecord + Send + 'static,)*
         {
             fn call(&self, record: &Record<'_>, cx: &ListenerContext<'_>) -> RecordOutcome {
                 $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
                 self($($ty),*).into_listener_result().map_err(ListenerFailure::Handler)
+            }
+
+            fn start(self: std::sync::Arc<Self>, record: &Record<'_>, cx: &ListenerContext<'_>) -> Result<Job, ListenerFailure> {
+                $(let $ty = $ty::from_record(record, cx).map_err(ListenerFailure::Conversion)?;)*
+                Ok(Job::Blocking(Box::new(move || {
+                    self($($ty),*).into_listener_result().map_err(ListenerFailure::Handler)
+                })))
             }
 
             fn requirements(requirements: &mut Requirements) {

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use super::annotation::AnnotatedInvoke;
-use crate::config::AckMode;
+use crate::config::{AckMode, ProcessingOrder};
 use crate::container::Invoker;
 use crate::error_handler::RetryTopics;
 use crate::extract::Requirements;
@@ -79,6 +79,8 @@ pub struct Endpoint {
     /// `key=value`, as written.
     pub(crate) properties: Vec<String>,
     pub(crate) ack_mode: Option<AckMode>,
+    pub(crate) processing_order: Option<ProcessingOrder>,
+    pub(crate) max_concurrency: Option<usize>,
     pub(crate) reply_to: Option<String>,
     pub(crate) error_handler: Option<Arc<dyn crate::ErrorHandler>>,
     pub(crate) retry_topics: Option<Arc<RetryTopics>>,
@@ -120,6 +122,8 @@ impl Endpoint {
             client_id_prefix: None,
             properties: Vec::new(),
             ack_mode: None,
+            processing_order: None,
+            max_concurrency: None,
             reply_to: None,
             error_handler: None,
             retry_topics: None,
@@ -219,6 +223,27 @@ impl Endpoint {
         self
     }
 
+    /// In which order this listener's records are handled, over its factory's (see
+    /// [`ContainerFactoryBuilder::processing_order`](crate::ContainerFactoryBuilder::processing_order)):
+    /// the attribute's `processing_order = "key"`.
+    ///
+    /// ```
+    /// # use kafka_listener::prelude::*;
+    /// let endpoint = Endpoint::new("audit").topic("orders").processing_order(ProcessingOrder::Key).max_concurrency(1000);
+    /// ```
+    pub fn processing_order(mut self, order: ProcessingOrder) -> Self {
+        self.processing_order = Some(order);
+        self
+    }
+
+    /// How many of this listener's records one consumer has in flight at most with
+    /// [`ProcessingOrder::Key`] or [`ProcessingOrder::Unordered`], over its factory's (at least
+    /// 1): the attribute's `max_concurrency = 1000`.
+    pub fn max_concurrency(mut self, records: usize) -> Self {
+        self.max_concurrency = Some(records.max(1));
+        self
+    }
+
     /// The error handler of this listener, over its factory's.
     pub fn error_handler(mut self, handler: impl crate::ErrorHandler) -> Self {
         self.error_handler = Some(Arc::new(handler));
@@ -295,7 +320,12 @@ impl Endpoint {
     pub fn handler<H: Handler<Args>, Args>(mut self, handler: H) -> Self {
         self.requirements = Requirements::default();
         H::requirements(&mut self.requirements);
-        self.invoker = Some(Invoker::Record(Arc::new(move |record, cx| handler.call(record, cx))));
+        let handler = Arc::new(handler);
+        let started = handler.clone();
+        self.invoker = Some(Invoker::Record(
+            Arc::new(move |record, cx| handler.call(record, cx)),
+            Arc::new(move |record, cx| started.start(record, cx)),
+        ));
         self
     }
 
@@ -303,7 +333,12 @@ impl Endpoint {
     pub fn blocking_handler<H: BlockingHandler<Args>, Args>(mut self, handler: H) -> Self {
         self.requirements = Requirements::default();
         H::requirements(&mut self.requirements);
-        self.invoker = Some(Invoker::Record(Arc::new(move |record, cx| handler.call(record, cx))));
+        let handler = Arc::new(handler);
+        let started = handler.clone();
+        self.invoker = Some(Invoker::Record(
+            Arc::new(move |record, cx| handler.call(record, cx)),
+            Arc::new(move |record, cx| started.clone().start(record, cx)),
+        ));
         self
     }
 
@@ -322,7 +357,7 @@ impl Endpoint {
         self.requirements = Requirements::default();
         requirements(&mut self.requirements);
         self.invoker = Some(match invoke {
-            AnnotatedInvoke::Record(f) => Invoker::Record(Arc::new(f)),
+            AnnotatedInvoke::Record(f, start) => Invoker::Record(Arc::new(f), Arc::new(start)),
             AnnotatedInvoke::Batch(f) => Invoker::Batch(Arc::new(f)),
         });
         self

@@ -311,6 +311,21 @@ impl ListenerRegistry {
                     ),
                 });
             }
+            let order = r.endpoint.processing_order.unwrap_or(factory.processing_order());
+            if order.is_concurrent() {
+                if matches!(r.endpoint.invoker, Some(Invoker::Batch(_))) {
+                    problems.push(Problem {
+                        listener: Some(r.id.clone()),
+                        message: format!("is a batch listener with processing order {order}: a batch is handed over whole, in partition order; use processing_order = \"partition\" (the default), or a record listener to handle records by key or unordered"),
+                    });
+                }
+                if factory.settings.transactional.is_some() {
+                    problems.push(Problem {
+                        listener: Some(r.id.clone()),
+                        message: format!("has processing order {order}, but {factory_label} is transactional: a transaction covers one record at a time in partition order; use processing_order = \"partition\" on a transactional factory"),
+                    });
+                }
+            }
             if factory.settings.transactional.is_some() && r.endpoint.requirements.acknowledging {
                 problems.push(Problem {
                     listener: Some(r.id.clone()),

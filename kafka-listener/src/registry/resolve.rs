@@ -62,6 +62,8 @@ impl Resolved {
     ) -> Option<(ContainerPlan, usize)> {
         let settings = factory.settings.clone();
         let ack_mode = self.endpoint.ack_mode.unwrap_or(settings.ack_mode);
+        let order = self.endpoint.processing_order.unwrap_or(settings.processing_order);
+        let max_concurrency = self.endpoint.max_concurrency.unwrap_or(settings.max_concurrency);
         let mut concurrency = self.concurrency.unwrap_or(settings.concurrency);
         if !self.assignment.is_empty() {
             // Each consumer needs a partition of its own.
@@ -92,6 +94,8 @@ impl Resolved {
             ack_mode,
             invoker,
             acknowledging: self.endpoint.requirements.acknowledging,
+            order,
+            max_concurrency,
             consumer_aware: self.endpoint.requirements.consumer_aware,
             states: states.clone(),
             runtime: runtime.clone(),
@@ -134,6 +138,9 @@ impl Resolved {
                     client_config,
                     client_id: format!("{}{suffix}", main.client_id),
                     retry_topic: true,
+                    // A retry topic's record waits until it is due, its partition paused: in
+                    // order, as Spring's retry containers.
+                    order: crate::config::ProcessingOrder::Partition,
                     assignment: Vec::new(),
                     on_assigned: None,
                     replay: None,

@@ -1,21 +1,19 @@
 //! The dispatch seam: how the records of a poll, filtered and converted, reach the listener.
 //!
 //! The poll loop hands each poll's records to its `Dispatcher` and goes on polling. Today's
-//! dispatchers run them in partition order, one at a time, on the consumer's thread: record
-//! listeners (`records.rs`) and batch listeners (`batches.rs`); each handles a poll before
-//! `dispatch` returns. A dispatcher that runs records concurrently (key-ordered or unordered, as
-//! tokio tasks) implements the same trait: `dispatch` queues and starts records and returns at
-//! once, completions arrive later and in any order (they complete offsets in the tracker, which
+//! dispatchers of `ProcessingOrder::Partition` run them in partition order, one at a time, on
+//! the consumer's thread: record listeners (`records.rs`) and batch listeners (`batches.rs`);
+//! each handles a poll before `dispatch` returns. The dispatcher that runs records concurrently
+//! (`tasks.rs`: key-ordered or unordered, as tokio tasks) implements the same trait: `dispatch`
+//! queues and starts records and returns at once, completions arrive later and in any order (they complete offsets in the tracker, which
 //! commits only the contiguous prefix), `collect` applies them on each turn of the loop,
 //! `revoked` gives up queued records of partitions taken away, and `drain` waits for what is in
 //! flight when the container stops.
 
 mod batches;
-// Which queued records may start, by key or unordered (issue 16): a pure unit, tested here; the
-// dispatcher that runs records as tasks uses it.
-#[allow(dead_code)]
 mod lanes;
 mod records;
+mod tasks;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -29,6 +27,7 @@ use crate::TopicPartition;
 
 pub(crate) use batches::Batches;
 pub(crate) use records::RecordsInOrder;
+pub(crate) use tasks::Concurrently;
 
 /// Hands records to the listener.
 pub(crate) trait Dispatcher<'c> {
@@ -48,6 +47,22 @@ pub(crate) trait Dispatcher<'c> {
     /// partition's next owner gets them from the committed offset).
     fn revoked(&mut self, _partitions: &HashSet<TopicPartition>) {}
 
+    /// Seeks moved these partitions: their records not started yet are given up (fetched again
+    /// from the new position).
+    fn sought(&mut self, _core: &mut Core<'_, 'c>, _partitions: &[TopicPartition]) {}
+
+    /// Whether a partition paused for back-pressure may resume, as far as the dispatcher's own
+    /// queue goes.
+    fn may_resume(&self, _tp: &TopicPartition) -> bool {
+        true
+    }
+
+    /// `Some` while records run as tasks (or wait for a retry): the poll thread then waits for
+    /// their completions as for records, until the time given (a retry due), if any.
+    fn waits_for_tasks(&self) -> Option<Option<Instant>> {
+        None
+    }
+
     /// The container stops: waits (up to `deadline`) for the records in flight. Returns whether
     /// none is left.
     fn drain(&mut self, _core: &mut Core<'_, 'c>, _deadline: Instant) -> bool {
@@ -56,9 +71,10 @@ pub(crate) trait Dispatcher<'c> {
 }
 
 /// The dispatcher for a listener: in order on the consumer thread, by record or by batch.
-pub(crate) fn for_plan<'c>(plan: &ContainerPlan) -> Box<dyn Dispatcher<'c>> {
+pub(crate) fn for_plan<'c>(plan: &ContainerPlan) -> Box<dyn Dispatcher<'c> + 'c> {
     match &plan.invoker {
-        Invoker::Record(invoker) => Box::new(RecordsInOrder::new(invoker.clone())),
+        Invoker::Record(_, start) if plan.order.is_concurrent() => Box::new(Concurrently::new(plan, start.clone())),
+        Invoker::Record(invoker, _) => Box::new(RecordsInOrder::new(invoker.clone())),
         Invoker::Batch(invoker) => Box::new(Batches::new(invoker.clone())),
     }
 }

@@ -1,0 +1,411 @@
+//! Record listeners with a concurrent processing order (`ProcessingOrder::Key`, `Unordered`):
+//! each record's handler runs as a tokio task (a blocking handler on the blocking pool), while
+//! the consumer's thread keeps polling.
+//!
+//! The poll thread queues each poll's records in their lanes (`lanes.rs`: one key's records one
+//! at a time, or any record), tracked in the offset tracker as *queued* deliveries, and starts
+//! what may start, up to `max_concurrency`. A record's arguments are converted on the poll
+//! thread (the record stays there, borrowed from the consumer); the task gets the handler's
+//! future. A task that succeeds completes its record in the tracker itself (unless the listener
+//! acknowledges), then reports to the poll thread, which frees the record's lane and commits by
+//! the ack mode; since only the contiguous prefix of completed records is committable, a commit
+//! never passes a record still queued or running. A failure goes to the error handler on the
+//! poll thread: a retry waits its back-off while only the record's lane (its key) waits.
+//!
+//! A partition whose queued records reach `queue_bound`, or whose records between the committed
+//! offset and the newest reach `max_in_flight`, is paused and sought back, and resumed when half
+//! of them are gone: memory stays bounded whatever the backlog.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use super::lanes::{LaneId, Lanes, Order};
+use super::{error_handler_panicked, Dispatcher};
+use crate::ack::DeliveryId;
+use crate::config::ProcessingOrder;
+use crate::container::contain::contain;
+use crate::container::plan::ContainerPlan;
+use crate::container::prepare::hook;
+use crate::container::replies::{self, ReplyTarget};
+use crate::container::retrying::{ask_record, Attempts, Step};
+use crate::container::shared::{lock, ContainerShared};
+use crate::container::units::Core;
+use crate::extract::Record;
+use crate::handler::{drive, HandlerOutput, Job, ListenerFailure, RecordOutcome, RecordStarter};
+use crate::TopicPartition;
+
+/// How a task's end reaches the poll thread: its number and whether it succeeded.
+type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>)>>;
+
+/// Record listeners by key or unordered, as tasks.
+pub(crate) struct Concurrently<'c> {
+    start: RecordStarter,
+    lanes: Lanes<Queued<'c>>,
+    /// Records started and not done (running as a task, or waiting for a retry), by task number.
+    running: HashMap<u64, Running<'c>>,
+    next_task: u64,
+    /// Retries waiting for their back-off: when, and the task.
+    retries: BinaryHeap<Reverse<(Instant, u64)>>,
+    finished: Arc<Finished>,
+    /// A partition with this many records waiting to start is paused.
+    queue_bound: usize,
+    /// Stopping: nothing more starts.
+    draining: bool,
+}
+
+/// A record waiting in its lane.
+struct Queued<'c> {
+    record: Record<'c>,
+    delivery: Option<DeliveryId>,
+}
+
+/// A record started.
+struct Running<'c> {
+    lane: LaneId,
+    record: Record<'c>,
+    delivery: Option<DeliveryId>,
+    attempts: Attempts,
+    /// Its task is running (else it waits for a retry).
+    spawned: bool,
+}
+
+impl Concurrently<'_> {
+    pub(crate) fn new(plan: &ContainerPlan, start: RecordStarter) -> Self {
+        let order = match plan.order {
+            ProcessingOrder::Unordered => Order::Unordered,
+            _ => Order::Key,
+        };
+        Concurrently {
+            start,
+            lanes: Lanes::new(order, plan.max_concurrency),
+            running: HashMap::new(),
+            next_task: 0,
+            retries: BinaryHeap::new(),
+            finished: Arc::new(Mutex::new(Vec::new())),
+            queue_bound: (2 * plan.max_concurrency).max(plan.settings.max_poll_records).max(1),
+            draining: false,
+        }
+    }
+}
+
+impl<'c> Dispatcher<'c> for Concurrently<'c> {
+    fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: &mut Vec<Record<'c>>) {
+        // Tracked as queued, in offset order, under one lock: a record that completes early
+        // never lets a commit pass one that waits.
+        let deliveries: Vec<Option<DeliveryId>> = {
+            let mut offsets = core.shared.offsets();
+            let deliveries = records.iter().map(|r| offsets.queue(r, r.partition(), r.offset())).collect();
+            // Records the filter stage left out behind these complete behind them.
+            core.stage.release_after(&mut offsets, records);
+            deliveries
+        };
+        let mut touched: Vec<(TopicPartition, i64)> = Vec::new();
+        for (record, delivery) in records.drain(..).zip(deliveries) {
+            let same = touched.last().is_some_and(|(tp, _)| tp.is(record.topic(), record.partition()));
+            if !same {
+                touched.push((TopicPartition::new(record.topic(), record.partition()), record.offset()));
+            }
+            let last = touched.len() - 1;
+            touched[last].1 = record.offset();
+            let tp = &touched[last].0;
+            let key = record.key().map(<[u8]>::to_vec);
+            self.lanes.push(tp, key.as_deref(), Queued { record, delivery });
+        }
+        self.start_ready(core);
+        // Back-pressure: a partition with too many records waiting to start, or between its
+        // committed offset and its newest, is paused (and sought back after its last record
+        // queued) until half of them are gone.
+        let (lanes, bound, in_flight) = (&self.lanes, self.queue_bound, core.plan.settings.max_in_flight);
+        core.throttle_where(touched, |offsets, tp| {
+            lanes.queued(tp) >= bound || offsets.outstanding(&tp.topic, tp.partition) >= in_flight
+        });
+    }
+
+    fn collect(&mut self, core: &mut Core<'_, 'c>) {
+        let finished = std::mem::take(&mut *lock(&self.finished));
+        let mut handled = 0;
+        for (task, result) in finished {
+            match result {
+                Ok(()) => {
+                    let Some(running) = self.running.remove(&task) else { continue };
+                    if let Some(interceptor) = core.plan.settings.record_interceptor.as_deref() {
+                        hook(core.shared, "the record interceptor's success hook", || {
+                            interceptor.success(&running.record, &core.plan.listener_id)
+                        });
+                    }
+                    if let Some(replay) = &core.plan.replay {
+                        replay.handled(std::slice::from_ref(&running.record));
+                    }
+                    self.lanes.done(running.lane);
+                    handled += 1;
+                }
+                Err(failure) => handled += self.failed(core, task, failure),
+            }
+        }
+        if !self.draining {
+            let now = Instant::now();
+            while let Some(&Reverse((due, task))) = self.retries.peek() {
+                if due > now {
+                    break;
+                }
+                self.retries.pop();
+                self.spawn(core, task);
+            }
+            self.start_ready(core);
+        }
+        if handled > 0 {
+            core.shared.stats().handled(handled);
+            core.handled(handled);
+            // What the tasks completed counts as a handled poll (`AckMode::Batch` commits it).
+            core.sink.poll_done(core.shared, core.consumer, &core.plan.runtime);
+        }
+    }
+
+    fn revoked(&mut self, partitions: &HashSet<TopicPartition>) {
+        for tp in partitions {
+            // The tracker forgot the partition already (at the revocation): its records not
+            // started are given up, and so are its retries waiting.
+            drop(self.lanes.drop_partition(tp));
+            let waiting: Vec<u64> = self
+                .running
+                .iter()
+                .filter(|(_, r)| !r.spawned && tp.is(r.record.topic(), r.record.partition()))
+                .map(|(&task, _)| task)
+                .collect();
+            for task in waiting {
+                if let Some(running) = self.running.remove(&task) {
+                    self.lanes.done(running.lane);
+                }
+            }
+        }
+    }
+
+    fn sought(&mut self, core: &mut Core<'_, 'c>, partitions: &[TopicPartition]) {
+        for tp in partitions {
+            drop(self.lanes.drop_partition(tp));
+            core.shared.offsets().forget_queued(&tp.topic, tp.partition);
+        }
+    }
+
+    fn may_resume(&self, tp: &TopicPartition) -> bool {
+        self.lanes.queued(tp) <= self.queue_bound / 2
+    }
+
+    fn waits_for_tasks(&self) -> Option<Option<Instant>> {
+        let due = self.retries.peek().map(|Reverse((due, _))| *due);
+        (!self.running.is_empty() || self.lanes.in_flight() > 0).then_some(due)
+    }
+
+    fn drain(&mut self, core: &mut Core<'_, 'c>, deadline: Instant) -> bool {
+        // Nothing more starts; failed records waiting for a retry are not retried (they stay
+        // uncommitted, for the next start).
+        self.draining = true;
+        self.retries.clear();
+        self.running.retain(|_, r| r.spawned);
+        loop {
+            self.collect(core);
+            self.running.retain(|_, r| r.spawned);
+            if self.running.is_empty() {
+                return true;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                tracing::warn!(
+                    listener = core.listener(),
+                    running = self.running.len(),
+                    "the shutdown timeout passed with records still running; they stay uncommitted and are delivered again"
+                );
+                return false;
+            }
+            core.shared.wakeup.wait((deadline - now).min(Duration::from_millis(100)));
+        }
+    }
+}
+
+impl<'c> Concurrently<'c> {
+    /// Starts the records that may start now.
+    fn start_ready(&mut self, core: &mut Core<'_, 'c>) {
+        while let Some((lane, Queued { record, delivery })) = self.lanes.next() {
+            let task = self.next_task;
+            self.next_task += 1;
+            if let Some(id) = delivery {
+                core.shared.offsets().start(record.topic(), record.partition(), record.offset(), id);
+            }
+            self.running.insert(task, Running { lane, record, delivery, attempts: Attempts::after(0), spawned: false });
+            self.spawn(core, task);
+        }
+    }
+
+    /// Runs a started record's handler (again, for a retry) as a task: converts its arguments
+    /// here, and spawns the rest.
+    fn spawn(&mut self, core: &mut Core<'_, 'c>, task: u64) {
+        let Some(running) = self.running.get_mut(&task) else { return };
+        let record = &running.record;
+        let cx = core.context(running.attempts.delivery());
+        let job = contain(|| (self.start)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
+        let end = TaskEnd {
+            task,
+            shared: core.shared.clone(),
+            finished: self.finished.clone(),
+            completes: match running.delivery {
+                Some(id) if !core.plan.acknowledging => Some(Completion {
+                    topic: core.shared.offsets().intern(record.topic()),
+                    partition: record.partition(),
+                    offset: record.offset(),
+                    id,
+                }),
+                _ => None,
+            },
+        };
+        let reply = core.plan.reply.is_some().then(|| replies::target(core.plan, record));
+        match job {
+            Ok(Job::Async(future)) => {
+                running.spawned = true;
+                drop(core.plan.runtime.spawn(async move {
+                    let result = match (Contained(future).await, reply) {
+                        (Ok(output), Some(reply)) => publish(output, reply).await,
+                        (outcome, _) => outcome.map(drop),
+                    };
+                    end.end(result);
+                }));
+            }
+            Ok(Job::Blocking(call)) => {
+                running.spawned = true;
+                drop(core.plan.runtime.spawn_blocking(move || {
+                    let outcome = contain(call).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
+                    let result = match (outcome, reply) {
+                        (Ok(output), Some(reply)) => drive(publish(output, reply)),
+                        (outcome, _) => outcome.map(drop),
+                    };
+                    end.end(result);
+                }));
+            }
+            // Its arguments could not be converted: a failure as the handler's would be.
+            Err(failure) => {
+                lock(&self.finished).push((task, Err(failure)));
+            }
+        }
+    }
+
+    /// A record's delivery failed: the error handler decides. Returns 1 when the record is done
+    /// (recovered), else 0.
+    fn failed(&mut self, core: &mut Core<'_, 'c>, task: u64, failure: ListenerFailure) -> u64 {
+        let Some(running) = self.running.get_mut(&task) else { return 0 };
+        running.spawned = false;
+        let (plan, shared) = (core.plan, core.shared);
+        let owned = shared.offsets().owns(running.record.topic(), running.record.partition());
+        if !owned || self.draining {
+            // Revoked meanwhile (its next owner delivers it again), or stopping: not retried.
+            if let Some(running) = self.running.remove(&task) {
+                self.lanes.done(running.lane);
+            }
+            return 0;
+        }
+        if let Some(interceptor) = plan.settings.record_interceptor.as_deref() {
+            hook(shared, "the record interceptor's failure hook", || {
+                interceptor.failure(&running.record, &failure, &plan.listener_id)
+            });
+        }
+        let failed = running.attempts.failed_record(&plan.listener_id, &plan.group, &running.record, &failure);
+        let step = Step::of(ask_record(&*plan.error_handler, &failed, error_handler_panicked(shared)));
+        let record = &running.record;
+        match step {
+            Step::Recovered => {
+                if let Some(id) = running.delivery {
+                    let mut offsets = shared.offsets();
+                    // An acknowledging listener's record too: the error handler dealt with it.
+                    if !offsets.acknowledge(record.topic(), record.partition(), record.offset(), id) {
+                        offsets.complete(record.topic(), record.partition(), record.offset());
+                    }
+                }
+                shared.acknowledged();
+                if let Some(running) = self.running.remove(&task) {
+                    self.lanes.done(running.lane);
+                }
+                1
+            }
+            Step::Stop => {
+                if let Some(running) = self.running.remove(&task) {
+                    self.lanes.done(running.lane);
+                }
+                core.halt();
+                0
+            }
+            Step::Retry(delay) => {
+                running.attempts.retry();
+                if let Some(id) = running.delivery {
+                    // A new delivery: an acknowledgment of the failed one no longer counts.
+                    running.delivery =
+                        shared.offsets().redeliver(record.topic(), record.partition(), record.offset(), id);
+                }
+                tracing::debug!(
+                    listener = core.listener(),
+                    topic = record.topic(),
+                    partition = record.partition(),
+                    offset = record.offset(),
+                    ?delay,
+                    "the record is retried after its back-off; only its lane waits"
+                );
+                self.retries.push(Reverse((Instant::now() + delay, task)));
+                0
+            }
+        }
+    }
+}
+
+/// Publishes a task's reply, if its handler returned one.
+async fn publish(output: HandlerOutput, reply: Result<ReplyTarget, ListenerFailure>) -> Result<(), ListenerFailure> {
+    match output {
+        HandlerOutput::Reply(_) => reply?.publish(output).await,
+        _ => Ok(()),
+    }
+}
+
+/// A record a task completes itself when it succeeds (listeners that do not acknowledge).
+struct Completion {
+    topic: Arc<str>,
+    partition: i32,
+    offset: i64,
+    id: DeliveryId,
+}
+
+/// What a task does when it ends.
+struct TaskEnd {
+    task: u64,
+    shared: Arc<ContainerShared>,
+    finished: Arc<Finished>,
+    completes: Option<Completion>,
+}
+
+impl TaskEnd {
+    /// Completes the record (on success, unless the listener acknowledges it) and tells the poll
+    /// thread. Completing here, not on the poll thread, lets a revocation (which waits on the poll
+    /// thread, in librdkafka's callback) see the records finished while it waits.
+    fn end(self, result: Result<(), ListenerFailure>) {
+        if let (Ok(()), Some(c)) = (&result, &self.completes) {
+            self.shared.offsets().acknowledge(&c.topic, c.partition, c.offset, c.id);
+            self.shared.acknowledged();
+        }
+        lock(&self.finished).push((self.task, result));
+        self.shared.wakeup.notify();
+    }
+}
+
+/// A handler's future whose panic becomes the record's failure (as on the consumer's thread).
+struct Contained(Pin<Box<dyn Future<Output = RecordOutcome> + Send>>);
+
+impl Future for Contained {
+    type Output = RecordOutcome;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<RecordOutcome> {
+        match contain(|| self.0.as_mut().poll(cx)) {
+            Ok(poll) => poll,
+            Err(panic) => Poll::Ready(Err(ListenerFailure::Panic(panic))),
+        }
+    }
+}
