@@ -17,7 +17,11 @@
 //! `at_least_once.ids` in the temp dir), `--records N`: the ids the topic holds (0..N); the service
 //! exits 0 once offsets for all of them are committed, or after a graceful stop on SIGINT
 //! (Ctrl-C) or SIGTERM. `--work-us N`: time spent per record (to make a crash land in the
-//! middle). On the embedded broker (no `KAFKA_BOOTSTRAP_SERVERS`) it creates the topic and
+//! middle). `--order key|unordered|partition` (default `partition`) and `--max-concurrency N`
+//! (default 64): the processing order; with `key` or `unordered` the ids are handled as tasks, and
+//! the offsets completed above each committed offset go into the commit's metadata, so that a
+//! restart skips them. `--stall-id N`: the handler of id N never returns (a stuck record, to show
+//! that the work above it is not redone after a crash). On the embedded broker (no `KAFKA_BOOTSTRAP_SERVERS`) it creates the topic and
 //! produces the ids itself; on another broker the registry creates the topic (4 partitions) when
 //! it is missing.
 
@@ -39,6 +43,9 @@ struct Options {
     out: PathBuf,
     records: u64,
     work: Duration,
+    order: ProcessingOrder,
+    max_concurrency: usize,
+    stall: Option<String>,
 }
 
 fn options() -> anyhow::Result<Options> {
@@ -48,6 +55,9 @@ fn options() -> anyhow::Result<Options> {
         out: std::env::temp_dir().join("at_least_once.ids"),
         records: 100_000,
         work: Duration::ZERO,
+        order: ProcessingOrder::Partition,
+        max_concurrency: 64,
+        stall: None,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -58,6 +68,9 @@ fn options() -> anyhow::Result<Options> {
             "--out" => options.out = value()?.into(),
             "--records" => options.records = value()?.parse().context("--records")?,
             "--work-us" => options.work = Duration::from_micros(value()?.parse().context("--work-us")?),
+            "--order" => options.order = value()?.parse()?,
+            "--max-concurrency" => options.max_concurrency = value()?.parse().context("--max-concurrency")?,
+            "--stall-id" => options.stall = Some(value()?),
             other => bail!("unknown argument `{other}` (see the example's doc comment)"),
         }
     }
@@ -70,10 +83,17 @@ struct Journal {
     file: Arc<Mutex<File>>,
     handled: Arc<AtomicU64>,
     work: Duration,
+    stall: Option<String>,
 }
 
 impl Journal {
     fn append(&self, id: &str) -> std::io::Result<()> {
+        if self.stall.as_deref() == Some(id) {
+            // A stuck record: it never completes (until the process is killed).
+            loop {
+                std::thread::sleep(Duration::from_secs(3600));
+            }
+        }
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
         }
@@ -116,11 +136,14 @@ async fn main() -> anyhow::Result<()> {
     let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
     eprintln!("at_least_once: {which} at {bootstrap}, topic `{}`, ids to {}", options.topic, options.out.display());
     let file = OpenOptions::new().create(true).append(true).open(&options.out).context("opening the ids file")?;
-    let journal = Journal { file: Arc::new(Mutex::new(file)), handled: Arc::default(), work: options.work };
+    let journal =
+        Journal { file: Arc::new(Mutex::new(file)), handled: Arc::default(), work: options.work, stall: options.stall };
 
     let factory = ContainerFactory::builder()
         .bootstrap_servers(bootstrap.as_str())
         .ack_mode(AckMode::Batch)
+        .processing_order(options.order)
+        .max_concurrency(options.max_concurrency)
         // A short session timeout makes the group's joins quick after a restart (librdkafka's
         // default is 45 s).
         .set("session.timeout.ms", "6000")

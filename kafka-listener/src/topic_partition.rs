@@ -164,3 +164,31 @@ mod tests {
         assert_eq!(super::join(&listed), "a-1, a-2, b-0");
     }
 }
+
+/// Each element of a list: topic, partition, offset (negative: a logical one) and metadata as
+/// bytes. rust-rdkafka's `metadata()` assumes UTF-8 and panics on other bytes; another client's
+/// metadata may be anything, so it is read from librdkafka's list as it is.
+pub(crate) fn raw_metadata(tpl: &rdkafka::TopicPartitionList) -> Vec<(String, i32, i64, Vec<u8>)> {
+    let list = tpl.ptr();
+    // SAFETY: `list` is the live native list `tpl` owns (borrowed for this call); `cnt` elements
+    // are initialized, each with a NUL-terminated topic and `metadata_size` bytes of metadata
+    // (or a null pointer).
+    unsafe {
+        let count = usize::try_from((*list).cnt).unwrap_or(0);
+        if count == 0 || (*list).elems.is_null() {
+            return Vec::new();
+        }
+        std::slice::from_raw_parts((*list).elems, count)
+            .iter()
+            .map(|e| {
+                let topic = std::ffi::CStr::from_ptr(e.topic).to_string_lossy().into_owned();
+                let metadata = if e.metadata.is_null() || e.metadata_size == 0 {
+                    Vec::new()
+                } else {
+                    std::slice::from_raw_parts(e.metadata.cast::<u8>(), e.metadata_size).to_vec()
+                };
+                (topic, e.partition, e.offset, metadata)
+            })
+            .collect()
+    }
+}

@@ -49,16 +49,31 @@ pub(crate) struct CompletedAbove {
 impl CompletedAbove {
     /// The completed offsets above `committed`, given in ascending order; offsets at or below
     /// `committed` are ignored (they are committed already).
+    #[cfg(test)]
     pub(crate) fn from_offsets(committed: i64, offsets: impl IntoIterator<Item = i64>) -> Self {
+        Self::from_ranges(committed, offsets.into_iter().map(|o| o..o + 1))
+    }
+
+    /// The completed ranges above `committed`, given in ascending order of their starts; what is
+    /// at or below `committed` is ignored, and touching or overlapping ranges are merged.
+    pub(crate) fn from_ranges(committed: i64, given: impl IntoIterator<Item = Range<i64>>) -> Self {
         let mut ranges: Vec<Range<i64>> = Vec::new();
-        for offset in offsets.into_iter().filter(|&o| o > committed) {
+        for r in given {
+            let r = r.start.max(committed + 1)..r.end;
+            if r.is_empty() {
+                continue;
+            }
             match ranges.last_mut() {
-                Some(last) if last.end == offset => last.end += 1,
-                Some(last) if last.end > offset => {} // given twice, or out of order: already in
-                _ => ranges.push(offset..offset + 1),
+                Some(last) if last.end >= r.start => last.end = last.end.max(r.end),
+                _ => ranges.push(r),
             }
         }
         CompletedAbove { committed, ranges }
+    }
+
+    /// The completed ranges, in offset order.
+    pub(crate) fn ranges(&self) -> &[Range<i64>] {
+        &self.ranges
     }
 
     /// The committed offset the map starts from.

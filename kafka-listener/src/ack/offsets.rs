@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::offset_map::CompletedAbove;
+
 /// Which delivery of a record an acknowledgment belongs to: unique per tracker, never reused.
 ///
 /// A partition's deliveries restart when it is revoked and assigned again, sought, nacked or
@@ -40,6 +42,13 @@ struct PartitionOffsets {
     landed: Option<i64>,
     /// The first offset delivered or done since the partition was assigned (for counts).
     first: Option<i64>,
+    /// The offset map last sent in a commit's metadata (offset maps only).
+    map_sent: Option<String>,
+    /// A map too large for the metadata was reported.
+    map_unfit_reported: bool,
+    /// Offsets completed before (read from the committed offset's metadata at assignment):
+    /// their records are skipped when delivered again.
+    restored: Option<CompletedAbove>,
 }
 
 impl PartitionOffsets {
@@ -68,6 +77,12 @@ impl PartitionOffsets {
         self.committable.filter(|&next| self.landed.is_none_or(|l| l < next))
     }
 
+    /// [`unlanded`](Self::unlanded), or else the offset last sent with an offset map if that
+    /// commit is not known to have landed (the map changed while the offset could not move).
+    fn unlanded_or_map(&self) -> Option<i64> {
+        self.unlanded().or(self.committed.filter(|_| self.unconfirmed && self.map_sent.is_some()))
+    }
+
     /// A record is done (see `OffsetTracker::complete`).
     #[inline]
     fn complete(&mut self, offset: i64) {
@@ -91,10 +106,48 @@ impl PartitionOffsets {
 
     /// Forgets the deliveries from `offset` on (they start over); the done prefix before them
     /// becomes committable.
+    /// The completed offsets above the committed one (see `OffsetTracker::keep_offset_maps`): the
+    /// done records waiting behind an unfinished one, and what a restored map says of records
+    /// not delivered again yet. `None` when nothing was delivered.
+    fn completed_above(&self) -> Option<CompletedAbove> {
+        let base = self.committable.or(self.first)?;
+        let done = self.outstanding.iter().filter(|d| d.done).map(|d| d.offset..d.offset + 1);
+        let last_seen = self.outstanding.back().map_or(base, |d| d.offset + 1);
+        let restored = self.restored.iter().flat_map(|r| r.ranges().iter().map(move |r| r.start.max(last_seen)..r.end));
+        let mut ranges: Vec<std::ops::Range<i64>> = done.chain(restored).filter(|r| !r.is_empty()).collect();
+        ranges.sort_by_key(|r| r.start);
+        Some(CompletedAbove::from_ranges(base, ranges))
+    }
+
     fn truncate_from(&mut self, offset: i64) {
         let keep = self.outstanding.partition_point(|d| d.offset < offset);
         self.outstanding.truncate(keep);
         self.settle();
+    }
+}
+
+/// Whether a partition's offset map changed since it was last sent.
+enum MapChange {
+    Same,
+    /// The new metadata (`None`: no map, nothing completed above the committed offset).
+    To(Option<String>),
+}
+
+/// The partition's offset map, if it differs from the one sent last. A map too large for the
+/// metadata is sent as none (logged once per partition): a restart then redoes what is above the
+/// committed offset, as without maps.
+fn offset_map(topic: &str, partition: i32, p: &mut PartitionOffsets) -> MapChange {
+    let Some(completed) = p.completed_above() else { return MapChange::Same };
+    let metadata = completed.encode();
+    if metadata.is_none() && !completed.is_empty() && !p.map_unfit_reported {
+        p.map_unfit_reported = true;
+        tracing::warn!(topic, partition, committed = completed.committed(), completed_above = completed.count(),
+            "the offsets completed above the committed one do not fit in a commit's metadata (4,096 bytes); committed without them, so a restart handles them again");
+    }
+    if metadata == p.map_sent {
+        MapChange::Same
+    } else {
+        MapChange::To(metadata)
     }
 }
 
@@ -159,6 +212,19 @@ pub(crate) struct OffsetTracker {
     last: Cell<usize>,
     /// The last delivery id handed out.
     deliveries: u64,
+    /// Commits carry the offsets completed above the committed one in their metadata (a
+    /// concurrent processing order).
+    offset_maps: bool,
+}
+
+/// What becomes of a record queued to start later (`OffsetTracker::queue`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Queued {
+    /// Hand it to the listener; its acknowledgment names this delivery (`None`: it is below
+    /// the committable offset, its completion changes nothing).
+    Run(Option<DeliveryId>),
+    /// It was completed before (the offset map of the committed offset says so): skip it.
+    Done,
 }
 
 /// One owned partition: its topic's shared name, its number and its offsets.
@@ -254,13 +320,39 @@ impl OffsetTracker {
     /// A record was queued to start later (a concurrent processing order): tracked as by
     /// [`track`](Self::track), but not counted as waiting for an acknowledgment until
     /// [`start`](Self::start)ed.
-    pub(crate) fn queue(
-        &mut self,
-        topic: &(impl TopicName + ?Sized),
-        partition: i32,
-        offset: i64,
-    ) -> Option<DeliveryId> {
-        self.deliver(topic, partition, offset, false)
+    pub(crate) fn queue(&mut self, topic: &(impl TopicName + ?Sized), partition: i32, offset: i64) -> Queued {
+        let p = self.partition_mut(topic, partition);
+        if let Some(restored) = &p.restored {
+            if restored.contains(offset) && p.committable.is_none_or(|c| offset >= c) {
+                p.saw(offset);
+                if p.outstanding.back().is_some_and(|d| d.offset >= offset) {
+                    p.truncate_from(offset);
+                }
+                p.outstanding.push_back(Delivery { offset, id: DeliveryId(0), done: true, started: true });
+                p.settle();
+                return Queued::Done;
+            }
+            if restored.ranges().last().is_none_or(|r| offset >= r.end) {
+                // Past everything it names: the map is not needed any more.
+                p.restored = None;
+            }
+        }
+        Queued::Run(self.deliver(topic, partition, offset, false))
+    }
+
+    /// Commits carry offset maps from now on: the offsets completed above each committed offset,
+    /// in its metadata (see `offset_map.rs`), whenever they change.
+    pub(crate) fn keep_offset_maps(&mut self) {
+        self.offset_maps = true;
+    }
+
+    /// The offsets completed above the committed one, read from the metadata of the committed
+    /// offset when the partition was assigned: records delivered again at those offsets are
+    /// skipped (`queue` says `Done`).
+    pub(crate) fn restore(&mut self, topic: &str, partition: i32, map: CompletedAbove) {
+        if let Some(p) = self.get_mut(topic, partition) {
+            p.restored = (!map.is_empty()).then_some(map);
+        }
     }
 
     /// A queued delivery was handed to the listener.
@@ -363,6 +455,9 @@ impl OffsetTracker {
     /// A seek back to `offset`: records from there on will be delivered again.
     pub(crate) fn rewind(&mut self, topic: &str, partition: i32, offset: i64) {
         if let Some(p) = self.get_mut(topic, partition) {
+            // Sought: the records from there on are delivered (handled) again, whatever a
+            // restored offset map said of them.
+            p.restored = None;
             p.truncate_from(offset);
         }
     }
@@ -370,19 +465,39 @@ impl OffsetTracker {
     /// The offsets to commit, marked as sent (and unconfirmed); `None` when there is nothing to send.
     pub(crate) fn take_commits(&mut self, selection: Selection<'_>) -> Option<TopicPartitionList> {
         let mut tpl = TopicPartitionList::new();
+        let offset_maps = self.offset_maps;
         for Entry { topic, partition, offsets: p } in &mut self.partitions {
+            let map = if offset_maps { offset_map(topic, *partition, p) } else { MapChange::Same };
             let offset = match selection {
                 Selection::Advanced => p.committable.filter(|&next| p.committed.is_none_or(|c| c < next)),
-                Selection::All => p.unlanded(),
+                Selection::All => p.unlanded_or_map(),
                 Selection::Partitions(only) => {
-                    p.unlanded().filter(|_| only.find_partition(topic, *partition).is_some())
+                    p.unlanded_or_map().filter(|_| only.find_partition(topic, *partition).is_some())
                 }
                 Selection::Unconfirmed => p.committed.filter(|_| p.unconfirmed),
+            };
+            // The completions above the committed offset changed: sent even when the offset
+            // itself cannot move (a stalled record must not keep them uncommitted).
+            let offset = match (&map, offset) {
+                (_, Some(offset)) => Some(offset),
+                (MapChange::To(_), None) => p.committable.or(p.first),
+                (MapChange::Same, None) => None,
             };
             if let Some(offset) = offset {
                 if tpl.add_partition_offset(topic, *partition, Offset::Offset(offset)).is_ok() {
                     p.committed = Some(offset);
                     p.unconfirmed = true;
+                    let metadata = match map {
+                        MapChange::To(metadata) => {
+                            p.map_sent = metadata;
+                            p.map_sent.as_deref()
+                        }
+                        // Sent again as it was (a commit without it would erase it).
+                        MapChange::Same => p.map_sent.as_deref().filter(|_| offset_maps),
+                    };
+                    if let (Some(metadata), Some(mut element)) = (metadata, tpl.find_partition(topic, *partition)) {
+                        element.set_metadata(metadata);
+                    }
                 }
             }
         }
@@ -504,6 +619,93 @@ mod tests {
     /// Tracks `offsets` of t-0 and returns their delivery ids.
     fn deliver(t: &mut OffsetTracker, offsets: std::ops::Range<i64>) -> Vec<DeliveryId> {
         offsets.map(|o| t.track("t", 0, o).unwrap_or(DeliveryId(0))).collect()
+    }
+
+    /// The offset and metadata of t-0 in a commit.
+    fn sent(tpl: &TopicPartitionList) -> (i64, String) {
+        let element = tpl.find_partition("t", 0).expect("t-0 in the commit");
+        (element.offset().to_raw().unwrap(), element.metadata().to_string())
+    }
+
+    /// Queues `offsets` of t-0 and starts them; returns their delivery ids.
+    fn queue_and_start(t: &mut OffsetTracker, offsets: std::ops::Range<i64>) -> Vec<DeliveryId> {
+        offsets
+            .map(|o| match t.queue("t", 0, o) {
+                Queued::Run(Some(id)) => {
+                    t.start("t", 0, o, id);
+                    id
+                }
+                other => panic!("{o} queued as {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn commits_carry_the_offsets_completed_above_a_stalled_record_whenever_they_change() {
+        let mut t = OffsetTracker::default();
+        t.keep_offset_maps();
+        t.assign("t", 0);
+        let ids = queue_and_start(&mut t, 100..110);
+        for o in 101..110 {
+            t.acknowledge("t", 0, o, ids[(o - 100) as usize]);
+        }
+        // Record 100 stalls: nothing is committable, but 101..109 are written down at 100.
+        let (offset, metadata) = sent(&t.take_commits(Selection::Advanced).expect("a commit with the map"));
+        assert_eq!(offset, 100);
+        let map = CompletedAbove::decode(100, metadata.as_bytes()).unwrap();
+        assert_eq!(map.ranges(), [101..110]);
+        // Unchanged: nothing to send.
+        assert!(t.take_commits(Selection::Advanced).is_none());
+        // Sent again as it was (a commit without it would erase it from the broker).
+        assert_eq!(sent(&t.take_commits(Selection::All).unwrap()), (100, metadata));
+        // The stalled record completes: the offset moves past all of them, with no map.
+        t.acknowledge("t", 0, 100, ids[0]);
+        assert_eq!(sent(&t.take_commits(Selection::Advanced).unwrap()), (110, String::new()));
+        // Queued records (not started) are not completed, and a revocation does not wait for them.
+        let ids = queue_and_start(&mut t, 110..112);
+        assert_eq!(t.queue("t", 0, 112), Queued::Run(Some(DeliveryId(t.deliveries))));
+        assert_eq!(t.unacknowledged(None), vec![("t".to_string(), 0, 2)]);
+        t.acknowledge("t", 0, 110, ids[0]);
+        t.acknowledge("t", 0, 111, ids[1]);
+        assert!(t.unacknowledged(None).is_empty(), "only a queued record is left");
+        assert_eq!(t.committable("t", 0), Some(112));
+    }
+
+    #[test]
+    fn records_a_restored_map_names_are_skipped_and_kept_in_the_next_map() {
+        let mut t = OffsetTracker::default();
+        t.keep_offset_maps();
+        t.assign("t", 0);
+        t.restore("t", 0, CompletedAbove::from_offsets(10, [12, 13, 20, 21]));
+        let ids = queue_and_start(&mut t, 10..12);
+        assert_eq!(t.queue("t", 0, 12), Queued::Done);
+        assert_eq!(t.queue("t", 0, 13), Queued::Done);
+        // 10 and 11 run; 12 and 13 wait behind them as done; 20 and 21 are not fetched yet but
+        // stay in the map (a second crash must not lose them).
+        let (offset, metadata) = sent(&t.take_commits(Selection::Advanced).unwrap());
+        assert_eq!(offset, 10);
+        assert_eq!(CompletedAbove::decode(10, metadata.as_bytes()).unwrap().ranges(), [12..14, 20..22]);
+        t.acknowledge("t", 0, 10, ids[0]);
+        t.acknowledge("t", 0, 11, ids[1]);
+        assert_eq!(t.committable("t", 0), Some(14), "the skipped records complete with the others");
+        assert!(matches!(t.queue("t", 0, 14), Queued::Run(_)));
+        // A seek forgets the map: records sought back to are handled again.
+        t.rewind("t", 0, 14);
+        assert!(matches!(t.queue("t", 0, 20), Queued::Run(_)));
+    }
+
+    #[test]
+    fn a_retried_record_gets_a_new_delivery_and_a_sought_partition_forgets_its_queue() {
+        let mut t = OffsetTracker::default();
+        t.assign("t", 0);
+        let ids = queue_and_start(&mut t, 0..2);
+        let retry = t.redeliver("t", 0, 0, ids[0]).expect("outstanding");
+        assert!(!t.acknowledge("t", 0, 0, ids[0]), "the failed delivery's acknowledgment");
+        assert!(t.acknowledge("t", 0, 0, retry));
+        assert!(matches!(t.queue("t", 0, 2), Queued::Run(Some(_))));
+        t.acknowledge("t", 0, 1, ids[1]);
+        t.forget_queued("t", 0);
+        assert_eq!(t.committable("t", 0), Some(2), "nothing waits for the forgotten record");
     }
 
     #[test]

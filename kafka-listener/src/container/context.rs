@@ -15,7 +15,7 @@ use super::contain::contain;
 use super::events::ContainerEvent;
 use super::seeks::{self, Base, Lookup};
 use super::shared::ContainerShared;
-use crate::ack::Selection;
+use crate::ack::{CompletedAbove, OffsetMapError, Selection};
 use crate::topic_partition::describe_offsets as describe;
 use crate::topic_partition::of_list;
 
@@ -38,6 +38,10 @@ pub(crate) struct ContainerContext {
     /// How long a revocation waits for acknowledgments of records delivered from the revoked
     /// partitions (the factory's `shutdown_timeout`, at most half of `max.poll.interval.ms`).
     pub(crate) revocation_wait: std::time::Duration,
+    /// Commits carry offset maps (a concurrent processing order): read them at assignment.
+    pub(crate) offset_maps: bool,
+    /// Offset maps read at assignment, to give the tracker once the partitions are assigned.
+    pub(crate) restored: std::sync::Mutex<Vec<(String, i32, CompletedAbove)>>,
 }
 
 /// Calls the listener's assignment callback before the partitions in `tpl` are assigned, and puts
@@ -236,12 +240,53 @@ impl ContainerContext {
     /// listener that processed them start there (unless the group has committed further since);
     /// then the listener's assignment callback may move them.
     fn assign(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        if self.offset_maps {
+            self.read_offset_maps(consumer, tpl);
+        }
         if !self.shared.handoff().is_empty() {
             self.take_handoff(consumer, tpl);
         }
         if let Some(callback) = &self.on_assigned {
             start_positions(callback, &self.shared, consumer, &self.probe_config, tpl);
         }
+    }
+
+    /// Reads the offset maps in the metadata of the group's committed offsets of `tpl`: the
+    /// records completed above each committed offset (by this listener before a restart or a
+    /// rebalance) are skipped when delivered again.
+    fn read_offset_maps(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
+        let listener = &*self.shared.listener_id;
+        let committed = match consumer.committed_offsets(tpl.clone(), START_TIMEOUT) {
+            Ok(committed) => committed,
+            Err(error) => {
+                tracing::warn!(listener, %error, "could not read the committed offsets' metadata (offset maps); records completed above the committed offsets are handled again");
+                return;
+            }
+        };
+        let mut restored = Vec::new();
+        for (topic, partition, offset, metadata) in crate::topic_partition::raw_metadata(&committed) {
+            if metadata.is_empty() || offset < 0 {
+                continue;
+            }
+            match CompletedAbove::decode(offset, &metadata) {
+                Ok(map) => {
+                    tracing::info!(
+                        listener,
+                        topic,
+                        partition,
+                        committed = offset,
+                        completed_above = map.count(),
+                        "records completed above the committed offset (its offset map) are skipped"
+                    );
+                    restored.push((topic, partition, map));
+                }
+                // Another client's metadata: nothing to skip.
+                Err(OffsetMapError::Foreign) => {}
+                Err(error) => tracing::warn!(listener, topic, partition, %error,
+                    "the committed offset's offset map cannot be read; the records above the committed offset are handled again"),
+            }
+        }
+        *super::sync::lock(&self.restored) = restored;
     }
 
     fn take_handoff(&self, consumer: &BaseConsumer<Self>, tpl: &TopicPartitionList) {
@@ -299,6 +344,9 @@ impl ContainerContext {
         }
         for (topic, partition, next) in seeds {
             offsets.seed(&topic, partition, next);
+        }
+        for (topic, partition, map) in std::mem::take(&mut *super::sync::lock(&self.restored)) {
+            offsets.restore(&topic, partition, map);
         }
         drop(offsets);
         if self.shared.control().pause_requested() {

@@ -40,6 +40,9 @@ impl<'p, 'c> PollLoop<'p, 'c> {
         consumer: &'c KafkaConsumer,
         replay: Option<ReplayWindow>,
     ) -> Self {
+        if plan.order.is_concurrent() {
+            shared.offsets().keep_offset_maps();
+        }
         PollLoop {
             core: Core::new(plan, shared, consumer),
             dispatcher: dispatch::for_plan(plan),

@@ -37,6 +37,8 @@ pub(crate) fn create(
         probe_config: plan.client_config.clone(),
         revocation_wait: revocation_wait(plan),
         seeds: std::sync::Mutex::new(Vec::new()),
+        offset_maps: plan.order.is_concurrent(),
+        restored: std::sync::Mutex::new(Vec::new()),
     });
     siblings.ready();
     match created {

@@ -118,6 +118,32 @@ impl Admin {
         Ok(offsets)
     }
 
+    /// How many records above each committed offset of `group` on `topic` were completed
+    /// already, by the offset map a listener with [`ProcessingOrder::Key`](crate::ProcessingOrder)
+    /// or `Unordered` writes into the commit's metadata (0 for a partition without one): the
+    /// records its next consumer skips. With the committed offsets, what the group has done.
+    ///
+    /// # Errors
+    /// When the topic does not exist or the broker cannot be reached in 10 s.
+    pub fn completed_above(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, u64>> {
+        let consumer = self.consumer(Some(group))?;
+        let mut tpl = TopicPartitionList::new();
+        let partitions = self.partitions_with(&consumer, topic)?;
+        for p in &partitions {
+            tpl.add_partition(topic, *p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
+        let mut completed: BTreeMap<i32, u64> = partitions.into_iter().map(|p| (p, 0)).collect();
+        for (_, partition, offset, metadata) in crate::topic_partition::raw_metadata(&committed) {
+            if let Ok(map) = crate::ack::CompletedAbove::decode(offset, &metadata) {
+                completed.insert(partition, map.count().unsigned_abs());
+            }
+        }
+        Ok(completed)
+    }
+
     /// The lag of `group` on each partition of `topic`: end offset minus committed offset, in
     /// records; where nothing is committed, end minus the log start (every record is unread).
     ///

@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use super::lanes::{LaneId, Lanes, Order};
 use super::{error_handler_panicked, Dispatcher};
-use crate::ack::DeliveryId;
+use crate::ack::{DeliveryId, Queued};
 use crate::config::ProcessingOrder;
 use crate::container::contain::contain;
 use crate::container::plan::ContainerPlan;
@@ -45,7 +45,7 @@ type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>)>>;
 /// Record listeners by key or unordered, as tasks.
 pub(crate) struct Concurrently<'c> {
     start: RecordStarter,
-    lanes: Lanes<Queued<'c>>,
+    lanes: Lanes<Waiting<'c>>,
     /// Records started and not done (running as a task, or waiting for a retry), by task number.
     running: HashMap<u64, Running<'c>>,
     next_task: u64,
@@ -59,7 +59,7 @@ pub(crate) struct Concurrently<'c> {
 }
 
 /// A record waiting in its lane.
-struct Queued<'c> {
+struct Waiting<'c> {
     record: Record<'c>,
     delivery: Option<DeliveryId>,
 }
@@ -97,15 +97,24 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
     fn dispatch(&mut self, core: &mut Core<'_, 'c>, records: &mut Vec<Record<'c>>) {
         // Tracked as queued, in offset order, under one lock: a record that completes early
         // never lets a commit pass one that waits.
-        let deliveries: Vec<Option<DeliveryId>> = {
+        let queued: Vec<Queued> = {
             let mut offsets = core.shared.offsets();
-            let deliveries = records.iter().map(|r| offsets.queue(r, r.partition(), r.offset())).collect();
+            let queued = records.iter().map(|r| offsets.queue(r, r.partition(), r.offset())).collect();
             // Records the filter stage left out behind these complete behind them.
             core.stage.release_after(&mut offsets, records);
-            deliveries
+            queued
         };
         let mut touched: Vec<(TopicPartition, i64)> = Vec::new();
-        for (record, delivery) in records.drain(..).zip(deliveries) {
+        let mut skipped = 0usize;
+        for (record, queued) in records.drain(..).zip(queued) {
+            let delivery = match queued {
+                Queued::Run(delivery) => delivery,
+                // Completed before a restart or rebalance (the committed offset's map says so).
+                Queued::Done => {
+                    skipped += 1;
+                    continue;
+                }
+            };
             let same = touched.last().is_some_and(|(tp, _)| tp.is(record.topic(), record.partition()));
             if !same {
                 touched.push((TopicPartition::new(record.topic(), record.partition()), record.offset()));
@@ -114,7 +123,14 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
             touched[last].1 = record.offset();
             let tp = &touched[last].0;
             let key = record.key().map(<[u8]>::to_vec);
-            self.lanes.push(tp, key.as_deref(), Queued { record, delivery });
+            self.lanes.push(tp, key.as_deref(), Waiting { record, delivery });
+        }
+        if skipped > 0 {
+            tracing::debug!(
+                listener = core.listener(),
+                skipped,
+                "records completed before (by the offset map of the committed offset) skipped"
+            );
         }
         self.start_ready(core);
         // Back-pressure: a partition with too many records waiting to start, or between its
@@ -230,7 +246,7 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
 impl<'c> Concurrently<'c> {
     /// Starts the records that may start now.
     fn start_ready(&mut self, core: &mut Core<'_, 'c>) {
-        while let Some((lane, Queued { record, delivery })) = self.lanes.next() {
+        while let Some((lane, Waiting { record, delivery })) = self.lanes.next() {
             let task = self.next_task;
             self.next_task += 1;
             if let Some(id) = delivery {
