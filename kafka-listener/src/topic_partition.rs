@@ -140,31 +140,6 @@ pub(crate) fn to_list<'a>(partitions: impl IntoIterator<Item = &'a TopicPartitio
     tpl
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TopicPartition;
-
-    #[test]
-    fn tuple_forms_convert_and_compare() {
-        let tp = TopicPartition::new("t", 1);
-        assert_eq!(TopicPartition::from(("t".to_string(), 1)), tp);
-        assert_eq!(TopicPartition::from(&("t", 1)), tp);
-        assert_eq!(vec![tp.clone()], vec![("t".to_string(), 1)]);
-        assert_ne!(tp, ("t", 2));
-        assert_eq!([("t", 1)], [TopicPartition::new("t", 1)]);
-        assert!(("t".to_string(), 1) == tp);
-        assert_eq!(<(String, i32)>::from(tp), ("t".to_string(), 1));
-    }
-
-    #[test]
-    fn lists_round_trip_sorted() {
-        let partitions = [TopicPartition::new("b", 0), TopicPartition::new("a", 2), TopicPartition::new("a", 1)];
-        let listed = super::of_list(&super::to_list(&partitions));
-        assert_eq!(listed, [("a", 1), ("a", 2), ("b", 0)]);
-        assert_eq!(super::join(&listed), "a-1, a-2, b-0");
-    }
-}
-
 /// Each element of a list: topic, partition, offset (negative: a logical one) and metadata as
 /// bytes. rust-rdkafka's `metadata()` assumes UTF-8 and panics on other bytes; another client's
 /// metadata may be anything, so it is read from librdkafka's list as it is.
@@ -190,5 +165,30 @@ pub(crate) fn raw_metadata(tpl: &rdkafka::TopicPartitionList) -> Vec<(String, i3
                 (topic, e.partition, e.offset, metadata)
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TopicPartition;
+
+    #[test]
+    fn tuple_forms_convert_and_compare() {
+        let tp = TopicPartition::new("t", 1);
+        assert_eq!(TopicPartition::from(("t".to_string(), 1)), tp);
+        assert_eq!(TopicPartition::from(&("t", 1)), tp);
+        assert_eq!(vec![tp.clone()], vec![("t".to_string(), 1)]);
+        assert_ne!(tp, ("t", 2));
+        assert_eq!([("t", 1)], [TopicPartition::new("t", 1)]);
+        assert!(("t".to_string(), 1) == tp);
+        assert_eq!(<(String, i32)>::from(tp), ("t".to_string(), 1));
+    }
+
+    #[test]
+    fn lists_round_trip_sorted() {
+        let partitions = [TopicPartition::new("b", 0), TopicPartition::new("a", 2), TopicPartition::new("a", 1)];
+        let listed = super::of_list(&super::to_list(&partitions));
+        assert_eq!(listed, [("a", 1), ("a", 2), ("b", 0)]);
+        assert_eq!(super::join(&listed), "a-1, a-2, b-0");
     }
 }
