@@ -653,7 +653,7 @@ mod tests {
         let (offset, metadata) = sent(&t.take_commits(Selection::Advanced).expect("a commit with the map"));
         assert_eq!(offset, 100);
         let map = CompletedAbove::decode(100, metadata.as_bytes()).unwrap();
-        assert_eq!(map.ranges(), &[101..110][..]);
+        assert_eq!(map.ranges(), std::slice::from_ref(&(101..110)));
         // Unchanged: nothing to send.
         assert!(t.take_commits(Selection::Advanced).is_none());
         // Sent again as it was (a commit without it would erase it from the broker).
