@@ -17,7 +17,10 @@
 //! - `record-c1-eh`: record-c1 with an error handler that retries with exponential back-off and
 //!   dead-letters, and no failures (what error handling costs on the happy path);
 //! - `record-c1-poison`: record-c1 where 1 record in 1,000 fails (`ListenerError::fatal`) and is
-//!   published to `bench-dlt` before its offset may be committed (the cost of a dead letter).
+//!   published to `bench-dlt` before its offset may be committed (the cost of a dead letter);
+//! - `key-c1`, `unordered-c1`: batch-c1 with `ProcessingOrder::Key` / `Unordered` (each record a
+//!   tokio task, the factory's default `max_concurrency`): what running records as tasks costs
+//!   when the handler does no waiting (`examples/bench_parallel.rs` measures what it gains).
 //!
 //! Both baselines get the tuned `fetch.queue.backoff.ms=10` the factory uses by default. It
 //! prints records/s (first record to last), the ratio to the faster raw baseline, the time from
@@ -59,6 +62,8 @@ const SCENARIOS: &[&str] = &[
     "record-c1-eh",
     "record-c1-poison",
     "record-c4",
+    "key-c1",
+    "unordered-c1",
 ];
 /// One record in this many fails in `record-c1-poison`.
 const POISON_EVERY: u64 = 1_000;
@@ -277,6 +282,7 @@ fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
                 "batch-c4" => (AckMode::Batch, 4),
                 "record-c1" | "record-c1-eh" | "record-c1-poison" => (AckMode::Record, 1),
                 "record-c4" => (AckMode::Record, 4),
+                "key-c1" | "unordered-c1" => (AckMode::Batch, 1),
                 other => bail!("unknown scenario {other}"),
             };
             let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
@@ -309,6 +315,11 @@ async fn framework_run(
         let backoff = ExponentialBackOff { initial: Duration::from_millis(100), ..Default::default() };
         factory = factory
             .error_handler(DefaultErrorHandler::new().backoff(backoff).recoverer(DeadLetterRecoverer::new(template)));
+    }
+    match scenario {
+        "key-c1" => factory = factory.processing_order(ProcessingOrder::Key),
+        "unordered-c1" => factory = factory.processing_order(ProcessingOrder::Unordered),
+        _ => {}
     }
     let factory = factory.build()?;
     let poison = scenario == "record-c1-poison";

@@ -252,6 +252,46 @@ async fn a_failing_record_holds_up_only_its_key_while_it_is_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nack_from_a_task_delivers_only_its_record_again_while_other_keys_go_on() {
+    let kafka = embedded(&[("nack-key", 1)]);
+    produce(&kafka, "nack-key", &[(0, "a", "nacked".into()), (0, "a", "after".into())]);
+    produce(&kafka, "nack-key", &(0..20).map(|i| (0, "b", format!("b{i}"))).collect::<Vec<_>>());
+    let log: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let sink = log.clone();
+    let factory = factory(&kafka, AckMode::Manual).to_builder().processing_order(ProcessingOrder::Key).build().unwrap();
+    let running = start_listeners(
+        factory,
+        [Endpoint::new("nack-key").topic("nack-key").group("nack-key").handler(
+            move |payload: String, ack: Acknowledgment| {
+                let sink = sink.clone();
+                async move {
+                    let first = !sink.lock().unwrap().iter().any(|(p, _)| *p == payload);
+                    sink.lock().unwrap().push((payload.clone(), Instant::now()));
+                    if payload == "nacked" && first {
+                        ack.nack(Duration::from_millis(500));
+                    } else {
+                        ack.acknowledge();
+                    }
+                }
+            },
+        )],
+    )
+    .await;
+    wait_committed(&kafka.bootstrap_servers(), "nack-key", "nack-key", [(0, 22)].into()).await;
+    running.shutdown().await.unwrap();
+    let log = log.lock().unwrap();
+    let nacked: Vec<Instant> = log.iter().filter(|(p, _)| p == "nacked").map(|(_, at)| *at).collect();
+    assert_eq!(nacked.len(), 2, "the nacked record is delivered once more: {log:?}");
+    assert!(nacked[1] - nacked[0] >= Duration::from_millis(450), "after the nack's sleep");
+    let b_done = log.iter().filter(|(p, _)| p.starts_with('b')).map(|(_, at)| *at).max().unwrap();
+    assert!(b_done < nacked[1], "key b's records were handled while key a slept");
+    let after = log.iter().position(|(p, _)| p == "after").unwrap();
+    let again = log.iter().rposition(|(p, _)| p == "nacked").unwrap();
+    assert!(after > again, "key a's next record waited for the nacked one: {log:?}");
+    assert_eq!(log.iter().filter(|(p, _)| p.starts_with('b')).count(), 20, "nothing else delivered twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_listener_with_a_concurrent_order_does_not_start() {
     let kafka = embedded(&[("batch-key", 1)]);
     let error = ListenerRegistry::empty()
@@ -298,4 +338,78 @@ async fn blocking_handlers_run_on_the_blocking_pool_by_key() {
         keys.entry(key).or_default().push(*offset);
     }
     assert!(keys.values().all(|o| o.windows(2).all(|w| w[0] < w[1])), "each key in offset order");
+}
+
+/// One handling of a record: which instance, its key and offset, when it started and ended.
+#[derive(Debug, Clone)]
+struct Handling {
+    instance: &'static str,
+    key: String,
+    offset: (i32, i64),
+    start: Instant,
+    end: Instant,
+}
+
+/// A second instance joins the group mid-stream in Key order: the first one's revoked partitions
+/// wait for their running records before they go, so a key's records never overlap across the
+/// two instances, and every record is handled (its first handling in its key's offset order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_joining_mid_stream_keeps_each_key_in_order() {
+    let kafka = embedded(&[("handover", 4)]);
+    let bootstrap = kafka.bootstrap_servers();
+    let mut end_offsets = BTreeMap::new();
+    for i in 0..4_000usize {
+        let key = format!("k{}", i % 200);
+        let partition = (i % 200 % 4) as i32;
+        kafka.produce_to("handover", partition, Some(key.as_bytes()), i.to_string().as_bytes()).unwrap();
+        *end_offsets.entry(partition).or_insert(0i64) += 1;
+    }
+    kafka.flush().unwrap();
+    let log: Arc<Mutex<Vec<Handling>>> = Arc::default();
+    let instance = |name: &'static str| {
+        let log = log.clone();
+        Endpoint::new("handover").topic("handover").group("handover").processing_order(ProcessingOrder::Key).handler(
+            move |record: ConsumerRecord| {
+                let log = log.clone();
+                async move {
+                    let start = Instant::now();
+                    tokio::time::sleep(Duration::from_millis(1) + jitter(record.offset)).await;
+                    let key = String::from_utf8_lossy(record.key.as_deref().unwrap()).into_owned();
+                    let offset = (record.partition, record.offset);
+                    log.lock().unwrap().push(Handling { instance: name, key, offset, start, end: Instant::now() });
+                }
+            },
+        )
+    };
+    let first = start_listeners(factory(&kafka, AckMode::Batch), [instance("a")]).await;
+    wait_until("the first instance under way", Duration::from_secs(20), || log.lock().unwrap().len() >= 300).await;
+    let second = start_listeners(factory(&kafka, AckMode::Batch), [instance("b")]).await;
+    wait_committed_within(&bootstrap, "handover", "handover", end_offsets, Duration::from_secs(90)).await;
+    first.shutdown().await.unwrap();
+    second.shutdown().await.unwrap();
+
+    let log = log.lock().unwrap();
+    assert!(log.iter().any(|h| h.instance == "b"), "the second instance got partitions");
+    let mut by_key: HashMap<&str, Vec<&Handling>> = HashMap::new();
+    for h in log.iter() {
+        by_key.entry(&h.key).or_default().push(h);
+    }
+    let mut handled = std::collections::HashSet::new();
+    for (key, mut handlings) in by_key {
+        handlings.sort_by_key(|h| h.start);
+        for pair in handlings.windows(2) {
+            assert!(pair[0].end <= pair[1].start, "key {key}: {:?} started before {:?} ended", pair[1], pair[0]);
+        }
+        let mut firsts: Vec<(i32, i64)> = Vec::new();
+        for h in &handlings {
+            if handled.insert(h.offset) {
+                firsts.push(h.offset);
+            }
+        }
+        assert!(
+            firsts.windows(2).all(|w| w[0] < w[1]),
+            "key {key}'s records first handled in offset order: {firsts:?}"
+        );
+    }
+    assert_eq!(handled.len(), 4_000, "every record handled");
 }

@@ -57,6 +57,35 @@
 //! Partitions are [`TopicPartition`]s across the API (Kafka's and Spring's name); where you name
 //! partitions, `(topic, partition)` pairs work too.
 //!
+//! # Processing order
+//!
+//! [`ProcessingOrder::Partition`] (the default) is the model above. With
+//! [`ProcessingOrder::Key`] (`processing_order = "key"`, or the factory's or
+//! [`Endpoint`](registry::Endpoint)'s `processing_order`), records of one key (byte-equal; keyless
+//! records form one lane per partition) run one at a time in offset order while different keys
+//! run concurrently, up to `max_concurrency` records per consumer (default 16); with
+//! [`ProcessingOrder::Unordered`] any record may run concurrently (Confluent's Parallel Consumer's
+//! `KEY` and `UNORDERED`). Handlers then run as tokio tasks on the registry's runtime (an `fn`
+//! handler on its blocking pool), so an `async fn` handler's future must be `Send`; the consumer's
+//! thread keeps polling (a slow handler never exceeds `max.poll.interval.ms`) and pauses a
+//! partition when enough of its records wait. Only the contiguous prefix of completed records is
+//! committed; the offsets completed above it travel in the commit's metadata and are skipped after
+//! a restart or rebalance, so a crash redoes only what was in flight. A failing record is retried
+//! with the error handler's back-off while only its key waits. Batch listeners and transactional
+//! factories need `Partition` (refused at start).
+//!
+//! ```no_run
+//! use kafka_listener::prelude::*;
+//!
+//! # async fn charge(_: &[u8]) {}
+//! // One account's payments in order; different accounts concurrently, up to 1,000 at once.
+//! #[kafka_listener(topic = "payments", group = "ledger", processing_order = "key", max_concurrency = 1000)]
+//! async fn on_payment(payment: Vec<u8>) -> Result<(), ListenerError> {
+//!     charge(&payment).await;
+//!     Ok(())
+//! }
+//! ```
+//!
 //! # Choosing an ack mode
 //!
 //! Every ack mode commits a record's offset only after its handler returned (or the error handler

@@ -45,8 +45,19 @@ impl Acknowledgment {
     /// sleep (as Spring commits pending offsets before a nack's pause), and the consumer stays in
     /// its group meanwhile (its partitions are paused, not slept on). Call it in the handler, on
     /// the container's thread; elsewhere it is ignored with a warning.
+    ///
+    /// With [`ProcessingOrder::Key`](crate::ProcessingOrder::Key) or
+    /// [`Unordered`](crate::ProcessingOrder::Unordered), where handlers run as tasks, a nack
+    /// concerns only this record: when its handler returns, the record is delivered again after
+    /// `sleep` (the delivery attempt unchanged; not the error handler's business) while only its
+    /// key (Key) or only it (Unordered) waits; other records go on. Call it before the handler
+    /// returns, and not after [`acknowledge`](Self::acknowledge) (an acknowledged record is done).
     pub fn nack(&self, sleep: Duration) {
-        self.container.nack(sleep);
+        let targets = match &self.records {
+            AckTarget::Record(target) => std::slice::from_ref(target),
+            AckTarget::Batch(targets) => &targets[..],
+        };
+        self.container.nack(targets, sleep);
     }
 
     fn for_record(record: &Record<'_>, cx: &ListenerContext<'_>) -> Self {

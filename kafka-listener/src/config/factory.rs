@@ -381,8 +381,10 @@ impl ContainerFactoryBuilder {
 
     /// How many records one consumer has in flight at most with [`ProcessingOrder::Key`] or
     /// [`ProcessingOrder::Unordered`], across its partitions (default 16, Parallel Consumer's
-    /// default; at least 1). A partition is paused when `max(2 × max_concurrency,
-    /// max_poll_records)` of its records wait to start, and resumed when half of them have.
+    /// default; at least 1). A partition is paused when `max(10 × max_concurrency,
+    /// max_poll_records)` of its records wait to start, or [`max_in_flight`](Self::max_in_flight)
+    /// wait between its committed offset and its newest record, and resumed when half of them
+    /// have gone.
     pub fn max_concurrency(mut self, records: usize) -> Self {
         self.settings.max_concurrency = records.max(1);
         self

@@ -31,6 +31,37 @@ pub(crate) struct PollLoop<'p, 'c> {
     last_poll_error: Option<(String, Instant)>,
     /// The vector each poll's records are gathered in, kept between polls (see `Dispatcher`).
     gathered: Vec<Record<'c>>,
+    /// The consumer's queue (a concurrent processing order, whose poll thread waits on its
+    /// tasks and this queue together).
+    queue: Option<ConsumerQueue<'c>>,
+}
+
+/// The consumer's event queue, to ask whether something waits in it.
+struct ConsumerQueue<'c> {
+    queue: *mut rdkafka::bindings::rd_kafka_queue_t,
+    _consumer: std::marker::PhantomData<&'c KafkaConsumer>,
+}
+
+impl<'c> ConsumerQueue<'c> {
+    fn of(consumer: &'c KafkaConsumer) -> Option<Self> {
+        use rdkafka::consumer::Consumer as _;
+        // SAFETY: the client is alive for 'c; librdkafka returns a new reference to its consumer
+        // queue (or null without a group), released in `drop`, within 'c.
+        let queue = unsafe { rdkafka::bindings::rd_kafka_queue_get_consumer(consumer.client().native_ptr()) };
+        (!queue.is_null()).then_some(ConsumerQueue { queue, _consumer: std::marker::PhantomData })
+    }
+
+    fn is_empty(&self) -> bool {
+        // SAFETY: `queue` is a live reference (see `of`).
+        unsafe { rdkafka::bindings::rd_kafka_queue_length(self.queue) == 0 }
+    }
+}
+
+impl Drop for ConsumerQueue<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the reference taken in `of`, released once, while the client lives.
+        unsafe { rdkafka::bindings::rd_kafka_queue_destroy(self.queue) }
+    }
 }
 
 impl<'p, 'c> PollLoop<'p, 'c> {
@@ -42,6 +73,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
     ) -> Self {
         if plan.order.is_concurrent() {
             shared.offsets().keep_offset_maps();
+            shared.run_tasks();
         }
         PollLoop {
             core: Core::new(plan, shared, consumer),
@@ -50,6 +82,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             replay,
             last_poll_error: None,
             gathered: Vec::new(),
+            queue: if plan.order.is_concurrent() { ConsumerQueue::of(consumer) } else { None },
         }
     }
 
@@ -192,10 +225,18 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             if let Some(due) = due {
                 first = first.min(due.saturating_duration_since(Instant::now()));
             }
-            match consumer.poll(Duration::ZERO).or_else(|| consumer.poll(Duration::ZERO)) {
-                Some(polled) => return self.gather_rest(records, Some(polled), limit),
-                None => shared.wakeup.wait(first),
+            loop {
+                if let Some(polled) = consumer.poll(Duration::ZERO) {
+                    return self.gather_rest(records, Some(polled), limit);
+                }
+                // `None` is also what a served event gives (a commit's result, a rebalance):
+                // records may be right behind it, and the callback only fires when the queue
+                // was empty.
+                if self.queue.as_ref().is_none_or(|q| q.is_empty()) {
+                    break;
+                }
             }
+            shared.wakeup.wait(first);
             first = Duration::ZERO;
         }
         let polled = consumer.poll(first);

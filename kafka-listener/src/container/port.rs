@@ -62,9 +62,9 @@ impl ContainerPort {
         }
     }
 
-    /// Asks for the records to be delivered again after `sleep` (on the poll thread only).
-    pub(crate) fn nack(&self, sleep: Duration) {
-        self.shared.request_nack(sleep);
+    /// Asks for the records to be delivered again after `sleep` (see `Acknowledgment::nack`).
+    pub(crate) fn nack(&self, records: &[DeliveredRecord], sleep: Duration) {
+        self.shared.request_nack(records, sleep);
     }
 
     /// A handle on the container's consumer.

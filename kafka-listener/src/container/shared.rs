@@ -14,7 +14,8 @@ use rdkafka::TopicPartitionList;
 
 use super::control::{Control, Revocations, Stats};
 use super::events::{ContainerEvent, EventListener};
-use crate::ack::OffsetTracker;
+use super::port::DeliveredRecord;
+use crate::ack::{DeliveryId, OffsetTracker};
 use crate::config::AckMode;
 use crate::TopicPartition;
 
@@ -48,6 +49,10 @@ pub(crate) struct ContainerShared {
     /// Wakes the poll thread of a concurrent processing order (a task finished, or the consumer's
     /// queue has something).
     pub(crate) wakeup: Arc<Wakeup>,
+    /// Handlers run as tasks (a concurrent processing order): a nack names its record.
+    tasks: AtomicBool,
+    /// Records a task's handler nacked, by delivery: delivered again after the sleep.
+    task_nacks: Mutex<HashMap<DeliveryId, Duration>>,
 }
 
 /// Wakes a poll thread that waits for its tasks or its consumer's queue (see
@@ -145,6 +150,8 @@ impl ContainerShared {
             flush_scheduled: AtomicBool::new(false),
             events,
             wakeup: Arc::new(Wakeup::default()),
+            tasks: AtomicBool::new(false),
+            task_nacks: Mutex::new(HashMap::new()),
         }
     }
 
@@ -270,12 +277,34 @@ impl ContainerShared {
         self.poll_thread.get() == Some(&std::thread::current().id())
     }
 
-    pub(crate) fn request_nack(&self, sleep: Duration) {
+    /// Handlers run as tasks from now on (a concurrent processing order): a nack concerns only
+    /// its own record.
+    pub(crate) fn run_tasks(&self) {
+        self.tasks.store(true, Ordering::Release);
+    }
+
+    /// A nack of these records' deliveries: with handlers as tasks, kept for the record's task
+    /// to end with; else the poll's records are delivered again (on the poll thread only).
+    pub(crate) fn request_nack(&self, records: &[DeliveredRecord], sleep: Duration) {
+        if self.tasks.load(Ordering::Acquire) {
+            let mut nacks = lock(&self.task_nacks);
+            nacks.extend(records.iter().filter_map(|r| r.delivery).map(|id| (id, sleep)));
+            return;
+        }
         if !self.on_poll_thread() {
             tracing::warn!(listener = %self.listener_id, "Acknowledgment::nack ignored: call it in the handler, not from another task");
             return;
         }
         self.control.nack(sleep);
+    }
+
+    /// The sleep of a nack of this delivery from its task, taken.
+    pub(crate) fn take_task_nack(&self, delivery: DeliveryId) -> Option<Duration> {
+        let mut nacks = lock(&self.task_nacks);
+        if nacks.is_empty() {
+            return None;
+        }
+        nacks.remove(&delivery)
     }
 
     /// Claims the one deferred commit (`AckMode::Record` spacing); false if one is scheduled.

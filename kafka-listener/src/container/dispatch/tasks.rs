@@ -39,6 +39,9 @@ use crate::extract::Record;
 use crate::handler::{drive, HandlerOutput, Job, ListenerFailure, RecordOutcome, RecordStarter};
 use crate::TopicPartition;
 
+/// Records of a partition that may wait to start, per record in flight (`max_concurrency`).
+const QUEUED_PER_RECORD_IN_FLIGHT: usize = 10;
+
 /// How a task's end reaches the poll thread: its number and whether it succeeded.
 type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>)>>;
 
@@ -87,7 +90,11 @@ impl Concurrently<'_> {
             next_task: 0,
             retries: BinaryHeap::new(),
             finished: Arc::new(Mutex::new(Vec::new())),
-            queue_bound: (2 * plan.max_concurrency).max(plan.settings.max_poll_records).max(1),
+            // Enough for every lane to have records waiting behind its running one (a pause costs
+            // a fetch round trip, up to `fetch.wait.max.ms` at the end of a partition).
+            queue_bound: (QUEUED_PER_RECORD_IN_FLIGHT * plan.max_concurrency)
+                .max(plan.settings.max_poll_records)
+                .max(1),
             draining: false,
         }
     }
@@ -148,6 +155,9 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
         for (task, result) in finished {
             match result {
                 Ok(()) => {
+                    if self.nacked(core, task) {
+                        continue;
+                    }
                     let Some(running) = self.running.remove(&task) else { continue };
                     if let Some(interceptor) = core.plan.settings.record_interceptor.as_deref() {
                         hook(core.shared, "the record interceptor's success hook", || {
@@ -306,6 +316,38 @@ impl<'c> Concurrently<'c> {
                 lock(&self.finished).push((task, Err(failure)));
             }
         }
+    }
+
+    /// Whether the task's handler nacked its record (`Acknowledgment::nack`): then it is
+    /// delivered again after the nack's sleep, its lane waiting meanwhile.
+    fn nacked(&mut self, core: &mut Core<'_, 'c>, task: u64) -> bool {
+        let Some(running) = self.running.get_mut(&task) else { return false };
+        let Some(id) = running.delivery else { return false };
+        let Some(sleep) = core.shared.take_task_nack(id) else { return false };
+        if self.draining {
+            // Stopping: not delivered again here; it stays uncommitted for the next start.
+            if let Some(running) = self.running.remove(&task) {
+                self.lanes.done(running.lane);
+            }
+            return true;
+        }
+        let record = &running.record;
+        // None: acknowledged before the nack (done), or revoked meanwhile.
+        let Some(new) = core.shared.offsets().redeliver(record.topic(), record.partition(), record.offset(), id) else {
+            return false;
+        };
+        running.delivery = Some(new);
+        running.spawned = false;
+        tracing::debug!(
+            listener = core.listener(),
+            topic = record.topic(),
+            partition = record.partition(),
+            offset = record.offset(),
+            ?sleep,
+            "the record was nacked: delivered again after the sleep; only its lane waits"
+        );
+        self.retries.push(Reverse((Instant::now() + sleep, task)));
+        true
     }
 
     /// A record's delivery failed: the error handler decides. Returns 1 when the record is done
