@@ -7,7 +7,7 @@
 //!
 //! | line | written by | meaning |
 //! |---|---|---|
-//! | `D <inst> <group> <topic> <partition> <offset> <attempt>` | an instance | a delivery began (handler called) |
+//! | `D <inst> <group> <topic> <partition> <offset> <attempt> [key=<key> \| unordered]` | an instance | a delivery began (handler called); the last field says the listener's processing order when it is not by partition |
 //! | `A <inst> <group> <topic> <partition> <offset>` | an instance | handled, or acknowledged (written before the ack) |
 //! | `R <inst> <group> <topic> <partition> <offset>` | an instance | dead-lettered (written once the dead letter landed) |
 //! | `V <inst> <group> <topic> <partition>` | an instance | the partition was revoked or lost |
@@ -18,7 +18,8 @@
 //! | `F <seconds> <description>` | the driver | a fault injected (the schedule) |
 //!
 //! The invariants: every record handled or dead-lettered at least once; first deliveries in
-//! offset order per partition and group; a committed offset never past the contiguous prefix of
+//! offset order per partition and group (per key, for a listener by key; none for an unordered
+//! one); a committed offset never past the contiguous prefix of
 //! records handled (or dead-lettered) by the time it was read; committed == end after the final
 //! stop; a record handled twice only after its handler's instance was killed, or the partition
 //! was revoked from it, or sought back from outside.
@@ -29,11 +30,22 @@ use std::fmt::Write as _;
 /// A partition of a group: (group, topic, partition).
 pub type GroupPartition = (String, String, i32);
 
+/// The order first deliveries keep, as the listener's processing order says.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Order {
+    /// Offset order in the partition (`ProcessingOrder::Partition`).
+    Partition,
+    /// Offset order among the partition's records with this key (`ProcessingOrder::Key`).
+    Key(String),
+    /// None (`ProcessingOrder::Unordered`).
+    Unordered,
+}
+
 /// One line of the log.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Event {
     /// A delivery began.
-    Delivered { instance: u32, at: GroupPartition, offset: i64, attempt: u32 },
+    Delivered { instance: u32, at: GroupPartition, offset: i64, attempt: u32, order: Order },
     /// Handled, or acknowledged.
     Handled { instance: u32, at: GroupPartition, offset: i64 },
     /// Dead-lettered.
@@ -57,7 +69,14 @@ impl Event {
     pub fn line(&self) -> String {
         let gp = |(g, t, p): &GroupPartition| format!("{g} {t} {p}");
         let mut line = match self {
-            Event::Delivered { instance, at, offset, attempt } => format!("D {instance} {} {offset} {attempt}", gp(at)),
+            Event::Delivered { instance, at, offset, attempt, order } => {
+                let order = match order {
+                    Order::Partition => String::new(),
+                    Order::Key(key) => format!(" key={key}"),
+                    Order::Unordered => " unordered".to_string(),
+                };
+                format!("D {instance} {} {offset} {attempt}{order}", gp(at))
+            }
             Event::Handled { instance, at, offset } => format!("A {instance} {} {offset}", gp(at)),
             Event::Recovered { instance, at, offset } => format!("R {instance} {} {offset}", gp(at)),
             Event::Revoked { instance, at } => format!("V {instance} {}", gp(at)),
@@ -86,8 +105,13 @@ impl Event {
         };
         let instance = || -> Option<u32> { fields.first()?.parse().ok() };
         let event = match (kind, fields.len()) {
-            ("D", 6) => {
-                Event::Delivered { instance: instance()?, at: gp(1)?, offset: num(4)?, attempt: num(5)? as u32 }
+            ("D", 6 | 7) => {
+                let order = match fields.get(6) {
+                    None => Order::Partition,
+                    Some(&"unordered") => Order::Unordered,
+                    Some(field) => Order::Key(field.strip_prefix("key=")?.to_string()),
+                };
+                Event::Delivered { instance: instance()?, at: gp(1)?, offset: num(4)?, attempt: num(5)? as u32, order }
             }
             ("A", 5) => Event::Handled { instance: instance()?, at: gp(1)?, offset: num(4)? },
             ("R", 5) => Event::Recovered { instance: instance()?, at: gp(1)?, offset: num(4)? },
@@ -123,8 +147,9 @@ struct PartitionState {
     done: BTreeMap<i64, (u32, usize)>,
     /// The end of the contiguous prefix of `done` from offset 0.
     prefix: i64,
-    /// The highest offset delivered for the first time so far.
+    /// The highest offset delivered for the first time so far, in the partition or the key.
     first_delivered: Option<i64>,
+    first_delivered_by_key: HashMap<String, Option<i64>>,
     delivered: BTreeSet<i64>,
     /// Log lines of revocations (by instance) and seeks on this partition.
     excuses: Vec<(usize, Option<u32>)>,
@@ -180,24 +205,36 @@ pub fn check(lines: &[String], seed: u64) -> Report {
                 state.excuses.push((index, None));
                 state.seeks.push((index, instance));
             }
-            Event::Delivered { instance, at, offset, .. } => {
+            Event::Delivered { instance, at, offset, order, .. } => {
                 let state = partitions.entry(at.clone()).or_default();
                 state.last_delivery.insert((offset, instance), index);
                 if state.delivered.insert(offset) {
-                    if let Some(before) = state.first_delivered {
-                        if offset < before {
-                            violation(
-                                &mut report,
-                                &faults,
-                                index,
-                                format!(
-                                    "order: {} {}-{} offset {offset} delivered for the first time after offset {before}",
-                                    at.0, at.1, at.2
-                                ),
-                            );
+                    // The highest first delivery before this one, in the partition or the key.
+                    let (highest, of_key) = match order {
+                        Order::Partition => (Some(&mut state.first_delivered), String::new()),
+                        Order::Key(key) => {
+                            let of_key = format!(" (key {key})");
+                            (Some(state.first_delivered_by_key.entry(key).or_default()), of_key)
                         }
+                        Order::Unordered => (None, String::new()),
+                    };
+                    if let Some(highest) = highest {
+                        if let Some(before) = *highest {
+                            if offset < before {
+                                violation(
+                                    &mut report,
+                                    &faults,
+                                    index,
+                                    format!(
+                                        "order: {} {}-{} offset {offset} delivered for the first time after offset \
+                                         {before}{of_key}",
+                                        at.0, at.1, at.2
+                                    ),
+                                );
+                            }
+                        }
+                        *highest = Some(highest.map_or(offset, |b| b.max(offset)));
                     }
-                    state.first_delivered = Some(state.first_delivered.map_or(offset, |b| b.max(offset)));
                 }
             }
             Event::Handled { instance, at, offset } | Event::Recovered { instance, at, offset } => {
@@ -402,7 +439,11 @@ mod tests {
     }
 
     fn d(instance: u32, offset: i64) -> Event {
-        Event::Delivered { instance, at: gp(), offset, attempt: 1 }
+        Event::Delivered { instance, at: gp(), offset, attempt: 1, order: Order::Partition }
+    }
+
+    fn dk(offset: i64, key: &str) -> Event {
+        Event::Delivered { instance: 1, at: gp(), offset, attempt: 1, order: Order::Key(key.into()) }
     }
 
     fn a(instance: u32, offset: i64) -> Event {
@@ -417,6 +458,8 @@ mod tests {
     fn lines_parse_back() {
         let events = [
             d(1, 5),
+            dk(6, "k1"),
+            Event::Delivered { instance: 1, at: gp(), offset: 7, attempt: 2, order: Order::Unordered },
             a(1, 5),
             Event::Recovered { instance: 2, at: gp(), offset: 6 },
             Event::Revoked { instance: 2, at: gp() },
@@ -463,6 +506,18 @@ mod tests {
         assert!(report.violations.iter().any(|v| v.contains("order")), "{:?}", report.violations);
         // A delivery again of an earlier record is not a first delivery.
         let report = check(&lines(&[d(1, 0), d(1, 1), d(2, 0), d(2, 1), d(2, 2)]), 7);
+        assert!(!report.violations.iter().any(|v| v.contains("order")), "{:?}", report.violations);
+    }
+
+    #[test]
+    fn by_key_only_one_keys_first_deliveries_must_be_in_order() {
+        let report = check(&lines(&[dk(1, "a"), dk(0, "b"), dk(3, "b"), dk(2, "a")]), 7);
+        assert!(!report.violations.iter().any(|v| v.contains("order")), "{:?}", report.violations);
+        let report = check(&lines(&[dk(0, "a"), dk(3, "a"), dk(2, "a")]), 7);
+        assert!(report.violations[0].contains("offset 2") && report.violations[0].contains("(key a)"));
+        let unordered =
+            |offset| Event::Delivered { instance: 1, at: gp(), offset, attempt: 1, order: Order::Unordered };
+        let report = check(&lines(&[unordered(3), unordered(0)]), 7);
         assert!(!report.violations.iter().any(|v| v.contains("order")), "{:?}", report.violations);
     }
 

@@ -7,24 +7,26 @@
 //!
 //! The campaign (the driver, this process) starts an embedded broker in a process of its own and
 //! several service instances (child processes, this same binary with `--role instance`) in the
-//! same consumer groups. Each instance runs seven listeners, one per ack mode and listener kind:
-//! Record mode with retries and a dead-letter recoverer (poison and flaky records), a batch
-//! listener, Time, Count and CountTime, Manual acknowledged out of order from spawned tasks,
-//! and ManualImmediate with nacks. A producer writes numbered, keyed records to all seven topics
-//! throughout. From the seed, the driver schedules faults at random times: SIGKILL of an
+//! same consumer groups. Each instance runs ten listeners, one per ack mode, listener kind and
+//! processing order: Record mode with retries and a dead-letter recoverer (poison and flaky
+//! records), a batch listener, Time, Count and CountTime, Manual acknowledged out of order from
+//! spawned tasks, ManualImmediate with nacks, `ProcessingOrder::Key` (handlers as tasks waiting
+//! 0-30 ms, records failing once and retried while their key waits) and `Unordered` (acknowledged
+//! from the task, some nacked once). A producer writes numbered records with 20 keys to all ten
+//! topics throughout. From the seed, the driver schedules faults at random times: SIGKILL of an
 //! instance and its restart, instances joining and leaving (rebalances), seeks and pauses from
 //! outside, broker request errors (fetch, commit, produce, join, heartbeat, sync), broker
 //! outages (every kind of request timing out for a while), handlers slower than
 //! `max.poll.interval.ms`; with `--broker-down`, also the broker taken down and up. (That one
 //! is off by default: after some minutes of it, librdkafka 2.12.1's mock cluster aborts, an
 //! assertion in `rd_kafka_mock_cgrp_classic_member_add`, seen in 4 of 6 runs of 10 minutes,
-//! each right after the broker came back up; the campaign then stops, naming the cause.) Three of the groups rebalance
-//! cooperatively (`cooperative-sticky`), four eagerly.
+//! each right after the broker came back up; the campaign then stops, naming the cause.) Four of the groups rebalance
+//! cooperatively (`cooperative-sticky`), six eagerly.
 //!
 //! Every process appends to one log (one `write` per line; see `kafka_listener_suite::chaos`),
 //! the driver samples each group's committed offsets into it, and after the final graceful stop
 //! the checker reads it: every record handled or dead-lettered, first deliveries in order per
-//! partition, committed offsets never past unprocessed work, committed == end at the end,
+//! partition (per key by key; none unordered), committed offsets never past unprocessed work, committed == end at the end,
 //! duplicates only after a kill, revocation or seek. Each violation is printed on a line of its
 //! own with the seed and the faults before it; the last line is
 //! `chaos seed=<n> duration=<s> faults=<k> records=<r> duplicates=<d> violations=<v>`, and the
@@ -47,20 +49,25 @@ use kafka_listener::error_handler::{DeadLetterRecoverer, FixedBackOff, Recoverer
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
 use kafka_listener::{EmbeddedKafka, FailedRecord};
-use kafka_listener_suite::chaos::{check, handled_prefixes, Event, GroupPartition, Rng};
+use kafka_listener_suite::chaos::{check, handled_prefixes, Event, GroupPartition, Order, Rng};
 
-/// The listeners every instance runs: (id = group, ack mode). The topic is `chaos-<id>`.
-const LISTENERS: [(&str, AckMode); 8] = [
-    ("record", AckMode::Record),
-    ("batch", AckMode::Batch),
+/// The listeners every instance runs: (id = group, ack mode, processing order). The topic is
+/// `chaos-<id>`.
+const LISTENERS: [(&str, AckMode, ProcessingOrder); 10] = [
+    ("record", AckMode::Record, ProcessingOrder::Partition),
+    ("batch", AckMode::Batch, ProcessingOrder::Partition),
     // A record listener on the factory's default ack mode: its records are marked processed
     // together at the end of each poll, or before a failure's retry.
-    ("record-batch", AckMode::Batch),
-    ("time", AckMode::Time),
-    ("count", AckMode::Count),
-    ("count-time", AckMode::CountTime),
-    ("manual", AckMode::Manual),
-    ("manual-immediate", AckMode::ManualImmediate),
+    ("record-batch", AckMode::Batch, ProcessingOrder::Partition),
+    ("time", AckMode::Time, ProcessingOrder::Partition),
+    ("count", AckMode::Count, ProcessingOrder::Partition),
+    ("count-time", AckMode::CountTime, ProcessingOrder::Partition),
+    ("manual", AckMode::Manual, ProcessingOrder::Partition),
+    ("manual-immediate", AckMode::ManualImmediate, ProcessingOrder::Partition),
+    // Handlers as tasks: one key's records in order (some failing once), or any order
+    // (acknowledged from the task, some nacked once).
+    ("key", AckMode::Batch, ProcessingOrder::Key),
+    ("unordered", AckMode::Manual, ProcessingOrder::Unordered),
 ];
 const PARTITIONS: i32 = 3;
 /// The dead-letter topic of the `record` listener.
@@ -170,7 +177,7 @@ fn error_code(name: &str) -> Option<RDKafkaRespErr> {
 fn broker() -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1)?;
     kafka.set_initial_rebalance_delay(Duration::from_millis(300));
-    for (listener, _) in LISTENERS {
+    for (listener, ..) in LISTENERS {
         kafka.create_topic(&topic(listener), PARTITIONS)?;
     }
     kafka.create_topic(DLT, PARTITIONS)?;
@@ -203,7 +210,7 @@ fn broker() -> anyhow::Result<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// An instance: the seven listeners, logging every delivery and acknowledgment.
+// An instance: the ten listeners, logging every delivery and acknowledgment.
 
 /// A recoverer that logs what it dead-lettered, once the dead letter landed.
 struct LoggedRecoverer {
@@ -260,10 +267,10 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
     // A handler told to be slow sleeps this long once (ms).
     let slow = Arc::new(AtomicU64::new(0));
     let mut registry = ListenerRegistry::empty().with_default_factory(base.clone());
-    for (listener, mode) in LISTENERS {
-        let mut factory = base.to_builder().ack_mode(mode);
+    for (listener, mode, order) in LISTENERS {
+        let mut factory = base.to_builder().ack_mode(mode).processing_order(order).max_concurrency(8);
         // Half the groups rebalance cooperatively (incremental), half eagerly.
-        if matches!(listener, "batch" | "count" | "manual") {
+        if matches!(listener, "batch" | "count" | "manual" | "unordered") {
             factory = factory.set("partition.assignment.strategy", "cooperative-sticky");
         }
         if listener == "record" {
@@ -273,6 +280,12 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                 DefaultErrorHandler::new()
                     .backoff(FixedBackOff { interval: Duration::from_millis(100), max_retries: 2 })
                     .recoverer(recoverer),
+            );
+        }
+        if listener == "key" {
+            factory = factory.error_handler(
+                DefaultErrorHandler::new()
+                    .backoff(FixedBackOff { interval: Duration::from_millis(100), max_retries: 2 }),
             );
         }
         registry = registry.with_factory(listener, factory.build()?);
@@ -286,6 +299,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                         at: gp("batch", meta),
                         offset: meta.offset,
                         attempt: meta.delivery_attempt(),
+                        order: Order::Partition,
                     });
                 }
                 for meta in &metas {
@@ -300,6 +314,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                     at: gp("manual", &meta),
                     offset: meta.offset,
                     attempt: meta.delivery_attempt(),
+                    order: Order::Partition,
                 });
                 // Acknowledged out of order, from a task of its own.
                 // Up to 400 ms: wide windows in which later records are acknowledged first.
@@ -320,6 +335,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                         at: gp("manual-immediate", &meta),
                         offset: meta.offset,
                         attempt: meta.delivery_attempt(),
+                        order: Order::Partition,
                     });
                     let seq: u64 = seq.parse().unwrap_or(0);
                     if seq.is_multiple_of(17)
@@ -340,6 +356,62 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                     std::future::ready(())
                 })
             }
+            "key" => endpoint.handler(move |seq: String, meta: Meta| {
+                let (log, slow) = (log.clone(), slow.clone());
+                async move {
+                    let at = gp("key", &meta);
+                    let key = meta.key.as_deref().map(String::from_utf8_lossy).unwrap_or_default().into_owned();
+                    log.write(&Event::Delivered {
+                        instance: id,
+                        at: at.clone(),
+                        offset: meta.offset,
+                        attempt: meta.delivery_attempt(),
+                        order: Order::Key(key),
+                    });
+                    // 0-30 ms, so that keys overtake each other.
+                    let pause = slow.swap(0, Ordering::AcqRel).max(meta.offset as u64 * 7919 % 31);
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    let seq: u64 = seq.parse().unwrap_or(0);
+                    if seq.is_multiple_of(13) && meta.delivery_attempt() == 1 {
+                        // Retried after its back-off while the other keys go on.
+                        return Err(ListenerError::msg(format!("record {seq} fails once")));
+                    }
+                    log.write(&Event::Handled { instance: id, at, offset: meta.offset });
+                    Ok::<(), ListenerError>(())
+                }
+            }),
+            "unordered" => {
+                // Each of these records is nacked once (by this instance) before it is handled.
+                let nacked: Arc<std::sync::Mutex<std::collections::HashSet<(i32, i64)>>> = Arc::default();
+                endpoint.handler(move |seq: String, meta: Meta, ack: Acknowledgment| {
+                    let (log, nacked) = (log.clone(), nacked.clone());
+                    async move {
+                        log.write(&Event::Delivered {
+                            instance: id,
+                            at: gp("unordered", &meta),
+                            offset: meta.offset,
+                            attempt: meta.delivery_attempt(),
+                            order: Order::Unordered,
+                        });
+                        tokio::time::sleep(Duration::from_millis(meta.offset as u64 * 104_729 % 41)).await;
+                        let seq: u64 = seq.parse().unwrap_or(0);
+                        let first = nacked
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .insert((meta.partition, meta.offset));
+                        if seq.is_multiple_of(17) && first {
+                            ack.nack(Duration::from_millis(50));
+                        } else {
+                            log.write(&Event::Handled {
+                                instance: id,
+                                at: gp("unordered", &meta),
+                                offset: meta.offset,
+                            });
+                            ack.acknowledge();
+                        }
+                    }
+                })
+            }
             group => endpoint.handler(move |seq: String, meta: Meta| {
                 let (log, slow) = (log.clone(), slow.clone());
                 async move {
@@ -349,6 +421,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                         at: at.clone(),
                         offset: meta.offset,
                         attempt: meta.delivery_attempt(),
+                        order: Order::Partition,
                     });
                     let pause = slow.swap(0, Ordering::AcqRel);
                     if pause > 0 {
@@ -464,7 +537,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
             let mut tick = tokio::time::interval(Duration::from_millis(1000 / RATE));
             while producing.load(Ordering::Acquire) {
                 tick.tick().await;
-                for (listener, _) in LISTENERS {
+                for (listener, ..) in LISTENERS {
                     let _ = template.send(&topic(listener), seq.to_string()).key(format!("k{}", seq % 20)).await;
                 }
                 seq += 1;
@@ -479,7 +552,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         let (sampling, admin, log) = (sampling.clone(), admin.clone(), log.clone());
         std::thread::spawn(move || {
             while sampling.load(Ordering::Acquire) {
-                for (listener, _) in LISTENERS {
+                for (listener, ..) in LISTENERS {
                     if let Ok(offsets) = admin.committed_offsets(listener, &topic(listener)) {
                         // Partitions the group has committed nothing on are left out.
                         for (partition, offset) in offsets.into_iter().filter_map(|(p, o)| Some((p, o?))) {
@@ -545,7 +618,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         }
         let pick = rng.range(0, 100);
         let index = rng.range(0, instances.len() as u64) as usize;
-        let (listener, _) = LISTENERS[rng.range(0, LISTENERS.len() as u64) as usize];
+        let (listener, ..) = LISTENERS[rng.range(0, LISTENERS.len() as u64) as usize];
         match pick {
             0..=14 if instances.len() >= 2 => {
                 let mut instance = instances.remove(index);
@@ -646,7 +719,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         }
     }
     let ends = |admin: &Admin| -> BTreeMap<String, BTreeMap<i32, i64>> {
-        LISTENERS.iter().map(|(l, _)| (l.to_string(), admin.end_offsets(&topic(l)).unwrap_or_default())).collect()
+        LISTENERS.iter().map(|(l, ..)| (l.to_string(), admin.end_offsets(&topic(l)).unwrap_or_default())).collect()
     };
     // Until every record is handled or dead-lettered (Count mode commits the rest at the stop),
     // as long as the backlog keeps shrinking: slow handlers and pauses leave one behind.
@@ -657,7 +730,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
         let prefixes = handled_prefixes(&lines);
         let mut done = true;
         let mut total = 0;
-        for (l, _) in LISTENERS {
+        for (l, ..) in LISTENERS {
             for (p, e) in &end[l] {
                 let prefix = prefixes.get(&(l.to_string(), topic(l), *p)).copied().unwrap_or(0);
                 total += prefix.min(*e);
@@ -680,7 +753,7 @@ fn driver(seed: u64, duration: Duration, count: u32, broker_down: bool, log_path
     sampling.store(false, Ordering::Release);
     let _ = sampler.join();
     let end = ends(&admin);
-    for (listener, _) in LISTENERS {
+    for (listener, ..) in LISTENERS {
         let committed = admin.committed_offsets(listener, &topic(listener)).unwrap_or_default();
         for (partition, end) in &end[listener] {
             let at = (listener.to_string(), topic(listener), *partition);
