@@ -100,6 +100,14 @@ fn positions(probe: &Probe) -> Vec<(i32, i64)> {
 /// REBALANCE_IN_PROGRESS), so the offsets go the hand-off way (tests/rebalance_commits.rs). With
 /// cooperative rebalancing the revocation comes after the assignment is synced (the group is
 /// stable again), where the broker accepts the commit.
+///
+/// Why a 6 s session: the embedded broker gives members `session.timeout.ms` - 1 s to join a
+/// rebalance. With the suite's 3 s, a loaded machine (CI runs the tests of this file at once)
+/// can let that window pass before the first instance rejoins; the broker then syncs without
+/// it, its late join starts another rebalance, and the revocation commit lands in that one's
+/// JoinGroup phase, where the embedded broker refuses it (a real broker accepts commits of the
+/// current generation while it prepares a rebalance). The offsets then go to the new owner the
+/// at-least-once way, and this test, which checks the commit, would fail on the broker's timing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revoked_partitions_are_committed_at_revocation_and_the_new_owner_starts_there() {
     const T: &str = "revoked";
@@ -114,6 +122,7 @@ async fn revoked_partitions_are_committed_at_revocation_and_the_new_owner_starts
         .to_builder()
         .ack_count(1000)
         .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "6000")
         .event_listener(move |event| sink.lock().unwrap().push(event.clone()))
         .build()
         .unwrap();
