@@ -7,11 +7,16 @@
 //! per partition) the container pauses a partition once that many of its records wait for an
 //! acknowledgment, and resumes it when half are done, so memory does not grow with the backlog.
 //!
-//! `cargo run --release --example backpressure`: starts an embedded broker, produces 1,000,000
-//! records with a `KafkaTemplate` (8 partitions, lz4, so that the embedded broker keeps them
-//! all), then runs the listener for 10 s in a child process per case — backlogs of 10,000 and
-//! 1,000,000 records with the default bound, and 1,000,000 with no bound — and prints each one's
-//! peak RSS.
+//! The same with `ProcessingOrder::Key` (issue 16): each record's handler a task that waits 5 ms,
+//! 50 at once; a partition is paused while `max(10 × max_concurrency, max_poll_records)` of its
+//! records wait to start.
+//!
+//! `cargo run --release --example backpressure [-- manual|key]`: starts an embedded broker,
+//! produces 1,000,000 records with a `KafkaTemplate` (8 partitions, lz4, so that the embedded
+//! broker keeps them all), then runs the listener for 10 s in a child process per case — backlogs
+//! of 10,000 and 1,000,000 records with the default bound, 1,000,000 with no bound, and 10,000
+//! and 1,000,000 by key — and prints each one's peak RSS (name `manual` or `key` to run only
+//! those cases).
 
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,7 +34,10 @@ fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("--child") {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        return runtime.block_on(child(&args[2], &args[3], args[4].parse()?));
+        return match args[5].as_str() {
+            "key" => runtime.block_on(by_key(&args[2], &args[3])),
+            _ => runtime.block_on(child(&args[2], &args[3], args[4].parse()?)),
+        };
     }
     let kafka = EmbeddedKafka::start(1)?;
     let runtime = tokio::runtime::Runtime::new()?;
@@ -40,11 +48,20 @@ fn main() -> anyhow::Result<()> {
     drop(runtime);
     println!("produced backlogs of 10,000 and 1,000,000 records; each case runs {RUN:?}");
     let exe = std::env::current_exe()?;
-    for (case, topic, bound) in
-        [("10k backlog", "small", "10000"), ("1M backlog", "large", "10000"), ("1M backlog, no bound", "large", "0")]
-    {
+    let cases = [
+        ("10k backlog", "small", "10000", "manual"),
+        ("1M backlog", "large", "10000", "manual"),
+        ("1M backlog, no bound", "large", "0", "manual"),
+        ("10k backlog, by key", "small", "10000", "key"),
+        ("1M backlog, by key", "large", "10000", "key"),
+    ];
+    let chosen: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    for (case, topic, bound, mode) in cases {
+        if !chosen.is_empty() && !chosen.contains(&mode) {
+            continue;
+        }
         let output = Command::new(&exe)
-            .args(["--child", &kafka.bootstrap_servers(), topic, bound])
+            .args(["--child", &kafka.bootstrap_servers(), topic, bound, mode])
             .output()
             .with_context(|| format!("running {case}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -113,5 +130,37 @@ async fn child(bootstrap: &str, topic: &str, bound: usize) -> anyhow::Result<()>
         peak_rss_kb() / 1024.0,
         done.load(Ordering::Relaxed)
     );
+    Ok(())
+}
+
+/// `ProcessingOrder::Key`: each record's handler is a task that waits 5 ms (up to 50 at once,
+/// so 10,000 records/s at most); the container pauses a partition once `max(10 × 50, 500)` of its
+/// records wait to start, and resumes it when half have started.
+async fn by_key(bootstrap: &str, topic: &str) -> anyhow::Result<()> {
+    let factory = ContainerFactory::builder()
+        .bootstrap_servers(bootstrap)
+        .ack_mode(AckMode::Batch)
+        .processing_order(ProcessingOrder::Key)
+        .max_concurrency(50)
+        .build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let counter = done.clone();
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory)
+        .register(Endpoint::new("slow").topic(topic).group(format!("slow-key-{topic}")).handler(
+            move |record: ConsumerRecord| {
+                let counter = counter.clone();
+                async move {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    std::hint::black_box(&record);
+                    counter.fetch_add(1, Ordering::Relaxed);
+                }
+            },
+        ))
+        .start()
+        .await?;
+    tokio::time::sleep(RUN).await;
+    running.shutdown().await?;
+    println!("RESULT peak RSS {:>6.1} MiB, {} records handled", peak_rss_kb() / 1024.0, done.load(Ordering::Relaxed));
     Ok(())
 }

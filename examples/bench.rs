@@ -3,7 +3,8 @@
 //! Delivery: not the point here; every consumer reads all records once, from the earliest offset,
 //! each in a group of its own.
 //!
-//! `cargo run --release --example bench [-- RECORDS]` (default 1,000,000). The parent starts an
+//! `cargo run --release --example bench [-- RECORDS [SCENARIO...]]` (default 1,000,000 records,
+//! every scenario; name scenarios to run only those, e.g. `-- 200000 batch-c1 key-c1`). The parent starts an
 //! embedded broker, produces RECORDS JSON records with a `KafkaTemplate` (~60 bytes, keyed,
 //! lz4-compressed, 8 partitions, so that the mock cluster keeps them all), then runs each
 //! consumer in a child process of its own, so that each one's peak RSS is its own:
@@ -75,10 +76,15 @@ fn main() -> anyhow::Result<()> {
         return child(scenario, bootstrap, records);
     }
     let records: u64 = args.get(1).map(|n| n.parse()).transpose()?.unwrap_or(1_000_000);
-    parent(records)
+    let chosen: Vec<&str> = args.iter().skip(2).map(String::as_str).collect();
+    if let Some(unknown) = chosen.iter().find(|c| !SCENARIOS.contains(c)) {
+        bail!("unknown scenario {unknown}; the scenarios are {}", SCENARIOS.join(", "));
+    }
+    let scenarios: Vec<&str> = SCENARIOS.iter().copied().filter(|s| chosen.is_empty() || chosen.contains(s)).collect();
+    parent(records, &scenarios)
 }
 
-fn parent(records: u64) -> anyhow::Result<()> {
+fn parent(records: u64, scenarios: &[&str]) -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1)?;
     kafka.create_topic(TOPIC, PARTITIONS)?;
     kafka.create_topic(&format!("{TOPIC}-dlt"), PARTITIONS)?;
@@ -100,25 +106,26 @@ fn parent(records: u64) -> anyhow::Result<()> {
 
     let exe = std::env::current_exe()?;
     let mut results = Vec::new();
-    for scenario in SCENARIOS {
+    for scenario in scenarios {
         // Four consumers of one group join the first assignment together with a short delay;
         // alone, a consumer is assigned at once.
         let delay = if scenario.ends_with("c4") { 500 } else { 0 };
         kafka.set_initial_rebalance_delay(Duration::from_millis(delay));
         let output = Command::new(&exe)
             .args(["--child", scenario, &kafka.bootstrap_servers(), &records.to_string()])
+            .stderr(std::process::Stdio::inherit())
             .output()
             .with_context(|| format!("running {scenario}"))?;
         let stdout = String::from_utf8_lossy(&output.stdout);
         let Some(line) = stdout.lines().find(|l| l.starts_with("RESULT ")) else {
-            bail!("{scenario} failed: {}\n{}", stdout, String::from_utf8_lossy(&output.stderr));
+            bail!("{scenario} failed ({}): {stdout}", output.status);
         };
         let fields: Vec<f64> = line.split_whitespace().skip(2).map(str::parse).collect::<Result<_, _>>()?;
         println!("{line}");
         results.push((scenario.to_string(), fields[0], fields[1], fields[2]));
     }
 
-    let best_raw = results.iter().filter(|r| r.0.starts_with("raw")).map(|r| r.1).fold(0.0, f64::max);
+    let best_raw = results.iter().filter(|r| r.0.starts_with("raw")).map(|r| r.1).fold(f64::NAN, f64::max);
     let raw_first = results.iter().find(|r| r.0 == "raw-poll-loop").map(|r| r.2).unwrap_or(f64::NAN);
     println!();
     println!("{} records, {PARTITIONS} partitions, embedded broker", records);
@@ -203,6 +210,13 @@ fn raw_config(bootstrap: &str, group: &str) -> ClientConfig {
 }
 
 fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
+    // Logs only when RUST_LOG asks (to see what a slow scenario waits for); none by default.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let group = format!("bench-{scenario}-{}", std::process::id());
     match scenario {
         "raw-poll-loop" => {

@@ -18,18 +18,6 @@ use kafka_listener_suite::{produce_all, Broker};
 const RECORDS: u64 = 100_000;
 const PARTITIONS: i32 = 4;
 
-/// An example's binary, built if needed (`cargo test` builds the examples, `--test crash` alone does not).
-fn example(name: &str) -> PathBuf {
-    let status = Command::new(env!("CARGO"))
-        .args(["build", "--quiet", "--example", name])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .status()
-        .expect("cargo");
-    assert!(status.success(), "building example {name}");
-    let deps = std::env::current_exe().unwrap();
-    deps.parent().unwrap().parent().unwrap().join("examples").join(name)
-}
-
 /// The broker the services use: external, or `examples/broker.rs` in a child process that ends
 /// when this test process does (its standard input closes).
 struct OutsideBroker {
@@ -47,7 +35,7 @@ impl OutsideBroker {
                 return OutsideBroker { bootstrap: servers, child: None };
             }
         }
-        let mut child = Command::new(example("broker"))
+        let mut child = Command::new(common::example("broker"))
             .args(["--until-stdin-closes", "--topic", &format!("{topic}:{PARTITIONS}")])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -87,7 +75,7 @@ fn service(bootstrap: &str, topic: &str, out: &Path) -> Child {
 
 /// The service, with more of the example's options (`--order key`, ...).
 fn service_with(bootstrap: &str, topic: &str, out: &Path, options: &[&str]) -> Child {
-    Command::new(example("at_least_once"))
+    Command::new(common::example("at_least_once"))
         .args(["--topic", topic, "--group", topic, "--records", &RECORDS.to_string(), "--work-us", "50"])
         .args(options)
         .arg("--out")

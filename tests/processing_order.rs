@@ -340,6 +340,68 @@ async fn blocking_handlers_run_on_the_blocking_pool_by_key() {
     assert!(keys.values().all(|o| o.windows(2).all(|w| w[0] < w[1])), "each key in offset order");
 }
 
+/// Handlers that finish without waiting are handled on the consumer's thread (an eager start:
+/// no task), while handlers that compute before their first wait are started as tasks on the
+/// runtime's workers after the first few (their first polls average over 100 µs), so that keys'
+/// compute runs concurrently; in both cases each key's records run in offset order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_that_compute_before_they_wait_start_as_tasks_and_quick_ones_end_at_once() {
+    let kafka = embedded(&[("eager-quick", 1), ("eager-compute", 1)]);
+    produce_keyed(&kafka, "eager-quick", 300, |i| i % 30);
+    produce_keyed(&kafka, "eager-compute", 300, |i| i % 30);
+    // Per topic: (key, offset, the thread the handler's first part ran on).
+    type Threads = Arc<Mutex<Vec<(String, i64, String)>>>;
+    let (quick, compute): (Threads, Threads) = Default::default();
+    let endpoint = |topic: &'static str, seen: &Threads, work: Duration| {
+        let seen = seen.clone();
+        Endpoint::new(topic).topic(topic).processing_order(ProcessingOrder::Key).max_concurrency(50).handler(
+            move |record: ConsumerRecord| {
+                let seen = seen.clone();
+                async move {
+                    let thread = std::thread::current().name().unwrap_or_default().to_string();
+                    let key = String::from_utf8_lossy(record.key.as_deref().unwrap_or_default()).into_owned();
+                    if !work.is_zero() {
+                        // Compute before the first wait (a stand-in that holds the thread).
+                        std::thread::sleep(work);
+                        tokio::time::sleep(Duration::from_millis(1)).await;
+                    }
+                    seen.lock().unwrap().push((key, record.offset, thread));
+                }
+            },
+        )
+    };
+    let running = start_listeners(
+        factory(&kafka, AckMode::Batch),
+        [
+            endpoint("eager-quick", &quick, Duration::ZERO),
+            endpoint("eager-compute", &compute, Duration::from_millis(2)),
+        ],
+    )
+    .await;
+    wait_committed(&kafka.bootstrap_servers(), "eager-quick", "eager-quick", [(0, 300)].into()).await;
+    wait_committed(&kafka.bootstrap_servers(), "eager-compute", "eager-compute", [(0, 300)].into()).await;
+    running.shutdown().await.unwrap();
+
+    for (topic, seen) in [("eager-quick", &quick), ("eager-compute", &compute)] {
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 300, "{topic}: every record once");
+        let mut keys: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for (key, offset, _) in seen.iter() {
+            keys.entry(key).or_default().push(*offset);
+        }
+        assert!(keys.values().all(|o| o.windows(2).all(|w| w[0] < w[1])), "{topic}: each key in offset order");
+    }
+    let on_consumer = |seen: &Threads, topic: &str| {
+        let consumer = format!("kafka-listener-{topic}-0");
+        seen.lock().unwrap().iter().filter(|(_, _, thread)| *thread == consumer).count()
+    };
+    let quick_here = on_consumer(&quick, "eager-quick");
+    assert!(quick_here > 250, "quick handlers end on the consumer's thread, without a task ({quick_here} of 300)");
+    // The first one or two, then one in 32 (to notice handlers getting quick again).
+    let compute_here = on_consumer(&compute, "eager-compute");
+    assert!(compute_here <= 30, "computing handlers run on the runtime's workers ({compute_here} of 300 did not)");
+}
+
 /// One handling of a record: which instance, its key and offset, when it started and ended.
 #[derive(Debug, Clone)]
 struct Handling {

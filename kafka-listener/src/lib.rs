@@ -66,7 +66,9 @@
 //! run concurrently, up to `max_concurrency` records per consumer (default 16); with
 //! [`ProcessingOrder::Unordered`] any record may run concurrently (Confluent's Parallel Consumer's
 //! `KEY` and `UNORDERED`). Handlers then run as tokio tasks on the registry's runtime (an `fn`
-//! handler on its blocking pool), so an `async fn` handler's future must be `Send`; the consumer's
+//! handler on its blocking pool; an `async fn` handler's future is polled once on the consumer's
+//! thread first, and becomes a task if it waits, unless handlers' first polls average over
+//! 100 µs), so an `async fn` handler's future must be `Send`; the consumer's
 //! thread keeps polling (a slow handler never exceeds `max.poll.interval.ms`) and pauses a
 //! partition when enough of its records wait. Only the contiguous prefix of completed records is
 //! committed; the offsets completed above it travel in the commit's metadata and are skipped after

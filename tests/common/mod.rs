@@ -341,3 +341,16 @@ impl Logs {
         }
     }
 }
+
+/// An example's binary, built if needed (`cargo test` builds the examples, `--test NAME` alone
+/// does not).
+pub fn example(name: &str) -> std::path::PathBuf {
+    let status = std::process::Command::new(env!("CARGO"))
+        .args(["build", "--quiet", "--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .status()
+        .expect("cargo");
+    assert!(status.success(), "building example {name}");
+    let deps = std::env::current_exe().unwrap();
+    deps.parent().unwrap().parent().unwrap().join("examples").join(name)
+}

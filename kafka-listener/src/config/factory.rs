@@ -369,7 +369,11 @@ impl ContainerFactoryBuilder {
     /// concurrently) or [`ProcessingOrder::Unordered`], each record's handler runs as a tokio task
     /// on the registry's runtime (a blocking handler on its blocking pool), up to
     /// [`max_concurrency`](Self::max_concurrency) records at a time per consumer, while the consumer
-    /// keeps polling; a partition whose records queue up is paused. Only the contiguous prefix of
+    /// keeps polling; a partition whose records queue up is paused. An `async` handler's future is
+    /// first polled on the consumer's thread, in the runtime's context (an eager start, as Python
+    /// asyncio's eager task factory): one that ends without waiting costs no task, one that waits
+    /// becomes a task there; while handlers' first polls (their work before the first wait) average
+    /// over 100 µs, they start as tasks directly. Only the contiguous prefix of
     /// completed records is committed, with the offsets completed above it in the commit's metadata,
     /// which a consumer that takes the partition over reads to skip them (Confluent Parallel
     /// Consumer's offset map). Batch listeners and transactions need `Partition` (a start error

@@ -40,6 +40,10 @@ pub(crate) enum Hold {
 pub(crate) struct PartitionHolds {
     due: HashMap<TopicPartition, Instant>,
     throttled: HashSet<TopicPartition>,
+    /// Where held partitions were sought when paused, and the rebalance generation then: sought
+    /// there again when resumed in the same generation (see `resume_released`). Forgotten when
+    /// anything else may have moved them.
+    positions: HashMap<TopicPartition, (i64, u64)>,
 }
 
 impl PartitionHolds {
@@ -107,17 +111,42 @@ impl PartitionHolds {
 
     /// Pauses one partition and, given an offset, seeks it there (records fetched beyond are
     /// dropped and fetched again after the resume).
-    pub(crate) fn pause_at(&self, consumer: &KafkaConsumer, tp: &TopicPartition, seek: Option<i64>) -> KafkaResult<()> {
+    pub(crate) fn pause_at(
+        &mut self,
+        consumer: &KafkaConsumer,
+        shared: &ContainerShared,
+        tp: &TopicPartition,
+        seek: Option<i64>,
+    ) -> KafkaResult<()> {
+        self.positions.remove(tp);
         consumer.pause(&to_list([tp]))?;
-        match seek {
-            Some(offset) => consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), SEEK_TIMEOUT),
-            None => Ok(()),
+        if let Some(offset) = seek {
+            consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), SEEK_TIMEOUT)?;
+            self.positions.insert(tp.clone(), (offset, shared.revocations().generation()));
+        }
+        Ok(())
+    }
+
+    /// These partitions were sought, revoked or assigned: where they were paused no longer says
+    /// where they are.
+    pub(crate) fn forget_positions<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
+        if self.positions.is_empty() {
+            return;
+        }
+        for tp in partitions {
+            self.positions.remove(tp);
         }
     }
 
     /// Resumes the partitions one reason released, by the resume rule.
+    ///
+    /// Each is also sought to where it was paused: librdkafka wakes its fetcher when a fetch
+    /// starts (a seek does) but not on a resume (`rd_kafka_toppar_pause_resume`), so a resumed
+    /// partition would wait for the broker thread's next wakeup (up to a second when it idles,
+    /// `fetch.wait.max.ms` when a fetch of other partitions waits at their end) before its first
+    /// fetch. Nothing of a paused partition is delivered, so the position still stands.
     pub(crate) fn resume_released(
-        &self,
+        &mut self,
         consumer: &KafkaConsumer,
         shared: &ContainerShared,
         released: Vec<TopicPartition>,
@@ -126,25 +155,48 @@ impl PartitionHolds {
         if released.is_empty() {
             return;
         }
+        // Released: whether resumed here or later by another path, records may flow after it.
+        // A revocation since the pause (the partition may be assigned again, from its committed
+        // offset) makes the position stale.
+        let generation = shared.revocations().generation();
+        let positions: HashMap<TopicPartition, i64> = released
+            .iter()
+            .filter_map(|tp| match self.positions.remove(tp)? {
+                (offset, paused_in) if paused_in == generation => Some((tp.clone(), offset)),
+                _ => None,
+            })
+            .collect();
         let by_handler = shared.control().handler_pauses();
         let resume = {
             let offsets = shared.offsets();
             let owned = |tp: &TopicPartition| offsets.owns(&tp.topic, tp.partition);
             self.resumable(released, shared.control().is_paused(), &by_handler, owned)
         };
-        if !resume.is_empty() {
-            if let Err(error) = consumer.resume(&to_list(&resume)) {
-                tracing::warn!(listener = &*shared.listener_id, %error, "could not resume {why}");
+        if resume.is_empty() {
+            return;
+        }
+        let listener = &*shared.listener_id;
+        if let Err(error) = consumer.resume(&to_list(&resume)) {
+            tracing::warn!(listener, %error, "could not resume {why}");
+            return;
+        }
+        for tp in &resume {
+            let Some(&offset) = positions.get(tp) else { continue };
+            if let Err(error) = consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), SEEK_TIMEOUT) {
+                // It still fetches from there, only later.
+                tracing::debug!(listener, topic = tp.topic, partition = tp.partition, offset, %error,
+                    "seek at resume failed");
             }
         }
     }
 
     /// Resumes the whole assignment but for the partitions the resume rule holds.
-    pub(crate) fn resume_all(&self, consumer: &KafkaConsumer, shared: &ContainerShared) -> KafkaResult<()> {
+    pub(crate) fn resume_all(&mut self, consumer: &KafkaConsumer, shared: &ContainerShared) -> KafkaResult<()> {
         let assignment = consumer.assignment()?;
         let by_handler = shared.control().handler_pauses();
         let resume: Vec<TopicPartition> =
             crate::topic_partition::of_list(&assignment).into_iter().filter(|tp| !self.held(tp, &by_handler)).collect();
+        self.forget_positions(&resume);
         consumer.resume(&to_list(&resume))
     }
 
@@ -152,7 +204,7 @@ impl PartitionHolds {
     /// once). Records fetched meanwhile are not lost: their partitions are sought back to them
     /// afterwards.
     pub(crate) fn paused_wait(
-        &self,
+        &mut self,
         consumer: &KafkaConsumer,
         shared: &ContainerShared,
         stop: &mut StopClock,

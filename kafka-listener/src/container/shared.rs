@@ -5,7 +5,7 @@
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::atomic::AtomicUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -53,30 +53,59 @@ pub(crate) struct ContainerShared {
     tasks: AtomicBool,
     /// Records a task's handler nacked, by delivery: delivered again after the sleep.
     task_nacks: Mutex<HashMap<DeliveryId, Duration>>,
+    /// `task_nacks` is not empty.
+    any_task_nacks: AtomicBool,
 }
 
 /// Wakes a poll thread that waits for its tasks or its consumer's queue (see
-/// `dispatch::tasks`): a flag and a condition variable.
+/// `dispatch::tasks`). A notification while the thread is not waiting costs one atomic swap
+/// (tasks notify once each, librdkafka's callback on every record the queue gets after being
+/// empty); only a waiting thread is woken through the condition variable.
 #[derive(Debug, Default)]
 pub(crate) struct Wakeup {
-    woken: Mutex<bool>,
+    /// `IDLE`, `NOTIFIED` (a notification not yet consumed) or `WAITING`.
+    state: AtomicU8,
+    mutex: Mutex<()>,
     cv: Condvar,
 }
+
+const IDLE: u8 = 0;
+const NOTIFIED: u8 = 1;
+const WAITING: u8 = 2;
 
 impl Wakeup {
     /// Wakes the waiter (or the next one to wait).
     pub(crate) fn notify(&self) {
-        *lock(&self.woken) = true;
-        self.cv.notify_one();
+        if self.state.swap(NOTIFIED, Ordering::AcqRel) == WAITING {
+            // The waiter set WAITING under the lock and waits on the condition variable, which
+            // releases the lock atomically: taking it here means the waiter is waiting.
+            drop(lock(&self.mutex));
+            self.cv.notify_one();
+        }
     }
 
-    /// Waits until woken or `timeout` passed; clears the flag.
+    /// Waits until notified (since the last wait returned) or `timeout` passed; consumes the
+    /// notification.
     pub(crate) fn wait(&self, timeout: Duration) {
-        let mut woken = lock(&self.woken);
-        if !*woken {
-            woken = self.cv.wait_timeout(woken, timeout).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        if self.state.compare_exchange(NOTIFIED, IDLE, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            return;
         }
-        *woken = false;
+        let deadline = Instant::now() + timeout;
+        let mut guard = lock(&self.mutex);
+        if self.state.compare_exchange(IDLE, WAITING, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            // Notified meanwhile.
+            self.state.store(IDLE, Ordering::Release);
+            return;
+        }
+        loop {
+            let now = Instant::now();
+            if self.state.load(Ordering::Acquire) == NOTIFIED || now >= deadline {
+                break;
+            }
+            guard = self.cv.wait_timeout(guard, deadline - now).map_or_else(|e| e.into_inner().0, |(g, _)| g);
+        }
+        self.state.store(IDLE, Ordering::Release);
+        drop(guard);
     }
 }
 
@@ -152,6 +181,7 @@ impl ContainerShared {
             wakeup: Arc::new(Wakeup::default()),
             tasks: AtomicBool::new(false),
             task_nacks: Mutex::new(HashMap::new()),
+            any_task_nacks: AtomicBool::new(false),
         }
     }
 
@@ -289,6 +319,7 @@ impl ContainerShared {
         if self.tasks.load(Ordering::Acquire) {
             let mut nacks = lock(&self.task_nacks);
             nacks.extend(records.iter().filter_map(|r| r.delivery).map(|id| (id, sleep)));
+            self.any_task_nacks.store(!nacks.is_empty(), Ordering::Release);
             return;
         }
         if !self.on_poll_thread() {
@@ -300,11 +331,15 @@ impl ContainerShared {
 
     /// The sleep of a nack of this delivery from its task, taken.
     pub(crate) fn take_task_nack(&self, delivery: DeliveryId) -> Option<Duration> {
-        let mut nacks = lock(&self.task_nacks);
-        if nacks.is_empty() {
+        // A nack is requested before its task ends, and the task's end reaches this thread
+        // after it: the flag is seen set (no lock per record when nothing was nacked).
+        if !self.any_task_nacks.load(Ordering::Acquire) {
             return None;
         }
-        nacks.remove(&delivery)
+        let mut nacks = lock(&self.task_nacks);
+        let sleep = nacks.remove(&delivery);
+        self.any_task_nacks.store(!nacks.is_empty(), Ordering::Release);
+        sleep
     }
 
     /// Claims the one deferred commit (`AckMode::Record` spacing); false if one is scheduled.

@@ -151,7 +151,7 @@ impl<'p, 'c> Core<'p, 'c> {
         for (tp, last) in over {
             // A handler that moved the partition in this poll: its position stands.
             let seek_to = (!self.sought.contains(&tp)).then_some(last + 1);
-            match self.holds.pause_at(self.consumer, &tp, seek_to) {
+            match self.holds.pause_at(self.consumer, self.shared, &tp, seek_to) {
                 Ok(()) => {
                     tracing::debug!(
                         listener,
@@ -175,7 +175,7 @@ impl<'p, 'c> Core<'p, 'c> {
         let tp = TopicPartition::new(record.topic(), record.partition());
         let offset = record.offset();
         let listener = self.listener();
-        match self.holds.pause_at(self.consumer, &tp, Some(offset)) {
+        match self.holds.pause_at(self.consumer, self.shared, &tp, Some(offset)) {
             Ok(()) => {
                 self.shared.offsets().rewind(&tp.topic, tp.partition, offset);
                 tracing::debug!(
@@ -247,6 +247,7 @@ impl<'p, 'c> Core<'p, 'c> {
                 Ok(offset) => {
                     tracing::debug!(listener, topic = tp.topic, partition = tp.partition, ?to, offset, "sought");
                     self.shared.offsets().rewind(&tp.topic, tp.partition, offset);
+                    self.holds.forget_positions([&tp]);
                     self.sought.insert(tp.clone());
                     sought.push(tp);
                 }

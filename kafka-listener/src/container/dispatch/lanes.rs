@@ -6,8 +6,15 @@
 //!
 //! Lanes are per partition: the same key in two partitions is two lanes (Kafka orders within a
 //! partition only). Records without a key share one lane per partition (in offset order).
+//!
+//! A lane is found by a 64-bit hash of its key (randomly seeded per dispatcher, so keys cannot be
+//! chosen to collide), not by the key's bytes: no allocation per record. Two keys whose hashes
+//! collide share a lane, which only runs them one after the other; a key's records never leave
+//! their lane, so its order holds whatever the hash.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 
 use crate::TopicPartition;
 
@@ -27,14 +34,26 @@ pub(crate) struct LaneId {
     generation: u64,
 }
 
+/// Which lane of its partition a record joins (`Lanes::key`): its key's hash, or `None` for
+/// records without a key (and for every record when unordered).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct LaneKey(Option<u64>);
+
 /// A key's records waiting, and whether one of them is running.
 #[derive(Debug)]
 struct Lane<T> {
-    partition: TopicPartition,
-    key: Option<Vec<u8>>,
+    part: usize,
+    key: LaneKey,
     busy: bool,
     queue: VecDeque<T>,
     generation: u64,
+}
+
+/// A partition's lanes and the records waiting in them.
+#[derive(Debug, Default)]
+struct Part {
+    lanes: HashMap<LaneKey, usize>,
+    queued: usize,
 }
 
 /// The records waiting to start, by lane.
@@ -43,15 +62,17 @@ pub(crate) struct Lanes<T> {
     order: Order,
     max_in_flight: usize,
     in_flight: usize,
-    /// Lanes in use (`None`: a free slot), found by partition and key through `index`.
+    /// Lanes in use (`None`: a free slot), found through their partition's `Part`.
     slots: Vec<Option<Lane<T>>>,
     free: Vec<usize>,
-    index: HashMap<(TopicPartition, Option<Vec<u8>>), usize>,
+    /// Partitions with lanes, by number (`parts`), and their numbers.
+    part_ids: HashMap<TopicPartition, usize>,
+    parts: Vec<Part>,
+    free_parts: Vec<usize>,
     /// Lanes with a record to start and none running, in the order they became so.
     ready: VecDeque<usize>,
-    /// Records waiting per partition (for pausing a partition whose backlog is full).
-    queued: HashMap<TopicPartition, usize>,
     generations: u64,
+    hasher: RandomState,
 }
 
 impl<T> Lanes<T> {
@@ -63,32 +84,46 @@ impl<T> Lanes<T> {
             in_flight: 0,
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::new(),
+            part_ids: HashMap::new(),
+            parts: Vec::new(),
+            free_parts: Vec::new(),
             ready: VecDeque::new(),
-            queued: HashMap::new(),
             generations: 0,
+            hasher: RandomState::new(),
         }
     }
 
-    /// Queues a record of `partition` with `key` (`None`: no key), behind the records pushed
-    /// before it.
-    pub(crate) fn push(&mut self, partition: &TopicPartition, key: Option<&[u8]>, item: T) {
-        // Unordered: one lane per partition that never waits for its running records.
-        let key = match self.order {
-            Order::Key => key.map(<[u8]>::to_vec),
-            Order::Unordered => None,
+    /// The lane a record with `key` (`None`: no key) joins in its partition.
+    pub(crate) fn key(&self, key: Option<&[u8]>) -> LaneKey {
+        match self.order {
+            Order::Key => LaneKey(key.map(|k| self.hasher.hash_one(k))),
+            // Unordered: one lane per partition that never waits for its running records.
+            Order::Unordered => LaneKey(None),
+        }
+    }
+
+    /// Queues a record of `partition` in the lane of `key` (from [`key`](Self::key)), behind
+    /// the records pushed before it.
+    pub(crate) fn push(&mut self, partition: &TopicPartition, key: LaneKey, item: T) {
+        let part = match self.part_ids.get(partition) {
+            Some(&part) => part,
+            None => {
+                let part = match self.free_parts.pop() {
+                    Some(part) => part,
+                    None => {
+                        self.parts.push(Part::default());
+                        self.parts.len() - 1
+                    }
+                };
+                self.part_ids.insert(partition.clone(), part);
+                part
+            }
         };
-        let slot = match self.index.get(&(partition.clone(), key.clone())) {
+        let slot = match self.parts[part].lanes.get(&key) {
             Some(&slot) => slot,
             None => {
                 self.generations += 1;
-                let lane = Lane {
-                    partition: partition.clone(),
-                    key: key.clone(),
-                    busy: false,
-                    queue: VecDeque::new(),
-                    generation: self.generations,
-                };
+                let lane = Lane { part, key, busy: false, queue: VecDeque::new(), generation: self.generations };
                 let slot = match self.free.pop() {
                     Some(slot) => {
                         self.slots[slot] = Some(lane);
@@ -99,14 +134,14 @@ impl<T> Lanes<T> {
                         self.slots.len() - 1
                     }
                 };
-                self.index.insert((partition.clone(), key), slot);
+                self.parts[part].lanes.insert(key, slot);
                 slot
             }
         };
         let Some(lane) = self.slots[slot].as_mut() else { return };
         let becomes_ready = lane.queue.is_empty() && (!lane.busy || self.order == Order::Unordered);
         lane.queue.push_back(item);
-        *self.queued.entry(partition.clone()).or_default() += 1;
+        self.parts[part].queued += 1;
         if becomes_ready {
             self.ready.push_back(slot);
         }
@@ -121,9 +156,7 @@ impl<T> Lanes<T> {
             let Some(item) = lane.queue.pop_front() else { continue };
             lane.busy = true;
             self.in_flight += 1;
-            if let Some(n) = self.queued.get_mut(&lane.partition) {
-                *n -= 1;
-            }
+            self.parts[lane.part].queued -= 1;
             let id = LaneId { slot, generation: lane.generation };
             if self.order == Order::Unordered && !lane.queue.is_empty() {
                 self.ready.push_back(slot);
@@ -152,8 +185,8 @@ impl<T> Lanes<T> {
         }
         // Nothing waits on the lane: its slot is freed (memory stays bounded by the keys
         // waiting). Unordered: records of it still running end as a dropped lane's would.
-        let key = (l.partition.clone(), l.key.clone());
-        self.index.remove(&key);
+        let (part, key) = (l.part, l.key);
+        self.parts[part].lanes.remove(&key);
         self.slots[lane.slot] = None;
         self.free.push(lane.slot);
     }
@@ -162,25 +195,22 @@ impl<T> Lanes<T> {
     /// particular order. Its running records stay counted until `done`.
     pub(crate) fn drop_partition(&mut self, partition: &TopicPartition) -> Vec<T> {
         let mut dropped = Vec::new();
-        for slot in 0..self.slots.len() {
-            let Some(lane) = self.slots[slot].as_mut() else { continue };
-            if lane.partition != *partition {
-                continue;
+        let Some(part) = self.part_ids.remove(partition) else { return dropped };
+        for (_, slot) in self.parts[part].lanes.drain() {
+            if let Some(lane) = self.slots[slot].take() {
+                dropped.extend(lane.queue);
             }
-            dropped.extend(lane.queue.drain(..));
-            let key = (lane.partition.clone(), lane.key.clone());
-            self.index.remove(&key);
-            self.slots[slot] = None;
             self.free.push(slot);
         }
+        self.parts[part].queued = 0;
+        self.free_parts.push(part);
         self.ready.retain(|&slot| self.slots[slot].is_some());
-        self.queued.remove(partition);
         dropped
     }
 
     /// Records of `partition` waiting to start.
     pub(crate) fn queued(&self, partition: &TopicPartition) -> usize {
-        self.queued.get(partition).copied().unwrap_or(0)
+        self.part_ids.get(partition).map_or(0, |&part| self.parts[part].queued)
     }
 
     /// Records started and not done.
@@ -197,6 +227,12 @@ mod tests {
         TopicPartition::new("t", partition)
     }
 
+    /// Queues `item` in the lane of `key`.
+    fn push(lanes: &mut Lanes<i64>, partition: i32, key: Option<&[u8]>, item: i64) {
+        let key = lanes.key(key);
+        lanes.push(&tp(partition), key, item);
+    }
+
     /// Starts everything that may start now.
     fn start_all(lanes: &mut Lanes<i64>) -> Vec<(LaneId, i64)> {
         std::iter::from_fn(|| lanes.next()).collect()
@@ -206,7 +242,7 @@ mod tests {
     fn a_keys_records_run_one_at_a_time_in_order_and_keys_run_together() {
         let mut lanes = Lanes::new(Order::Key, 100);
         for (offset, key) in [(0, "a"), (1, "b"), (2, "a"), (3, "c"), (4, "b")] {
-            lanes.push(&tp(0), Some(key.as_bytes()), offset);
+            push(&mut lanes, 0, Some(key.as_bytes()), offset);
         }
         let started = start_all(&mut lanes);
         assert_eq!(started.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 3], "the first of each key");
@@ -223,11 +259,11 @@ mod tests {
     #[test]
     fn keyless_records_share_one_lane_per_partition_and_partitions_are_apart() {
         let mut lanes = Lanes::new(Order::Key, 100);
-        lanes.push(&tp(0), None, 0);
-        lanes.push(&tp(0), None, 1);
-        lanes.push(&tp(1), None, 0);
-        lanes.push(&tp(1), Some(b"k"), 1);
-        lanes.push(&tp(0), Some(b"k"), 2);
+        push(&mut lanes, 0, None, 0);
+        push(&mut lanes, 0, None, 1);
+        push(&mut lanes, 1, None, 0);
+        push(&mut lanes, 1, Some(b"k"), 1);
+        push(&mut lanes, 0, Some(b"k"), 2);
         let started = start_all(&mut lanes);
         assert_eq!(started.len(), 4, "keyless p0, keyless p1, k in p1, k in p0: {started:?}");
         assert_eq!(lanes.queued(&tp(0)), 1, "the second keyless record of p0 waits");
@@ -237,7 +273,7 @@ mod tests {
     fn unordered_starts_anything_up_to_the_bound() {
         let mut lanes = Lanes::new(Order::Unordered, 3);
         for offset in 0..5 {
-            lanes.push(&tp(0), Some(b"same"), offset);
+            push(&mut lanes, 0, Some(b"same"), offset);
         }
         let started = start_all(&mut lanes);
         assert_eq!(started.iter().map(|s| s.1).collect::<Vec<_>>(), [0, 1, 2], "three, the bound");
@@ -252,7 +288,7 @@ mod tests {
     fn the_bound_holds_keys_back_until_records_are_done() {
         let mut lanes = Lanes::new(Order::Key, 2);
         for offset in 0..4 {
-            lanes.push(&tp(0), Some(format!("k{offset}").as_bytes()), offset);
+            push(&mut lanes, 0, Some(format!("k{offset}").as_bytes()), offset);
         }
         let started = start_all(&mut lanes);
         assert_eq!(started.len(), 2);
@@ -263,9 +299,9 @@ mod tests {
     #[test]
     fn a_dropped_partition_gives_back_its_waiting_records_and_its_running_ones_still_count() {
         let mut lanes = Lanes::new(Order::Key, 10);
-        lanes.push(&tp(0), Some(b"a"), 0);
-        lanes.push(&tp(0), Some(b"a"), 1);
-        lanes.push(&tp(1), Some(b"a"), 0);
+        push(&mut lanes, 0, Some(b"a"), 0);
+        push(&mut lanes, 0, Some(b"a"), 1);
+        push(&mut lanes, 1, Some(b"a"), 0);
         let started = start_all(&mut lanes);
         assert_eq!(started.len(), 2);
         assert_eq!(lanes.drop_partition(&tp(0)), vec![1]);
@@ -276,7 +312,7 @@ mod tests {
         assert_eq!(lanes.in_flight(), 1);
         assert!(start_all(&mut lanes).is_empty());
         // A new record of the same key gets a new lane.
-        lanes.push(&tp(0), Some(b"a"), 5);
+        push(&mut lanes, 0, Some(b"a"), 5);
         assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [5]);
     }
 
@@ -284,12 +320,12 @@ mod tests {
     fn lanes_are_freed_when_idle() {
         let mut lanes = Lanes::new(Order::Key, 1000);
         for offset in 0..500 {
-            lanes.push(&tp(0), Some(format!("k{offset}").as_bytes()), offset);
+            push(&mut lanes, 0, Some(format!("k{offset}").as_bytes()), offset);
         }
         for (id, _) in start_all(&mut lanes) {
             lanes.done(id);
         }
-        assert!(lanes.index.is_empty() && lanes.ready.is_empty());
+        assert!(lanes.parts.iter().all(|p| p.lanes.is_empty()) && lanes.ready.is_empty());
         assert_eq!(lanes.free.len(), lanes.slots.len(), "every slot free for reuse");
     }
 }

@@ -21,7 +21,7 @@ use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 use super::lanes::{LaneId, Lanes, Order};
@@ -38,6 +38,31 @@ use crate::container::units::Core;
 use crate::extract::Record;
 use crate::handler::{drive, HandlerOutput, Job, ListenerFailure, RecordOutcome, RecordStarter};
 use crate::TopicPartition;
+
+/// While handlers' first polls (up to their first wait) take longer than this on average on the
+/// consumer's thread, records' handlers start as tasks (see `Concurrently::first_polls`).
+const EAGER_LIMIT: Duration = Duration::from_micros(100);
+
+/// While handlers start as tasks, one record in this many is still polled on the consumer's
+/// thread first, to see whether they have become quick again (a slow first call, a stall).
+const EAGER_SAMPLE_EVERY: u64 = 32;
+
+/// The moving average of how long handlers' first polls took (each new one weighs 1/8).
+#[derive(Debug, Default)]
+struct FirstPolls {
+    average_ns: u64,
+}
+
+impl FirstPolls {
+    fn add(&mut self, took: Duration) {
+        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.average_ns = self.average_ns - self.average_ns / 8 + took / 8;
+    }
+
+    fn average(&self) -> Duration {
+        Duration::from_nanos(self.average_ns)
+    }
+}
 
 /// Records of a partition that may wait to start, per record in flight (`max_concurrency`).
 const QUEUED_PER_RECORD_IN_FLIGHT: usize = 10;
@@ -59,6 +84,21 @@ pub(crate) struct Concurrently<'c> {
     queue_bound: usize,
     /// Stopping: nothing more starts.
     draining: bool,
+    /// Handler futures are polled once on the consumer's thread before they become tasks: one
+    /// that completes without waiting (a cache hit, a filter, no work) costs no task and no
+    /// thread hop. While the first polls take longer than `EAGER_LIMIT` on average, handlers
+    /// start as tasks (so that those that compute before they wait run on the runtime's
+    /// workers, not here), but for one in `EAGER_SAMPLE_EVERY`, which keeps the average current.
+    first_polls: FirstPolls,
+    /// Handler futures started.
+    starts: u64,
+    /// Records of the current start round whose handlers succeeded at once, to complete.
+    ended_at_once: Vec<(u64, Completion)>,
+    /// Handlers of the current start round that ended at once otherwise (failed, or the
+    /// listener acknowledges): their ends went the tasks' way.
+    ended_at_once_else: usize,
+    /// Records handled since the commit sink last heard of a handled poll.
+    handled_since_poll_done: u64,
 }
 
 /// A record waiting in its lane.
@@ -71,6 +111,8 @@ struct Waiting<'c> {
 struct Running<'c> {
     lane: LaneId,
     record: Record<'c>,
+    /// The record's topic, shared (a task completes its record by it without allocating).
+    topic: Arc<str>,
     delivery: Option<DeliveryId>,
     attempts: Attempts,
     /// Its task is running (else it waits for a retry).
@@ -96,6 +138,11 @@ impl Concurrently<'_> {
                 .max(plan.settings.max_poll_records)
                 .max(1),
             draining: false,
+            first_polls: FirstPolls::default(),
+            starts: 0,
+            ended_at_once: Vec::new(),
+            ended_at_once_else: 0,
+            handled_since_poll_done: 0,
         }
     }
 }
@@ -128,9 +175,8 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
             }
             let last = touched.len() - 1;
             touched[last].1 = record.offset();
-            let tp = &touched[last].0;
-            let key = record.key().map(<[u8]>::to_vec);
-            self.lanes.push(tp, key.as_deref(), Waiting { record, delivery });
+            let key = self.lanes.key(record.key());
+            self.lanes.push(&touched[last].0, key, Waiting { record, delivery });
         }
         if skipped > 0 {
             tracing::debug!(
@@ -139,7 +185,8 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
                 "records completed before (by the offset map of the committed offset) skipped"
             );
         }
-        self.start_ready(core);
+        let handled = self.start_ready(core);
+        self.count_handled(core, handled);
         // Back-pressure: a partition with too many records waiting to start, or between its
         // committed offset and its newest, is paused (and sought back after its last record
         // queued) until half of them are gone.
@@ -150,29 +197,7 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
     }
 
     fn collect(&mut self, core: &mut Core<'_, 'c>) {
-        let finished = std::mem::take(&mut *lock(&self.finished));
-        let mut handled = 0;
-        for (task, result) in finished {
-            match result {
-                Ok(()) => {
-                    if self.nacked(core, task) {
-                        continue;
-                    }
-                    let Some(running) = self.running.remove(&task) else { continue };
-                    if let Some(interceptor) = core.plan.settings.record_interceptor.as_deref() {
-                        hook(core.shared, "the record interceptor's success hook", || {
-                            interceptor.success(&running.record, &core.plan.listener_id)
-                        });
-                    }
-                    if let Some(replay) = &core.plan.replay {
-                        replay.handled(std::slice::from_ref(&running.record));
-                    }
-                    self.lanes.done(running.lane);
-                    handled += 1;
-                }
-                Err(failure) => handled += self.failed(core, task, failure),
-            }
-        }
+        let mut handled = self.settle(core);
         if !self.draining {
             let now = Instant::now();
             while let Some(&Reverse((due, task))) = self.retries.peek() {
@@ -182,14 +207,9 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
                 self.retries.pop();
                 self.spawn(core, task);
             }
-            self.start_ready(core);
+            handled += self.start_ready(core);
         }
-        if handled > 0 {
-            core.shared.stats().handled(handled);
-            core.handled(handled);
-            // What the tasks completed counts as a handled poll (`AckMode::Batch` commits it).
-            core.sink.poll_done(core.shared, core.consumer, &core.plan.runtime);
-        }
+        self.count_handled(core, handled);
     }
 
     fn revoked(&mut self, partitions: &HashSet<TopicPartition>) {
@@ -254,17 +274,77 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
 }
 
 impl<'c> Concurrently<'c> {
-    /// Starts the records that may start now.
-    fn start_ready(&mut self, core: &mut Core<'_, 'c>) {
-        while let Some((lane, Waiting { record, delivery })) = self.lanes.next() {
-            let task = self.next_task;
-            self.next_task += 1;
-            if let Some(id) = delivery {
-                core.shared.offsets().start(record.topic(), record.partition(), record.offset(), id);
+    /// Applies the ends of the tasks that ended (and of handlers that ended at once): frees
+    /// their lanes, or hands failures to the error handler. Returns the records handled.
+    fn settle(&mut self, core: &mut Core<'_, 'c>) -> u64 {
+        let finished = std::mem::take(&mut *lock(&self.finished));
+        let mut handled = 0;
+        for (task, result) in finished {
+            match result {
+                Ok(()) => {
+                    if self.nacked(core, task) {
+                        continue;
+                    }
+                    let Some(running) = self.running.remove(&task) else { continue };
+                    self.succeeded(core, running);
+                    handled += 1;
+                }
+                Err(failure) => handled += self.failed(core, task, failure),
             }
-            self.running.insert(task, Running { lane, record, delivery, attempts: Attempts::after(0), spawned: false });
+        }
+        handled
+    }
+
+    /// Counts records handled and commits by the ack mode.
+    fn count_handled(&mut self, core: &mut Core<'_, 'c>, handled: u64) {
+        if handled > 0 {
+            core.shared.stats().handled(handled);
+            core.handled(handled);
+            // `AckMode::Batch` commits after each poll's worth of records (`max_poll_records`)
+            // handled, and when nothing runs any more: per record, the tasks' ends would ask
+            // for a commit nearly each time this thread looks.
+            self.handled_since_poll_done += handled;
+            if self.handled_since_poll_done >= core.plan.settings.max_poll_records as u64 || self.running.is_empty() {
+                self.handled_since_poll_done = 0;
+                core.sink.poll_done(core.shared, core.consumer, &core.plan.runtime);
+            }
+        }
+    }
+
+    /// Starts the records that may start now: marked started in the tracker under one lock,
+    /// then spawned.
+    /// Handlers that ended at once are settled here and their lanes' next records started, until
+    /// no handler ends at once.
+    /// Returns the records handled (to count once per poll, `count_handled`).
+    fn start_ready(&mut self, core: &mut Core<'_, 'c>) -> u64 {
+        let mut handled = 0;
+        while self.start_round(core) > 0 {
+            handled += self.settle_at_once(core) + self.settle(core);
+        }
+        handled
+    }
+
+    /// Starts what may start now; returns how many of them ended at once.
+    fn start_round(&mut self, core: &mut Core<'_, 'c>) -> usize {
+        let first = self.next_task;
+        {
+            let mut offsets = core.shared.offsets();
+            while let Some((lane, Waiting { record, delivery })) = self.lanes.next() {
+                let task = self.next_task;
+                self.next_task += 1;
+                if let Some(id) = delivery {
+                    offsets.start(record.topic(), record.partition(), record.offset(), id);
+                }
+                let topic = offsets.intern(record.topic());
+                let attempts = Attempts::after(0);
+                self.running.insert(task, Running { lane, record, topic, delivery, attempts, spawned: false });
+            }
+        }
+        self.ended_at_once_else = 0;
+        for task in first..self.next_task {
             self.spawn(core, task);
         }
+        self.ended_at_once.len() + self.ended_at_once_else
     }
 
     /// Runs a started record's handler (again, for a retry) as a task: converts its arguments
@@ -274,34 +354,21 @@ impl<'c> Concurrently<'c> {
         let record = &running.record;
         let cx = core.context(running.attempts.delivery());
         let job = contain(|| (self.start)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
-        let end = TaskEnd {
-            task,
-            shared: core.shared.clone(),
-            finished: self.finished.clone(),
-            completes: match running.delivery {
-                Some(id) if !core.plan.acknowledging => Some(Completion {
-                    topic: core.shared.offsets().intern(record.topic()),
-                    partition: record.partition(),
-                    offset: record.offset(),
-                    id,
-                }),
-                _ => None,
-            },
+        let completes = match running.delivery {
+            Some(id) if !core.plan.acknowledging => Some(Completion {
+                topic: running.topic.clone(),
+                partition: record.partition(),
+                offset: record.offset(),
+                id,
+            }),
+            _ => None,
         };
         let reply = core.plan.reply.is_some().then(|| replies::target(core.plan, record));
-        match job {
-            Ok(Job::Async(future)) => {
-                running.spawned = true;
-                drop(core.plan.runtime.spawn(async move {
-                    let result = match (Contained(future).await, reply) {
-                        (Ok(output), Some(reply)) => publish(output, reply).await,
-                        (outcome, _) => outcome.map(drop),
-                    };
-                    end.end(result);
-                }));
-            }
+        let mut future = match job {
+            Ok(Job::Async(future)) => Contained(future),
             Ok(Job::Blocking(call)) => {
                 running.spawned = true;
+                let end = self.task_end(core, task, completes);
                 drop(core.plan.runtime.spawn_blocking(move || {
                     let outcome = contain(call).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
                     let result = match (outcome, reply) {
@@ -310,12 +377,112 @@ impl<'c> Concurrently<'c> {
                     };
                     end.end(result);
                 }));
+                return;
             }
             // Its arguments could not be converted: a failure as the handler's would be.
             Err(failure) => {
                 lock(&self.finished).push((task, Err(failure)));
+                return;
+            }
+        };
+        running.spawned = true;
+        if reply.is_none() {
+            if let Some(outcome) = self.poll_first(core, &mut future) {
+                match (outcome, completes) {
+                    // Completed with the round's others, under one lock (`settle_at_once`).
+                    (Ok(_), Some(completes)) => self.ended_at_once.push((task, completes)),
+                    (outcome, completes) => {
+                        self.ended_at_once_else += 1;
+                        self.task_end(core, task, completes).end(outcome.map(drop));
+                    }
+                }
+                return;
             }
         }
+        let end = self.task_end(core, task, completes);
+        // Polled before or not, the task polls it again (the future wakes the task's waker from
+        // then on, as a future moved between executors does).
+        drop(core.plan.runtime.spawn(async move {
+            let result = match (future.await, reply) {
+                (Ok(output), Some(reply)) => publish(output, reply).await,
+                (outcome, _) => outcome.map(drop),
+            };
+            end.end(result);
+        }));
+    }
+
+    /// Eager start (as Python asyncio's eager task factory): unless handlers' first polls have
+    /// been slow lately, polls the handler's future once here, in the runtime's context, and
+    /// returns its outcome if it ended without waiting (no task, no thread hop).
+    fn poll_first(&mut self, core: &Core<'_, 'c>, future: &mut Contained) -> Option<RecordOutcome> {
+        self.starts += 1;
+        let eager = self.first_polls.average() <= EAGER_LIMIT || self.starts % EAGER_SAMPLE_EVERY == 0;
+        if !eager {
+            return None;
+        }
+        let began = Instant::now();
+        let polled = {
+            let _runtime = core.plan.runtime.enter();
+            Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
+        };
+        let was = self.first_polls.average() <= EAGER_LIMIT;
+        self.first_polls.add(began.elapsed());
+        if was != (self.first_polls.average() <= EAGER_LIMIT) {
+            tracing::debug!(
+                listener = core.listener(),
+                average = ?self.first_polls.average(),
+                limit = ?EAGER_LIMIT,
+                eager = !was,
+                "handlers' first polls (up to their first wait) against the limit: polled on the consumer's thread first (eager), or started as tasks"
+            );
+        }
+        match polled {
+            Poll::Ready(outcome) => Some(outcome),
+            Poll::Pending => None,
+        }
+    }
+
+    /// What the task of `task` does when it ends.
+    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>) -> TaskEnd {
+        TaskEnd { task, shared: core.shared.clone(), finished: self.finished.clone(), completes }
+    }
+
+    /// Completes the records whose handlers succeeded at once in the last round, under one lock,
+    /// and frees their lanes. Returns how many.
+    fn settle_at_once(&mut self, core: &mut Core<'_, 'c>) -> u64 {
+        if self.ended_at_once.is_empty() {
+            return 0;
+        }
+        let mut ended = std::mem::take(&mut self.ended_at_once);
+        {
+            let mut offsets = core.shared.offsets();
+            for (_, c) in &ended {
+                offsets.acknowledge(&c.topic, c.partition, c.offset, c.id);
+            }
+        }
+        core.shared.acknowledged();
+        let mut handled = 0;
+        for (task, _) in ended.drain(..) {
+            if let Some(running) = self.running.remove(&task) {
+                self.succeeded(core, running);
+                handled += 1;
+            }
+        }
+        self.ended_at_once = ended;
+        handled
+    }
+
+    /// A record's handler succeeded: the interceptor and replay hear of it, its lane is free.
+    fn succeeded(&mut self, core: &Core<'_, 'c>, running: Running<'c>) {
+        if let Some(interceptor) = core.plan.settings.record_interceptor.as_deref() {
+            hook(core.shared, "the record interceptor's success hook", || {
+                interceptor.success(&running.record, &core.plan.listener_id)
+            });
+        }
+        if let Some(replay) = &core.plan.replay {
+            replay.handled(std::slice::from_ref(&running.record));
+        }
+        self.lanes.done(running.lane);
     }
 
     /// Whether the task's handler nacked its record (`Acknowledgment::nack`): then it is
@@ -465,5 +632,24 @@ impl Future for Contained {
             Ok(poll) => poll,
             Err(panic) => Poll::Ready(Err(ListenerFailure::Panic(panic))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_polls_average_moves_an_eighth_toward_each_sample() {
+        let mut polls = FirstPolls::default();
+        polls.add(Duration::from_micros(800));
+        assert_eq!(polls.average(), Duration::from_micros(100));
+        // A stall far above the limit is forgotten after a few quick polls.
+        polls.add(Duration::from_millis(10));
+        assert!(polls.average() > EAGER_LIMIT);
+        for _ in 0..40 {
+            polls.add(Duration::from_micros(1));
+        }
+        assert!(polls.average() <= EAGER_LIMIT, "{:?}", polls.average());
     }
 }
