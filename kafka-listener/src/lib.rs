@@ -61,7 +61,7 @@
 //!
 //! [`ProcessingOrder::Partition`] (the default) is the model above. With
 //! [`ProcessingOrder::Key`] (`processing_order = "key"`, or the factory's or
-//! [`Endpoint`](registry::Endpoint)'s `processing_order`), records of one key (byte-equal; keyless
+//! [`Endpoint`]'s `processing_order`), records of one key (byte-equal; keyless
 //! records form one lane per partition) run one at a time in offset order while different keys
 //! run concurrently, up to `max_concurrency` records per consumer (default 16); with
 //! [`ProcessingOrder::Unordered`] any record may run concurrently (Confluent's Parallel Consumer's

@@ -229,6 +229,23 @@ impl Recoverer for LoggedRecoverer {
     }
 }
 
+/// The records (partition, offset) an instance's listener nacked already.
+type Nacked = Arc<std::sync::Mutex<std::collections::HashSet<(i32, i64)>>>;
+
+/// Nacks one record in 17 (by its sequence number) the first time this instance sees it (it is
+/// delivered again after 50 ms); handles and acknowledges the rest.
+fn nack_once_or_handle(nacked: &Nacked, seq: &str, meta: &Meta, ack: Acknowledgment, log: &Log, id: u32, group: &str) {
+    let seq: u64 = seq.parse().unwrap_or(0);
+    if seq.is_multiple_of(17)
+        && nacked.lock().unwrap_or_else(std::sync::PoisonError::into_inner).insert((meta.partition, meta.offset))
+    {
+        ack.nack(Duration::from_millis(50));
+    } else {
+        log.write(&Event::Handled { instance: id, at: gp(group, meta), offset: meta.offset });
+        ack.acknowledge();
+    }
+}
+
 fn gp(group: &str, meta: &Meta) -> GroupPartition {
     (group.to_string(), meta.topic.clone(), meta.partition)
 }
@@ -328,7 +345,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
             }),
             "manual-immediate" => {
                 // Each of these records is nacked once (by this instance) before it is handled.
-                let nacked: Arc<std::sync::Mutex<std::collections::HashSet<(i32, i64)>>> = Arc::default();
+                let nacked = Nacked::default();
                 endpoint.handler(move |seq: String, meta: Meta, ack: Acknowledgment| {
                     log.write(&Event::Delivered {
                         instance: id,
@@ -337,22 +354,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                         attempt: meta.delivery_attempt(),
                         order: Order::Partition,
                     });
-                    let seq: u64 = seq.parse().unwrap_or(0);
-                    if seq.is_multiple_of(17)
-                        && nacked
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert((meta.partition, meta.offset))
-                    {
-                        ack.nack(Duration::from_millis(50));
-                    } else {
-                        log.write(&Event::Handled {
-                            instance: id,
-                            at: gp("manual-immediate", &meta),
-                            offset: meta.offset,
-                        });
-                        ack.acknowledge();
-                    }
+                    nack_once_or_handle(&nacked, &seq, &meta, ack, &log, id, "manual-immediate");
                     std::future::ready(())
                 })
             }
@@ -382,7 +384,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
             }),
             "unordered" => {
                 // Each of these records is nacked once (by this instance) before it is handled.
-                let nacked: Arc<std::sync::Mutex<std::collections::HashSet<(i32, i64)>>> = Arc::default();
+                let nacked = Nacked::default();
                 endpoint.handler(move |seq: String, meta: Meta, ack: Acknowledgment| {
                     let (log, nacked) = (log.clone(), nacked.clone());
                     async move {
@@ -394,21 +396,7 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
                             order: Order::Unordered,
                         });
                         tokio::time::sleep(Duration::from_millis(meta.offset as u64 * 104_729 % 41)).await;
-                        let seq: u64 = seq.parse().unwrap_or(0);
-                        let first = nacked
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .insert((meta.partition, meta.offset));
-                        if seq.is_multiple_of(17) && first {
-                            ack.nack(Duration::from_millis(50));
-                        } else {
-                            log.write(&Event::Handled {
-                                instance: id,
-                                at: gp("unordered", &meta),
-                                offset: meta.offset,
-                            });
-                            ack.acknowledge();
-                        }
+                        nack_once_or_handle(&nacked, &seq, &meta, ack, &log, id, "unordered");
                     }
                 })
             }

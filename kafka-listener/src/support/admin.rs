@@ -100,15 +100,7 @@ impl Admin {
     /// # Errors
     /// When the topic does not exist or the broker cannot be reached in 10 s.
     pub fn committed_offsets(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, Option<i64>>> {
-        let consumer = self.consumer(Some(group))?;
-        let mut tpl = TopicPartitionList::new();
-        let partitions = self.partitions_with(&consumer, topic)?;
-        for p in &partitions {
-            tpl.add_partition(topic, *p);
-        }
-        let committed = consumer
-            .committed_offsets(tpl, self.timeout)
-            .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
+        let (partitions, committed) = self.committed_list(group, topic)?;
         let mut offsets: BTreeMap<i32, Option<i64>> = partitions.into_iter().map(|p| (p, None)).collect();
         for e in committed.elements() {
             if let Offset::Offset(o) = e.offset() {
@@ -116,6 +108,20 @@ impl Admin {
             }
         }
         Ok(offsets)
+    }
+
+    /// The partitions of `topic` and what `group` committed on them, as the broker returns it.
+    fn committed_list(&self, group: &str, topic: &str) -> Result<(Vec<i32>, TopicPartitionList)> {
+        let consumer = self.consumer(Some(group))?;
+        let partitions = self.partitions_with(&consumer, topic)?;
+        let mut tpl = TopicPartitionList::new();
+        for p in &partitions {
+            tpl.add_partition(topic, *p);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, self.timeout)
+            .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
+        Ok((partitions, committed))
     }
 
     /// How many records above each committed offset of `group` on `topic` were completed
@@ -126,15 +132,7 @@ impl Admin {
     /// # Errors
     /// When the topic does not exist or the broker cannot be reached in 10 s.
     pub fn completed_above(&self, group: &str, topic: &str) -> Result<BTreeMap<i32, u64>> {
-        let consumer = self.consumer(Some(group))?;
-        let mut tpl = TopicPartitionList::new();
-        let partitions = self.partitions_with(&consumer, topic)?;
-        for p in &partitions {
-            tpl.add_partition(topic, *p);
-        }
-        let committed = consumer
-            .committed_offsets(tpl, self.timeout)
-            .map_err(|e| Error::kafka(format!("reading committed offsets of group `{group}`"), e))?;
+        let (partitions, committed) = self.committed_list(group, topic)?;
         let mut completed: BTreeMap<i32, u64> = partitions.into_iter().map(|p| (p, 0)).collect();
         for (_, partition, offset, metadata) in crate::topic_partition::raw_metadata(&committed) {
             if let Ok(map) = crate::ack::CompletedAbove::decode(offset, &metadata) {

@@ -505,15 +505,8 @@ impl<'c> Concurrently<'c> {
         };
         running.delivery = Some(new);
         running.spawned = false;
-        tracing::debug!(
-            listener = core.listener(),
-            topic = record.topic(),
-            partition = record.partition(),
-            offset = record.offset(),
-            ?sleep,
-            "the record was nacked: delivered again after the sleep; only its lane waits"
-        );
-        self.retries.push(Reverse((Instant::now() + sleep, task)));
+        let why = "the record was nacked: delivered again after the sleep; only its lane waits";
+        later(&mut self.retries, core, &running.record, task, sleep, why);
         true
     }
 
@@ -568,19 +561,33 @@ impl<'c> Concurrently<'c> {
                     running.delivery =
                         shared.offsets().redeliver(record.topic(), record.partition(), record.offset(), id);
                 }
-                tracing::debug!(
-                    listener = core.listener(),
-                    topic = record.topic(),
-                    partition = record.partition(),
-                    offset = record.offset(),
-                    ?delay,
-                    "the record is retried after its back-off; only its lane waits"
-                );
-                self.retries.push(Reverse((Instant::now() + delay, task)));
+                let why = "the record is retried after its back-off; only its lane waits";
+                later(&mut self.retries, core, record, task, delay, why);
                 0
             }
         }
     }
+}
+
+/// Schedules a started record's handler to run again after `after` (a nack's sleep, a retry's
+/// back-off), logging `why`.
+fn later(
+    retries: &mut BinaryHeap<Reverse<(Instant, u64)>>,
+    core: &Core<'_, '_>,
+    record: &Record<'_>,
+    task: u64,
+    after: Duration,
+    why: &str,
+) {
+    tracing::debug!(
+        listener = core.listener(),
+        topic = record.topic(),
+        partition = record.partition(),
+        offset = record.offset(),
+        ?after,
+        "{why}"
+    );
+    retries.push(Reverse((Instant::now() + after, task)));
 }
 
 /// Publishes a task's reply, if its handler returned one.
