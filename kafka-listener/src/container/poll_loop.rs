@@ -15,7 +15,7 @@ use super::plan::ContainerPlan;
 use super::replay::ReplayWindow;
 use super::shared::ContainerShared;
 use super::siblings::Arrival;
-use super::units::Core;
+use super::units::{next_of, Core};
 use crate::extract::Record;
 use crate::TopicPartition;
 
@@ -111,7 +111,11 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             if !seeks.is_empty() {
                 // Requested from outside (or when partitions were assigned): applied before any
                 // record of those partitions is handled.
-                let sought = self.core.apply_seeks(seeks, &records);
+                // A relative seek counts from the first record not started: the dispatcher's
+                // queue (records of earlier polls waiting to start) before this poll's.
+                let dispatcher = &self.dispatcher;
+                let next = |tp: &TopicPartition| dispatcher.first_waiting(tp).or_else(|| next_of(&records, tp));
+                let sought = self.core.apply_seeks(seeks, next);
                 records.retain(|r| !sought.iter().any(|tp| tp.is(r.topic(), r.partition())));
                 self.dispatcher.sought(&mut self.core, &sought);
             }

@@ -214,15 +214,17 @@ impl<'p, 'c> Core<'p, 'c> {
             return Some(Vec::new());
         }
         // The records not handled yet are the position a relative seek starts from.
-        Some(self.apply_seeks(requests.seeks, held))
+        Some(self.apply_seeks(requests.seeks, |tp| next_of(held, tp)))
     }
 
     /// Applies seeks (from a handler, from outside, or from an assignment callback); returns the
-    /// partitions sought, whose records in hand (`held`, not handled yet) must be dropped.
+    /// partitions sought, whose records in hand (not handled yet) must be dropped. `next` gives a
+    /// partition's first record in hand not handled yet, where a relative seek counts from (else
+    /// from the consumer's position, after the last record polled).
     pub(crate) fn apply_seeks(
         &mut self,
         seeks: Vec<(TopicPartition, seeks::SeekTo)>,
-        held: &[Record<'_>],
+        next: impl Fn(&TopicPartition) -> Option<i64>,
     ) -> Vec<TopicPartition> {
         let mut sought = Vec::new();
         let listener = self.listener();
@@ -237,8 +239,7 @@ impl<'p, 'c> Core<'p, 'c> {
                 );
                 continue;
             }
-            let next_held = held.iter().find(|r| tp.is(r.topic(), r.partition())).map(Record::offset);
-            let base = next_held.map_or(Base::Position, Base::Next);
+            let base = next(&tp).map_or(Base::Position, Base::Next);
             let lookup = seeks::Lookup { consumer: self.consumer, config: &self.plan.client_config };
             let result = seeks::resolve(&lookup, &tp, to, base).and_then(|offset| {
                 self.consumer.seek(&tp.topic, tp.partition, Offset::Offset(offset), SEEK_TIMEOUT).map(|()| offset)
@@ -350,4 +351,9 @@ impl TopicName for Record<'_> {
     fn name(&self) -> &str {
         self.topic()
     }
+}
+
+/// The offset of the first of `records` from `tp`, if any.
+pub(crate) fn next_of(records: &[Record<'_>], tp: &TopicPartition) -> Option<i64> {
+    records.iter().find(|r| tp.is(r.topic(), r.partition())).map(Record::offset)
 }

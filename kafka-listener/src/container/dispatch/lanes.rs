@@ -208,6 +208,17 @@ impl<T> Lanes<T> {
         dropped
     }
 
+    /// The least of `partition`'s records waiting to start, by `order_of` (each lane's first is
+    /// its least: lanes keep their records in the order pushed).
+    pub(crate) fn first_waiting(&self, partition: &TopicPartition, order_of: impl Fn(&T) -> i64) -> Option<i64> {
+        let part = self.part_ids.get(partition)?;
+        self.parts[*part]
+            .lanes
+            .values()
+            .filter_map(|&slot| self.slots[slot].as_ref()?.queue.front().map(&order_of))
+            .min()
+    }
+
     /// Records of `partition` waiting to start.
     pub(crate) fn queued(&self, partition: &TopicPartition) -> usize {
         self.part_ids.get(partition).map_or(0, |&part| self.parts[part].queued)
@@ -314,6 +325,23 @@ mod tests {
         // A new record of the same key gets a new lane.
         push(&mut lanes, 0, Some(b"a"), 5);
         assert_eq!(start_all(&mut lanes).iter().map(|s| s.1).collect::<Vec<_>>(), [5]);
+    }
+
+    #[test]
+    fn the_first_waiting_record_is_the_least_across_the_partitions_lanes() {
+        let mut lanes = Lanes::new(Order::Key, 1);
+        assert_eq!(lanes.first_waiting(&tp(0), |o| *o), None);
+        for (offset, key) in [(10, "a"), (11, "b"), (12, "a"), (13, "c")] {
+            push(&mut lanes, 0, Some(key.as_bytes()), offset);
+        }
+        push(&mut lanes, 1, Some(b"a"), 5);
+        // 10 starts (the bound is 1): 11 is the first of partition 0 still waiting.
+        let started = start_all(&mut lanes);
+        assert_eq!(started.iter().map(|s| s.1).collect::<Vec<_>>(), [10]);
+        assert_eq!(lanes.first_waiting(&tp(0), |o| *o), Some(11));
+        assert_eq!(lanes.first_waiting(&tp(1), |o| *o), Some(5));
+        lanes.drop_partition(&tp(0));
+        assert_eq!(lanes.first_waiting(&tp(0), |o| *o), None);
     }
 
     #[test]

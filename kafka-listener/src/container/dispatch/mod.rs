@@ -51,6 +51,13 @@ pub(crate) trait Dispatcher<'c> {
     /// from the new position).
     fn sought(&mut self, _core: &mut Core<'_, 'c>, _partitions: &[TopicPartition]) {}
 
+    /// The offset of the partition's first record the dispatcher holds and has not started (its
+    /// queue), if any: where "the current position" of a relative seek is (records handed out
+    /// later come after it).
+    fn first_waiting(&self, _tp: &TopicPartition) -> Option<i64> {
+        None
+    }
+
     /// Whether a partition paused for back-pressure may resume, as far as the dispatcher's own
     /// queue goes.
     fn may_resume(&self, _tp: &TopicPartition) -> bool {

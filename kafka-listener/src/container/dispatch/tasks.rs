@@ -47,7 +47,9 @@ const EAGER_LIMIT: Duration = Duration::from_micros(100);
 /// thread first, to see whether they have become quick again (a slow first call, a stall).
 const EAGER_SAMPLE_EVERY: u64 = 32;
 
-/// The moving average of how long handlers' first polls took (each new one weighs 1/8).
+/// The moving average of how long handlers' first polls took (each new one weighs 1/8, and
+/// counts as at most 4 × `EAGER_LIMIT`: one poll that the scheduler preempted does not switch
+/// eager starts off, three slow ones in a row do).
 #[derive(Debug, Default)]
 struct FirstPolls {
     average_ns: u64,
@@ -55,7 +57,7 @@ struct FirstPolls {
 
 impl FirstPolls {
     fn add(&mut self, took: Duration) {
-        let took = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        let took = took.min(4 * EAGER_LIMIT).as_nanos() as u64;
         self.average_ns = self.average_ns - self.average_ns / 8 + took / 8;
     }
 
@@ -236,6 +238,10 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
             drop(self.lanes.drop_partition(tp));
             core.shared.offsets().forget_queued(&tp.topic, tp.partition);
         }
+    }
+
+    fn first_waiting(&self, tp: &TopicPartition) -> Option<i64> {
+        self.lanes.first_waiting(tp, |w| w.record.offset())
     }
 
     fn may_resume(&self, tp: &TopicPartition) -> bool {
@@ -649,12 +655,18 @@ mod tests {
     #[test]
     fn first_polls_average_moves_an_eighth_toward_each_sample() {
         let mut polls = FirstPolls::default();
-        polls.add(Duration::from_micros(800));
-        assert_eq!(polls.average(), Duration::from_micros(100));
-        // A stall far above the limit is forgotten after a few quick polls.
-        polls.add(Duration::from_millis(10));
-        assert!(polls.average() > EAGER_LIMIT);
-        for _ in 0..40 {
+        polls.add(Duration::from_micros(400));
+        assert_eq!(polls.average(), Duration::from_micros(50));
+        // One stall (counted as 400 µs) keeps eager starts on; a third slow poll in a row does not.
+        let mut quick = FirstPolls::default();
+        quick.add(Duration::from_millis(10));
+        assert!(quick.average() <= EAGER_LIMIT, "{:?}", quick.average());
+        for _ in 0..2 {
+            polls.add(Duration::from_millis(2));
+        }
+        assert!(polls.average() > EAGER_LIMIT, "{:?}", polls.average());
+        // Quick polls bring it back under the limit.
+        for _ in 0..12 {
             polls.add(Duration::from_micros(1));
         }
         assert!(polls.average() <= EAGER_LIMIT, "{:?}", polls.average());
