@@ -122,7 +122,10 @@ impl ConsumerHandle {
         self.container.control().seek(tp, to);
     }
 
-    /// Moves the partition `delta` records from its current position (negative: back).
+    /// Moves the partition `delta` records from its current position (negative: back): the next
+    /// record the listener has not been handed yet (in hand from the current poll, or waiting to
+    /// start with `ProcessingOrder::Key`/`Unordered`), else the consumer's position. Spring
+    /// Kafka's `seekRelative(.., toCurrent = true)`.
     pub fn seek_relative(&self, topic: &str, partition: i32, delta: i64) {
         self.seek_to(topic, partition, SeekTo::Relative(delta));
     }
