@@ -127,8 +127,8 @@ impl PartitionHolds {
         Ok(())
     }
 
-    /// These partitions were sought, revoked or assigned: where they were paused no longer says
-    /// where they are.
+    /// These partitions were sought, or resumed by another path: where they were paused no
+    /// longer says where they are (a revocation is caught by the generation instead).
     pub(crate) fn forget_positions<'a>(&mut self, partitions: impl IntoIterator<Item = &'a TopicPartition>) {
         if self.positions.is_empty() {
             return;
