@@ -39,6 +39,10 @@ fn main() -> anyhow::Result<()> {
             _ => runtime.block_on(child(&args[2], &args[3], args[4].parse()?)),
         };
     }
+    let chosen: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
+    if let Some(unknown) = chosen.iter().find(|c| !["manual", "key"].contains(c)) {
+        bail!("unknown case {unknown}; name manual or key (or nothing, for every case)");
+    }
     let kafka = EmbeddedKafka::start(1)?;
     let runtime = tokio::runtime::Runtime::new()?;
     for (topic, count) in [("small", 10_000u64), ("large", 1_000_000)] {
@@ -55,7 +59,6 @@ fn main() -> anyhow::Result<()> {
         ("10k backlog, by key", "small", "10000", "key"),
         ("1M backlog, by key", "large", "10000", "key"),
     ];
-    let chosen: Vec<&str> = args.iter().skip(1).map(String::as_str).collect();
     for (case, topic, bound, mode) in cases {
         if !chosen.is_empty() && !chosen.contains(&mode) {
             continue;

@@ -64,6 +64,11 @@ impl FirstPolls {
     fn average(&self) -> Duration {
         Duration::from_nanos(self.average_ns)
     }
+
+    /// Handlers' first polls are quick enough to run on the consumer's thread.
+    fn quick(&self) -> bool {
+        self.average() <= EAGER_LIMIT
+    }
 }
 
 /// Records of a partition that may wait to start, per record in flight (`max_concurrency`).
@@ -317,11 +322,10 @@ impl<'c> Concurrently<'c> {
         }
     }
 
-    /// Starts the records that may start now: marked started in the tracker under one lock,
-    /// then spawned.
-    /// Handlers that ended at once are settled here and their lanes' next records started, until
-    /// no handler ends at once.
-    /// Returns the records handled (to count once per poll, `count_handled`).
+    /// Starts the records that may start now, round after round (`start_round`): handlers that
+    /// ended at once are settled and their lanes' next records started, until a round has none
+    /// that ended at once. Returns the records handled (counted once per poll by
+    /// `count_handled`).
     fn start_ready(&mut self, core: &mut Core<'_, 'c>) -> u64 {
         let mut handled = 0;
         while self.start_round(core) > 0 {
@@ -330,7 +334,8 @@ impl<'c> Concurrently<'c> {
         handled
     }
 
-    /// Starts what may start now; returns how many of them ended at once.
+    /// Starts what may start now (marked started in the tracker under one lock, then spawned);
+    /// returns how many of them ended at once.
     fn start_round(&mut self, core: &mut Core<'_, 'c>) -> usize {
         let first = self.next_task;
         {
@@ -422,8 +427,8 @@ impl<'c> Concurrently<'c> {
     /// returns its outcome if it ended without waiting (no task, no thread hop).
     fn poll_first(&mut self, core: &Core<'_, 'c>, future: &mut Contained) -> Option<RecordOutcome> {
         self.starts += 1;
-        let eager = self.first_polls.average() <= EAGER_LIMIT || self.starts % EAGER_SAMPLE_EVERY == 0;
-        if !eager {
+        let was_quick = self.first_polls.quick();
+        if !was_quick && self.starts % EAGER_SAMPLE_EVERY != 0 {
             return None;
         }
         let began = Instant::now();
@@ -431,14 +436,13 @@ impl<'c> Concurrently<'c> {
             let _runtime = core.plan.runtime.enter();
             Pin::new(future).poll(&mut Context::from_waker(Waker::noop()))
         };
-        let was = self.first_polls.average() <= EAGER_LIMIT;
         self.first_polls.add(began.elapsed());
-        if was != (self.first_polls.average() <= EAGER_LIMIT) {
+        if was_quick != self.first_polls.quick() {
             tracing::debug!(
                 listener = core.listener(),
                 average = ?self.first_polls.average(),
                 limit = ?EAGER_LIMIT,
-                eager = !was,
+                eager = !was_quick,
                 "handlers' first polls (up to their first wait) against the limit: polled on the consumer's thread first (eager), or started as tasks"
             );
         }
@@ -660,15 +664,15 @@ mod tests {
         // One stall (counted as 400 µs) keeps eager starts on; a third slow poll in a row does not.
         let mut quick = FirstPolls::default();
         quick.add(Duration::from_millis(10));
-        assert!(quick.average() <= EAGER_LIMIT, "{:?}", quick.average());
+        assert!(quick.quick(), "{:?}", quick.average());
         for _ in 0..2 {
             polls.add(Duration::from_millis(2));
         }
-        assert!(polls.average() > EAGER_LIMIT, "{:?}", polls.average());
+        assert!(!polls.quick(), "{:?}", polls.average());
         // Quick polls bring it back under the limit.
         for _ in 0..12 {
             polls.add(Duration::from_micros(1));
         }
-        assert!(polls.average() <= EAGER_LIMIT, "{:?}", polls.average());
+        assert!(polls.quick(), "{:?}", polls.average());
     }
 }
