@@ -152,6 +152,36 @@ pub enum Error {
 }
 
 impl Error {
+    /// A short, low-cardinality name of the kind of error, for OpenTelemetry's `error.type`
+    /// (span field and metric label): `config`, `validation`, `kafka`, `recovery`,
+    /// `shutdown_timeout`, `not_assigned`, `timeout`, `container_stopped`, `thread_spawn`,
+    /// `unknown_listener`, `unknown_topic`, `message_too_large`, `send_timeout`,
+    /// `serialization`, `no_default_topic`, `no_reply_destination`, `reply_timeout`,
+    /// `transaction_aborted`, `signal`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Error::Config { .. } => "config",
+            Error::Validation(_) => "validation",
+            Error::Kafka { .. } => "kafka",
+            Error::Recovery(_) => "recovery",
+            Error::ShutdownTimeout { .. } => "shutdown_timeout",
+            Error::NotAssigned { .. } => "not_assigned",
+            Error::Timeout { .. } => "timeout",
+            Error::ContainerStopped { .. } => "container_stopped",
+            Error::ThreadSpawn { .. } => "thread_spawn",
+            Error::UnknownListener(_) => "unknown_listener",
+            Error::UnknownTopic { .. } => "unknown_topic",
+            Error::MessageTooLarge { .. } => "message_too_large",
+            Error::SendTimeout { .. } => "send_timeout",
+            Error::Serialization { .. } => "serialization",
+            Error::NoDefaultTopic => "no_default_topic",
+            Error::NoReplyDestination { .. } => "no_reply_destination",
+            Error::ReplyTimeout { .. } => "reply_timeout",
+            Error::TransactionAborted { .. } => "transaction_aborted",
+            Error::Signal(_) => "signal",
+        }
+    }
+
     pub(crate) fn kafka(context: impl Into<String>, source: rdkafka::error::KafkaError) -> Self {
         Error::Kafka { context: context.into(), source }
     }

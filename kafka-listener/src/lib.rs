@@ -127,6 +127,7 @@ mod error;
 pub mod error_handler;
 pub mod extract;
 pub mod handler;
+pub mod observability;
 pub mod producer;
 pub mod registry;
 pub mod support;
@@ -146,6 +147,7 @@ pub use error_handler::{DefaultErrorHandler, ErrorDecision, ErrorHandler, Failed
 pub use extract::{ConsumerRecord, FromBatch, FromRecord, Headers, Json, Key, Meta, OptionalFromRecord, Record, State};
 pub use handler::{BatchInterceptor, BatchListenerFailed, ListenerError, ListenerFailure, RecordInterceptor};
 pub use kafka_listener_macros::kafka_listener;
+pub use observability::{ConsumerHealth, ConsumerState, Health, ListenerHealth};
 pub use producer::{
     DefaultPartitioner, Delivery, KafkaTemplate, Partitioner, RecordMetadata, ReplyingTemplate, RoundRobinPartitioner,
     SendResults, UniformStickyPartitioner,

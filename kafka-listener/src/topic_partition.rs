@@ -21,7 +21,7 @@ use std::fmt;
 /// assert_eq!(TopicPartition::from(("orders", 3)), tp);
 /// assert!(TopicPartition::new("orders", 3) < TopicPartition::new("orders", 10));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct TopicPartition {
     /// The topic's name.
     pub topic: String,

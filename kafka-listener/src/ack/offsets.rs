@@ -40,6 +40,9 @@ struct PartitionOffsets {
     unconfirmed: bool,
     /// The offset last known to have landed in a commit.
     landed: Option<i64>,
+    /// The group's committed offset as librdkafka's statistics last reported it (for the lag
+    /// gauge before this consumer committed).
+    reported: Option<i64>,
     /// The first offset delivered or done since the partition was assigned (for counts).
     first: Option<i64>,
     /// The offset map last sent in a commit's metadata (offset maps only).
@@ -530,6 +533,26 @@ impl OffsetTracker {
             p.unconfirmed = false;
             p.landed = Some(next);
         }
+    }
+
+    /// librdkafka's statistics say the group's committed offset of the partition is `offset`.
+    pub(crate) fn reported_committed(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(p) = self.get_mut(topic, partition) {
+            p.reported = Some(offset);
+        }
+    }
+
+    /// For the lag gauge, each owned partition's committed offset as best known: the last
+    /// commit this consumer sent (its outcome is only polled between handlers), else the one
+    /// librdkafka's statistics reported, else the first offset delivered since assignment (where
+    /// consumption started: the group's committed offset or the reset position). Partitions
+    /// with none of these are left out.
+    pub(crate) fn lag_bases(&self) -> Vec<(Arc<str>, i32, i64)> {
+        self.each()
+            .filter_map(|(topic, partition, p)| {
+                p.committed.or(p.reported).or(p.first).map(|base| (topic.clone(), partition, base))
+            })
+            .collect()
     }
 
     /// A partition's processed offset not known to have landed in a commit: the next offset to

@@ -59,6 +59,7 @@ pub(crate) struct FactorySettings {
     pub(crate) event_listener: Option<EventListener>,
     pub(crate) idle_event_interval: Option<Duration>,
     pub(crate) non_responsive_after: Duration,
+    pub(crate) broker_outage_threshold: Duration,
     pub(crate) max_in_flight: usize,
     pub(crate) processing_order: ProcessingOrder,
     pub(crate) max_concurrency: usize,
@@ -173,6 +174,7 @@ impl Default for FactorySettings {
             event_listener: None,
             idle_event_interval: None,
             non_responsive_after: Duration::from_secs(30),
+            broker_outage_threshold: Duration::from_secs(30),
             max_in_flight: 10_000,
             processing_order: ProcessingOrder::Partition,
             max_concurrency: DEFAULT_MAX_CONCURRENCY,
@@ -347,9 +349,19 @@ impl ContainerFactoryBuilder {
     }
 
     /// Sends a `NonResponsive` event when a consumer has not polled for this long (a handler stuck
-    /// or slow; default 30 s).
+    /// or slow; default 30 s), and counts the consumer as not live from then on
+    /// ([`Health::is_live`](crate::Health::is_live)) until it polls again.
     pub fn non_responsive_after(mut self, threshold: Duration) -> Self {
         self.settings.non_responsive_after = threshold;
+        self
+    }
+
+    /// How long no broker may be reachable before the listener's readiness turns off
+    /// ([`Health::is_ready`](crate::Health::is_ready); default 30 s). It turns on again when a
+    /// broker is back: librdkafka's broker states, read every `statistics.interval.ms` (5,000 ms
+    /// unless set), and its "all brokers down" error say when.
+    pub fn broker_outage_threshold(mut self, threshold: Duration) -> Self {
+        self.settings.broker_outage_threshold = threshold;
         self
     }
 

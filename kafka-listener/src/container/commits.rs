@@ -65,6 +65,11 @@ impl ContainerShared {
         if result.is_ok() && !asynchronous {
             offsets.confirmed(&tpl);
         }
+        // An asynchronous commit that was sent counts when its outcome comes back
+        // (`ContainerContext::commit_callback`).
+        if !asynchronous || result.is_err() {
+            self.meters.committed(result.is_ok());
+        }
         // The subscriber may use the container (and its tracker): not under the lock.
         drop(offsets);
         if let Err(error) = &result {

@@ -1,5 +1,5 @@
 use std::fmt;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rdkafka::consumer::Consumer;
@@ -15,6 +15,7 @@ use super::replay::ReplayReport;
 use super::shared::{lock, ListenerState};
 use super::siblings::Siblings;
 use crate::error::{Error, Result};
+use crate::observability::{ConsumerHealth, ListenerHealth};
 use crate::topic_partition::of_list;
 use crate::TopicPartition;
 
@@ -30,6 +31,10 @@ pub struct ConcurrentContainer {
     state: ListenerState,
     /// The containers of the listener's retry topics: started, stopped, paused and resumed with it.
     stages: Vec<Arc<ConcurrentContainer>>,
+    /// Whether it starts with the registry (counts for readiness).
+    auto_startup: AtomicBool,
+    /// The application stopped it (counts for neither liveness nor readiness until it starts).
+    stopped_on_request: AtomicBool,
 }
 
 impl fmt::Debug for ConcurrentContainer {
@@ -51,6 +56,8 @@ impl ConcurrentContainer {
             siblings: Mutex::new(Arc::new(Siblings::new(concurrency))),
             state: ListenerState::default(),
             stages: Vec::new(),
+            auto_startup: AtomicBool::new(true),
+            stopped_on_request: AtomicBool::new(false),
         }
     }
 
@@ -83,6 +90,7 @@ impl ConcurrentContainer {
     /// # Errors
     /// When a container thread cannot be spawned.
     pub fn start(&self) -> Result<()> {
+        self.stopped_on_request.store(false, Ordering::Release);
         self.start_own()?;
         self.stages.iter().try_for_each(|stage| stage.start())
     }
@@ -99,6 +107,7 @@ impl ConcurrentContainer {
             let child = ListenerContainer::spawn(self.plan.clone(), index, siblings.clone(), &self.state)?;
             children.push(child);
         }
+        super::lag::watch(&self.plan.runtime, children.iter().map(|c| c.shared.clone()).collect());
         if children.first().is_some_and(|c| c.shared.has_events()) {
             self.watch_polls(children.iter().map(|c| c.shared.clone()).collect());
         }
@@ -127,6 +136,60 @@ impl ConcurrentContainer {
                 }
             }
         });
+    }
+
+    /// Whether it starts with the registry (else readiness ignores it), with its retry stages.
+    pub(crate) fn set_auto_startup(&self, auto_startup: bool) {
+        self.auto_startup.store(auto_startup, Ordering::Release);
+        self.stages.iter().for_each(|stage| stage.set_auto_startup(auto_startup));
+    }
+
+    fn mark_stopped_on_request(&self) {
+        self.stopped_on_request.store(true, Ordering::Release);
+        self.stages.iter().for_each(|stage| stage.mark_stopped_on_request());
+    }
+
+    /// Its health: each consumer's state and assignment, and whether the listener is live and
+    /// ready (see [`Health`](crate::Health)).
+    pub fn health(&self) -> ListenerHealth {
+        let settings = &self.plan.settings;
+        let consumers = lock(&self.children)
+            .iter()
+            .map(|c| {
+                let shared = &c.shared;
+                let state = shared.health.state(
+                    shared.control().is_paused(),
+                    shared.stats().since_last_poll(),
+                    settings.non_responsive_after,
+                );
+                let assignment = shared
+                    .consumer()
+                    .filter(|_| c.is_running())
+                    .and_then(|consumer| consumer.assignment().ok())
+                    .map(|tpl| {
+                        let mut owned = of_list(&tpl);
+                        owned.sort();
+                        owned
+                    })
+                    .unwrap_or_default();
+                ConsumerHealth {
+                    index: shared.index,
+                    state,
+                    assignment,
+                    brokers_unreachable_ms: shared.health.brokers_unreachable_for().map(|d| d.as_millis() as u64),
+                }
+            })
+            .collect();
+        ListenerHealth {
+            id: self.id().to_string(),
+            auto_startup: self.auto_startup.load(Ordering::Acquire),
+            stopped_on_request: self.stopped_on_request.load(Ordering::Acquire),
+            consumers,
+            broker_outage_threshold_ms: settings.broker_outage_threshold.as_millis() as u64,
+            live: false,
+            ready: false,
+        }
+        .judge()
     }
 
     /// Whether any of its consumers runs.
@@ -320,6 +383,7 @@ impl ConcurrentContainer {
     /// # Errors
     /// [`Error::ShutdownTimeout`] when a consumer did not stop in time.
     pub async fn stop(&self) -> Result<()> {
+        self.mark_stopped_on_request();
         self.request_stop();
         let mut stopped: Vec<_> = lock(&self.children).iter().map(ListenerContainer::stopped).collect();
         for stage in &self.stages {

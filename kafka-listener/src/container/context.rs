@@ -5,6 +5,8 @@ use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::Consumer;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::error::{KafkaError, KafkaResult};
+use rdkafka::statistics::Statistics;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::TopicPartitionList;
 
 use rdkafka::Offset;
@@ -100,6 +102,23 @@ impl ClientContext for ContainerContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", listener = &*self.shared.listener_id, %error, "{reason}");
+        if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
+            self.shared.health.brokers_reachable(false);
+        }
+    }
+
+    /// librdkafka's statistics (every `statistics.interval.ms`): whether any broker is up (for
+    /// readiness), and the group's committed offsets (for the lag gauge, `lag.rs`).
+    fn stats(&self, statistics: Statistics) {
+        let shared = &self.shared;
+        let up = statistics.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP");
+        shared.health.brokers_reachable(up);
+        let mut offsets = shared.offsets();
+        for (topic, t) in &statistics.topics {
+            for p in t.partitions.values().filter(|p| p.partition >= 0 && p.committed_offset >= 0) {
+                offsets.reported_committed(topic, p.partition, p.committed_offset);
+            }
+        }
     }
 }
 
@@ -108,7 +127,10 @@ impl ConsumerContext for ContainerContext {
         // librdkafka calls this from C: a panic must not unwind there.
         if let Err(panic) = contain(|| match rebalance {
             Rebalance::Revoke(tpl) => self.revoke(consumer, tpl),
-            Rebalance::Assign(tpl) => self.assign(consumer, tpl),
+            Rebalance::Assign(tpl) => {
+                self.shared.meters.rebalanced();
+                self.assign(consumer, tpl)
+            }
             Rebalance::Error(error) => tracing::warn!(listener = &*self.shared.listener_id, %error, "rebalance error"),
         }) {
             tracing::error!(
@@ -136,8 +158,13 @@ impl ConsumerContext for ContainerContext {
         match result {
             // Landed: confirmed, or — an older offset landing after a newer one, which librdkafka
             // retried — to be sent again.
-            Ok(()) => self.shared.offsets().confirmed(offsets),
+            Ok(()) => {
+                self.shared.meters.committed(true);
+                self.shared.health.brokers_reachable(true);
+                self.shared.offsets().confirmed(offsets)
+            }
             Err(error) => {
+                self.shared.meters.committed(false);
                 tracing::debug!(listener = &*self.shared.listener_id, offsets = %describe(offsets), %error,
                     "asynchronous commit failed; it will be sent again");
                 self.shared.emit(|listener, consumer| ContainerEvent::CommitFailed {

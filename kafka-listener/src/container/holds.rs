@@ -59,6 +59,11 @@ impl PartitionHolds {
         }
     }
 
+    /// The partitions held now (a retry topic's wait, back-pressure), for the paused gauge.
+    pub(crate) fn holding(&self) -> impl Iterator<Item = TopicPartition> + '_ {
+        self.due.keys().chain(&self.throttled).cloned()
+    }
+
     pub(crate) fn is_throttled(&self, tp: &TopicPartition) -> bool {
         self.throttled.contains(tp)
     }

@@ -36,6 +36,7 @@ impl ListenerContainer {
     ) -> Result<Self, Error> {
         let shared = Arc::new(ContainerShared::new(
             plan.listener_id.clone(),
+            plan.group.clone(),
             plan.ack_mode,
             plan.settings.sync_commits,
             index,
@@ -56,6 +57,8 @@ impl ListenerContainer {
                 if let Err(panic) = contain(|| run(&plan, index, thread_shared.clone(), &arrival)) {
                     internal_panic(&thread_shared, "the container", panic);
                 }
+                thread_shared.meters.paused(0);
+                thread_shared.health.ended();
                 thread_shared.stats().set_finished();
                 thread_shared.emit(|listener, consumer| ContainerEvent::Stopped { listener, consumer });
             })
@@ -84,8 +87,16 @@ impl ListenerContainer {
 
 fn run(plan: &Arc<ContainerPlan>, index: usize, shared: Arc<ContainerShared>, arrival: &Arrival<'_>) {
     let _runtime = plan.runtime.enter();
-    let Some(consumer) = startup::create(plan, index, &shared, arrival.siblings) else { return };
-    let Some(replay) = startup::start(plan, index, arrival.siblings, &shared, &consumer) else { return };
+    let Some(consumer) = startup::create(plan, index, &shared, arrival.siblings) else {
+        shared.health.failed("could not create the consumer (see the log)");
+        return;
+    };
+    let Some(replay) = startup::start(plan, index, arrival.siblings, &shared, &consumer) else {
+        if !shared.control().stop_requested() {
+            shared.health.failed("could not start the consumer (see the log)");
+        }
+        return;
+    };
     tracing::debug!(listener = &*plan.listener_id, index, topics = ?plan.subscription, "container started");
     shared.emit(|listener, consumer| ContainerEvent::Started { listener, consumer });
     {
@@ -112,5 +123,6 @@ fn internal_panic(shared: &ContainerShared, during: &str, panic: String) {
         panic,
         "the consumer stops after an internal panic; please report it"
     );
+    shared.health.failed(format!("{during} panicked: {panic}"));
     shared.emit_panicked(during, panic, true);
 }

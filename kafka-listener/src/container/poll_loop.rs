@@ -34,7 +34,12 @@ pub(crate) struct PollLoop<'p, 'c> {
     /// The consumer's queue (a concurrent processing order, whose poll thread waits on its
     /// tasks and this queue together).
     queue: Option<ConsumerQueue<'c>>,
+    /// When the paused-partitions gauge is due again.
+    next_paused_report: Instant,
 }
+
+/// How often the paused-partitions gauge is updated.
+const PAUSED_REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// The consumer's event queue, to ask whether something waits in it.
 struct ConsumerQueue<'c> {
@@ -83,11 +88,13 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             last_poll_error: None,
             gathered: Vec::new(),
             queue: if plan.order.is_concurrent() { ConsumerQueue::of(consumer) } else { None },
+            next_paused_report: Instant::now(),
         }
     }
 
     pub(crate) fn run(&mut self) {
         let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
+        shared.health.polling();
         while !self.core.stopping() {
             self.release_holds();
             if shared.revocations().take_handed_over() {
@@ -107,6 +114,8 @@ impl<'p, 'c> PollLoop<'p, 'c> {
 
             let mut records = self.gather(plan.settings.max_poll_records);
             self.idle.arrived(&records);
+            self.count_consumed(&records);
+            self.report_paused();
             let seeks = shared.control().take_requests().seeks;
             if !seeks.is_empty() {
                 // Requested from outside (or when partitions were assigned): applied before any
@@ -210,6 +219,34 @@ impl<'p, 'c> PollLoop<'p, 'c> {
             })
         };
         core.holds.resume_released(consumer, shared, caught_up, "after back-pressure");
+    }
+
+    /// Counts a poll's records (`messaging.client.consumed.messages`), once per run of one topic.
+    fn count_consumed(&mut self, records: &[Record<'c>]) {
+        let mut rest = records;
+        while let Some(first) = rest.first() {
+            let run = rest.iter().take_while(|r| r.topic() == first.topic()).count();
+            self.core.topic_meters(first.topic()).consumed(run as u64);
+            rest = &rest[run..];
+        }
+    }
+
+    /// Updates the paused-partitions gauge, about once a second.
+    fn report_paused(&mut self) {
+        let now = Instant::now();
+        if now < self.next_paused_report {
+            return;
+        }
+        self.next_paused_report = now + PAUSED_REPORT_EVERY;
+        let core = &self.core;
+        let paused = if core.shared.control().is_paused() {
+            core.consumer.assignment().map(|a| a.count()).unwrap_or(0)
+        } else {
+            let mut paused: std::collections::HashSet<TopicPartition> = core.holds.holding().collect();
+            paused.extend(core.shared.control().paused());
+            paused.len()
+        };
+        core.shared.meters.paused(paused);
     }
 
     /// Drops a poll's records left over and keeps their vector for the next poll.

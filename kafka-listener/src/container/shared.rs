@@ -20,6 +20,8 @@ use crate::config::AckMode;
 use crate::TopicPartition;
 
 pub(crate) use super::sync::lock;
+use crate::observability::health::HealthState;
+use crate::observability::meter::{ContainerMeters, PausedCounts};
 
 /// State one `ListenerContainer` shares between its poll thread, its rdkafka context, and the
 /// acknowledgments and handles it gives out.
@@ -55,6 +57,10 @@ pub(crate) struct ContainerShared {
     task_nacks: Mutex<HashMap<DeliveryId, Duration>>,
     /// `task_nacks` is not empty.
     any_task_nacks: AtomicBool,
+    /// The consumer's metric handles.
+    pub(crate) meters: ContainerMeters,
+    /// What its thread and context report for `RunningListeners::health`.
+    pub(crate) health: HealthState,
 }
 
 /// Wakes a poll thread that waits for its tasks or its consumer's queue (see
@@ -115,6 +121,8 @@ impl Wakeup {
 pub(crate) struct ListenerState {
     pub(crate) pause_requested: Arc<AtomicBool>,
     pub(crate) handoff: Arc<HandOff>,
+    /// Partitions each consumer has paused, for the listener's paused-partitions gauge.
+    pub(crate) paused: Arc<PausedCounts>,
 }
 
 /// Processed offsets of partitions whose commit failed when their consumer gave them up (a broker
@@ -155,6 +163,7 @@ impl HandOff {
 impl ContainerShared {
     pub(crate) fn new(
         listener_id: Arc<str>,
+        group: Arc<str>,
         ack_mode: AckMode,
         sync_commits: bool,
         index: usize,
@@ -162,6 +171,8 @@ impl ContainerShared {
         state: &ListenerState,
     ) -> Self {
         ContainerShared {
+            meters: ContainerMeters::new(listener_id.clone(), group, index, state.paused.clone()),
+            health: HealthState::default(),
             listener_id,
             index,
             ack_mode,

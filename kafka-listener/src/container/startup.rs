@@ -21,6 +21,10 @@ use crate::support::offsets_for_times;
 use crate::TopicPartition;
 use kafka_listener_rules::StartPosition;
 
+/// How often librdkafka reports its statistics unless the factory sets `statistics.interval.ms`
+/// (how soon readiness sees brokers back; the group's committed offsets for the lag gauge).
+const STATISTICS_INTERVAL_MS: &str = "5000";
+
 /// Creates the consumer (client id `<client_id>-<index>`) and tells the siblings it is ready;
 /// `None` (logged) when librdkafka refuses the configuration.
 pub(crate) fn create(
@@ -31,6 +35,10 @@ pub(crate) fn create(
 ) -> Option<Arc<KafkaConsumer>> {
     let mut config = plan.client_config.clone();
     config.set("client.id", format!("{}-{index}", plan.client_id));
+    if config.get("statistics.interval.ms").is_none() {
+        // Readiness's broker states and the lag gauge's committed offsets come from them.
+        config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
+    }
     let created: KafkaResult<KafkaConsumer> = config.create_with_context(ContainerContext {
         shared: shared.clone(),
         on_assigned: assigned_callback(plan, shared),
@@ -55,6 +63,7 @@ pub(crate) fn create(
         }
         Err(error) => {
             tracing::error!(listener = &*plan.listener_id, %error, "could not create the consumer; the container is not running");
+            shared.health.failed(format!("could not create the consumer: {error}"));
             None
         }
     }

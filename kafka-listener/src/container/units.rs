@@ -25,6 +25,8 @@ use super::shared::ContainerShared;
 use super::stop_clock::StopClock;
 use crate::ack::TopicName;
 use crate::extract::{ListenerContext, Record};
+use crate::observability::meter::{TopicCache, TopicMeters};
+use crate::observability::spans::Deliverer;
 use crate::TopicPartition;
 
 /// The units of one consumer's loop.
@@ -41,6 +43,10 @@ pub(crate) struct Core<'p, 'c> {
     pub(crate) stage: Stage,
     /// Partitions a seek moved during the current poll.
     pub(crate) sought: HashSet<TopicPartition>,
+    /// The consumer's `client.id` (for spans).
+    pub(crate) client_id: String,
+    /// Per-topic metric handles.
+    pub(crate) meters: TopicCache,
 }
 
 impl<'p, 'c> Core<'p, 'c> {
@@ -55,7 +61,19 @@ impl<'p, 'c> Core<'p, 'c> {
             stop: StopClock::new(plan.settings.shutdown_timeout),
             stage: Stage::default(),
             sought: HashSet::new(),
+            client_id: format!("{}-{}", plan.client_id, shared.index),
+            meters: TopicCache::default(),
         }
+    }
+
+    /// Who delivers, for `process` spans.
+    pub(crate) fn span_names(&self) -> Deliverer<'_> {
+        Deliverer { listener: &self.plan.listener_id, group: &self.plan.group, client_id: &self.client_id }
+    }
+
+    /// The metric handles of a topic's records.
+    pub(crate) fn topic_meters(&mut self, topic: &str) -> &TopicMeters {
+        self.meters.get(&self.shared.meters, topic)
     }
 
     pub(crate) fn listener(&self) -> &'p str {
@@ -74,6 +92,7 @@ impl<'p, 'c> Core<'p, 'c> {
     pub(crate) fn halt(&mut self) {
         tracing::error!(listener = self.listener(), "the error handler stopped the container");
         self.stop.halted = true;
+        self.shared.health.failed("the error handler stopped the container");
         self.shared.control().request_stop();
     }
 

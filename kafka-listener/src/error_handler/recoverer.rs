@@ -112,6 +112,7 @@ impl Recoverer for DeadLetterRecoverer {
         let record = failed.record;
         let topic = (self.resolver)(record);
         let stored = forward(&self.template, failed, &topic, &[])?;
+        crate::observability::meter::dead_lettered(failed.listener_id, failed.group, record.topic());
         tracing::warn!(listener = failed.listener_id, topic = record.topic(), partition = record.partition(),
             offset = record.offset(), dead_letter = %format!("{}-{}@{}", stored.topic(), stored.partition(), stored.offset()),
             "record dead-lettered after {} attempt(s): {}", failed.attempt, error_chain(failed.failure));

@@ -267,6 +267,19 @@ pub enum ListenerFailure {
 }
 
 impl ListenerFailure {
+    /// A short, low-cardinality name of the kind of failure, for OpenTelemetry's `error.type`
+    /// (the `process` span's field and the metrics' label): `conversion`, `handler`, `panic`,
+    /// `reply` or `transaction`.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            ListenerFailure::Conversion(_) => "conversion",
+            ListenerFailure::Handler(_) => "handler",
+            ListenerFailure::Panic(_) => "panic",
+            ListenerFailure::Reply(_) => "reply",
+            ListenerFailure::Transaction(_) => "transaction",
+        }
+    }
+
     /// The first error of type `E` in the failure's chain of causes (the handler's error and
     /// what it wraps, a conversion's cause, a reply's or transaction's client error), as
     /// [`ListenerError::find`].

@@ -25,6 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::template::{RecordMetadata, TemplateInner};
 use super::ProducerListener;
 use crate::error::{Error, Result};
+use crate::observability::spans;
 
 /// A serialized record ready to queue: borrowed from the sender where it can be queued at once,
 /// owned (`'static`) when it waits in the backlog.
@@ -206,6 +207,8 @@ pub struct Delivery {
     state: Option<State>,
     topic: String,
     template: Arc<TemplateInner>,
+    /// The send's span, closed when the broker answered.
+    span: tracing::Span,
 }
 
 enum State {
@@ -231,7 +234,7 @@ impl std::fmt::Debug for Delivery {
 
 impl Delivery {
     /// Queues `prepared` (or backlogs it), as the template's sends do.
-    pub(crate) fn queue(template: &Arc<TemplateInner>, prepared: Prepared<'_>) -> Delivery {
+    pub(crate) fn queue(template: &Arc<TemplateInner>, prepared: Prepared<'_>, span: tracing::Span) -> Delivery {
         let topic = prepared.topic.to_string();
         let state = match template.queue_now(prepared) {
             Ok((delivery, size)) => State::Queued(delivery, size),
@@ -241,12 +244,12 @@ impl Delivery {
                 Err(error) => State::Failed(error),
             },
         };
-        Delivery { state: Some(state), topic, template: template.clone() }
+        Delivery { state: Some(state), topic, template: template.clone(), span }
     }
 
     /// A record that could not be sent (e.g. its payload did not serialize).
-    pub(crate) fn failed(template: &Arc<TemplateInner>, topic: &str, error: Error) -> Delivery {
-        Delivery { state: Some(State::Failed(error)), topic: topic.to_string(), template: template.clone() }
+    pub(crate) fn failed(template: &Arc<TemplateInner>, topic: &str, error: Error, span: tracing::Span) -> Delivery {
+        Delivery { state: Some(State::Failed(error)), topic: topic.to_string(), template: template.clone(), span }
     }
 
     /// The topic the record was sent to.
@@ -297,13 +300,25 @@ impl Delivery {
     }
 }
 
+impl Delivery {
+    /// Records the outcome on the send's span and closes it.
+    fn close_span(&mut self, outcome: &Result<RecordMetadata>) {
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        match outcome {
+            Ok(metadata) => spans::sent(&span, metadata.partition(), metadata.offset()),
+            Err(error) => spans::send_failed(&span, error),
+        }
+    }
+}
+
 /// Tells the template's producer listener of an outcome (or logs a failure when it has none and
-/// nobody awaited the delivery).
+/// nobody awaited the delivery), and counts it (`messaging.client.sent.messages`).
 fn report(listener: Option<&Arc<dyn ProducerListener>>, topic: &str, outcome: &Result<RecordMetadata>, awaited: bool) {
     let topic = match outcome {
         Ok(metadata) => metadata.topic(),
         Err(_) => topic,
     };
+    crate::observability::meter::sent(topic, outcome.as_ref().err().map(Error::error_type));
     match (listener, outcome) {
         (Some(listener), Ok(metadata)) => listener.on_success(metadata),
         (Some(listener), Err(error)) => listener.on_error(topic, error),
@@ -320,6 +335,7 @@ impl Future for Delivery {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let outcome = ready!(self.poll_state(cx));
         report(self.template.listener.as_ref(), &self.topic, &outcome, true);
+        self.close_span(&outcome);
         Poll::Ready(outcome)
     }
 }
@@ -330,11 +346,14 @@ impl Drop for Delivery {
         // listener (or the log), as for Spring's fire-and-forget `send()`. The template's one
         // task for such deliveries waits for it (a task per record would cost more than the send).
         let Some(state) = self.state.take() else { return };
-        let rest = Delivery { state: Some(state), topic: self.topic.clone(), template: self.template.clone() };
+        let span = std::mem::replace(&mut self.span, tracing::Span::none());
+        let rest = Delivery { state: Some(state), topic: self.topic.clone(), template: self.template.clone(), span };
         if let Err(mpsc::error::SendError(mut rest)) = self.template.orphans().send(rest) {
             // No runtime to wait on: a failure known now is still told.
             if let Some(State::Failed(error)) = rest.state.take() {
-                report(rest.template.listener.as_ref(), &rest.topic, &Err(error), false);
+                let outcome = Err(error);
+                report(rest.template.listener.as_ref(), &rest.topic, &outcome, false);
+                rest.close_span(&outcome);
             }
         }
     }

@@ -13,6 +13,7 @@ use super::delivery::{Delivery, Prepared};
 use super::{KafkaTemplateBuilder, Partitioner, Payload};
 use crate::config::Properties;
 use crate::error::{Error, Result};
+use crate::observability::spans;
 
 /// Where the broker stored a record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -218,9 +219,34 @@ impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
     pub fn queue(self) -> Delivery {
         let inner = &self.template.inner;
         match self.prepare() {
-            Ok(prepared) => Delivery::queue(inner, prepared),
-            Err(error) => Delivery::failed(inner, self.topic.unwrap_or_default(), error),
+            Ok(prepared) => {
+                let span = spans::send(&prepared.topic, prepared.partition, prepared.key.as_deref());
+                #[cfg(feature = "opentelemetry")]
+                let prepared = self.with_trace_context(prepared, &span);
+                Delivery::queue(inner, prepared, span)
+            }
+            Err(error) => {
+                let topic = self.topic.unwrap_or_default();
+                let span = spans::send(topic, self.partition, None);
+                spans::send_failed(&span, &error);
+                Delivery::failed(inner, topic, error, span)
+            }
         }
+    }
+
+    /// Adds the headers that carry the send span's context (W3C `traceparent`, `tracestate`),
+    /// unless the sender set them itself (a forward keeps the failed record's).
+    #[cfg(feature = "opentelemetry")]
+    fn with_trace_context<'p>(&self, mut prepared: Prepared<'p>, span: &tracing::Span) -> Prepared<'p> {
+        let carried = crate::observability::propagation::headers_for(span);
+        let mut headers = prepared.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(carried.len()));
+        for (name, value) in &carried {
+            if !self.headers.iter().any(|(set, _)| set == name.as_bytes()) {
+                headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
+            }
+        }
+        prepared.headers = (rdkafka::message::Headers::count(&headers) > 0).then_some(headers);
+        prepared
     }
 
     /// The record, serialized (borrowing what it can).

@@ -171,6 +171,7 @@ impl ListenerRegistry {
             let stages: Vec<Arc<ConcurrentContainer>> =
                 retry_plans.into_iter().map(|plan| Arc::new(ConcurrentContainer::new(plan, concurrency))).collect();
             let container = Arc::new(ConcurrentContainer::new(plan, concurrency).with_stages(stages.clone()));
+            container.set_auto_startup(resolved.auto_startup);
             if resolved.auto_startup {
                 container.start()?;
             }

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use crate::container::ConcurrentContainer;
 use crate::error::{Error, Result};
+use crate::observability::Health;
 
 /// The started listeners: one [`ConcurrentContainer`] per listener.
 #[derive(Debug)]
@@ -61,6 +62,13 @@ impl RunningListeners {
     pub fn resume(&self, id: &str) -> Result<()> {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.resume();
         Ok(())
+    }
+
+    /// The health of every listener (and of its retry topics' containers): each consumer's
+    /// state and assignment, with [`Health::is_live`] and [`Health::is_ready`] (Spring Boot
+    /// actuator's liveness and readiness). Cheap enough for a probe: no broker request.
+    pub fn health(&self) -> Health {
+        Health::of(self.containers.iter().map(|c| c.health()).collect())
     }
 
     /// Every container.

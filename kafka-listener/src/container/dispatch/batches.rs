@@ -2,7 +2,7 @@
 //! as the longest convertible runs of it; a record the listener names as failed
 //! (`BatchListenerFailed`) splits the batch (Spring's `FailedBatchProcessor`).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::{error_handler_panicked, follow, Dispatcher, Outcome, NOW};
 use crate::container::contain::contain;
@@ -13,6 +13,7 @@ use crate::container::runs::lasts;
 use crate::container::units::Core;
 use crate::extract::Record;
 use crate::handler::{BatchInvoker, BatchListenerFailed, ListenerFailure};
+use crate::observability::spans;
 
 /// Batch listeners.
 pub(crate) struct Batches {
@@ -115,10 +116,22 @@ impl Batches {
         }
         loop {
             let slice = &records[start..end];
+            // The delivery's span covers the listener and the error handler's decision (a
+            // dead-letter send is a span inside it), not the back-off.
+            let span = spans::batch(&core.span_names(), slice, attempts.attempt());
+            let in_span = span.enter();
+            let began = Instant::now();
             let result = match failed_before.take() {
                 Some(failure) => Err((None, failure)),
                 None => self.attempt(core, slice, attempts.attempt()),
             };
+            let error_type = result.as_ref().err().map(|(_, failure)| {
+                spans::failed(&span, failure);
+                failure.error_type()
+            });
+            if let Some(first) = slice.first() {
+                core.topic_meters(first.topic()).processed(began.elapsed(), error_type);
+            }
             if result.is_err() {
                 core.sink.abort();
                 if plan.acknowledging {
@@ -169,6 +182,7 @@ impl Batches {
             };
             let failed = attempts.failed_batch(&plan.listener_id, &plan.group, slice, &failure);
             let decision = ask_batch(&*plan.error_handler, &failed, error_handler_panicked(core.shared));
+            drop(in_span);
             let step = match BatchStep::of(decision, slice.len()) {
                 BatchStep::First { recovered, retry_after } => {
                     // The first records are recovered (committed before the wait); the rest comes
@@ -179,6 +193,9 @@ impl Batches {
                 }
                 BatchStep::All(step) => step,
             };
+            if let (Step::Retry(_), Some(first)) = (&step, slice.first()) {
+                core.topic_meters(first.topic()).retried();
+            }
             let partitions: Vec<(&str, i32)> = slice.iter().map(|r| (r.topic(), r.partition())).collect();
             match follow(core, step, &partitions) {
                 Some(outcome) => return (end, outcome),

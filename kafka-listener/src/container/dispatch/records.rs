@@ -3,7 +3,9 @@
 //! topic's back-off, back-pressure, a seek, a revocation) has its following records skipped in
 //! this poll and fetched again.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tracing::Span;
 
 use super::{error_handler_panicked, follow, Dispatcher, Outcome, NOW};
 use crate::container::contain::contain;
@@ -14,6 +16,7 @@ use crate::container::units::Core;
 use crate::error_handler::{attempt_of, due_of, now_millis};
 use crate::extract::Record;
 use crate::handler::{ListenerFailure, RecordInvoker};
+use crate::observability::spans;
 use crate::TopicPartition;
 
 /// Record listeners, one record at a time.
@@ -68,10 +71,10 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
                 // The first delivery; a failure goes to the error handler as below, once the
                 // records handled before it are completed (a retry commits them first).
                 match self.attempt(core, record, 1) {
-                    Ok(()) => Outcome::Handled,
-                    Err(failure) => {
+                    (_, Ok(())) => Outcome::Handled,
+                    (span, Err(failure)) => {
                         pending.apply(core, records);
-                        self.deliver(core, record, Some(failure))
+                        self.deliver(core, record, Some((failure, span)))
                     }
                 }
             } else {
@@ -162,28 +165,41 @@ impl Pending {
 impl RecordsInOrder {
     /// Delivers a record until it is handled, recovered or given up, as the error handler
     /// decides after each failure. `first_failure`: the first delivery was made already (see
-    /// `dispatch`), and failed so.
-    fn deliver(&self, core: &mut Core<'_, '_>, record: &Record<'_>, first_failure: Option<ListenerFailure>) -> Outcome {
+    /// `dispatch`), and failed so, in that span.
+    fn deliver(
+        &self,
+        core: &mut Core<'_, '_>,
+        record: &Record<'_>,
+        first_failure: Option<(ListenerFailure, Span)>,
+    ) -> Outcome {
         let plan = core.plan;
         // On a retry topic, the deliveries before this one.
         let earlier = if plan.retry_topic { attempt_of(record) - 1 } else { 0 };
         let mut attempts = Attempts::after(earlier);
         // A filter or interceptor that panicked on the record failed its first attempt; then each
         // retry runs them again first (as a redelivery would).
-        let stage_failure = core.stage.take_failure(record);
+        let stage_failure = core.stage.take_failure(record).map(|failure| {
+            let span = spans::process(&core.span_names(), record, attempts.delivery());
+            spans::failed(&span, &failure);
+            (failure, span)
+        });
         let prepare_again = stage_failure.is_some();
         let mut failed_before = stage_failure.or(first_failure);
         let interceptor = plan.settings.record_interceptor.as_deref();
         loop {
-            let result = match failed_before.take() {
-                Some(failure) => Err(failure),
+            let (span, result) = match failed_before.take() {
+                Some((failure, span)) => (span, Err(failure)),
                 None => match if prepare_again {
                     prepare(plan, core.shared, record, interceptor)
                 } else {
                     Prepared::Keep(None)
                 } {
                     Prepared::Discard => return Outcome::Discarded,
-                    Prepared::Failed(failure) => Err(failure),
+                    Prepared::Failed(failure) => {
+                        let span = spans::process(&core.span_names(), record, attempts.delivery());
+                        spans::failed(&span, &failure);
+                        (span, Err(failure))
+                    }
                     Prepared::Keep(Some(changed)) => self.attempt(core, &changed, attempts.delivery()),
                     Prepared::Keep(None) => self.attempt(core, record, attempts.delivery()),
                 },
@@ -199,19 +215,29 @@ impl RecordsInOrder {
                 }
                 Err(failure) => failure,
             };
-            if let Some(interceptor) = interceptor {
-                hook(core.shared, "the record interceptor's failure hook", || {
-                    interceptor.failure(record, &failure, &plan.listener_id)
-                });
+            // The error handler decides inside the delivery's span (a dead-letter send is a span
+            // inside it); its back-off is not.
+            let decision = {
+                let _in_span = span.enter();
+                if let Some(interceptor) = interceptor {
+                    hook(core.shared, "the record interceptor's failure hook", || {
+                        interceptor.failure(record, &failure, &plan.listener_id)
+                    });
+                }
+                if plan.acknowledging {
+                    // The failed delivery is over: a task of it acknowledging later does not count.
+                    core.rewind(std::slice::from_ref(record));
+                }
+                core.sink.abort();
+                let failed = attempts.failed_record(&plan.listener_id, &plan.group, record, &failure);
+                ask_record(&*plan.error_handler, &failed, error_handler_panicked(core.shared))
+            };
+            drop(span);
+            let step = Step::of(decision);
+            if matches!(step, Step::Retry(_)) {
+                core.topic_meters(record.topic()).retried();
             }
-            if plan.acknowledging {
-                // The failed delivery is over: a task of it acknowledging later does not count.
-                core.rewind(std::slice::from_ref(record));
-            }
-            core.sink.abort();
-            let failed = attempts.failed_record(&plan.listener_id, &plan.group, record, &failure);
-            let decision = ask_record(&*plan.error_handler, &failed, error_handler_panicked(core.shared));
-            match follow(core, Step::of(decision), &[(record.topic(), record.partition())]) {
+            match follow(core, step, &[(record.topic(), record.partition())]) {
                 Some(outcome) => return outcome,
                 None => attempts.retry(),
             }
@@ -219,14 +245,30 @@ impl RecordsInOrder {
     }
 
     /// One delivery of a record to its listener (tracked, for acknowledging listeners), in the
-    /// record's transaction, with its reply published.
-    fn attempt(&self, core: &mut Core<'_, '_>, record: &Record<'_>, delivery: u32) -> Result<(), ListenerFailure> {
-        core.track(std::slice::from_ref(record));
-        core.sink.begin()?;
-        let cx = core.context(delivery);
-        let output =
-            contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
-        reply(core.plan, record, output)
+    /// record's transaction, with its reply published, inside its `process` span (returned, for
+    /// the error handler's decision on a failure) and timed.
+    fn attempt(
+        &self,
+        core: &mut Core<'_, '_>,
+        record: &Record<'_>,
+        delivery: u32,
+    ) -> (Span, Result<(), ListenerFailure>) {
+        let span = spans::process(&core.span_names(), record, delivery);
+        let began = Instant::now();
+        let result = span.in_scope(|| {
+            core.track(std::slice::from_ref(record));
+            core.sink.begin()?;
+            let cx = core.context(delivery);
+            let output =
+                contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
+            reply(core.plan, record, output)
+        });
+        let error_type = result.as_ref().err().map(|failure| {
+            spans::failed(&span, failure);
+            failure.error_type()
+        });
+        core.topic_meters(record.topic()).processed(began.elapsed(), error_type);
+        (span, result)
     }
 }
 

@@ -37,7 +37,9 @@ use crate::container::shared::{lock, ContainerShared};
 use crate::container::units::Core;
 use crate::extract::Record;
 use crate::handler::{drive, HandlerOutput, Job, ListenerFailure, RecordOutcome, RecordStarter};
+use crate::observability::spans;
 use crate::TopicPartition;
+use tracing::{Instrument, Span};
 
 /// While handlers' first polls (up to their first wait) take longer than this on average on the
 /// consumer's thread, records' handlers start as tasks (see `Concurrently::first_polls`).
@@ -74,8 +76,9 @@ impl FirstPolls {
 /// Records of a partition that may wait to start, per record in flight (`max_concurrency`).
 const QUEUED_PER_RECORD_IN_FLIGHT: usize = 10;
 
-/// How a task's end reaches the poll thread: its number and whether it succeeded.
-type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>)>>;
+/// How a task's end reaches the poll thread: its number, whether it succeeded, and how long the
+/// delivery took.
+type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>, Duration)>>;
 
 /// Record listeners by key or unordered, as tasks.
 pub(crate) struct Concurrently<'c> {
@@ -99,8 +102,9 @@ pub(crate) struct Concurrently<'c> {
     first_polls: FirstPolls,
     /// Handler futures started.
     starts: u64,
-    /// Records of the current start round whose handlers succeeded at once, to complete.
-    ended_at_once: Vec<(u64, Completion)>,
+    /// Records of the current start round whose handlers succeeded at once, to complete, and
+    /// how long they took.
+    ended_at_once: Vec<(u64, Completion, Duration)>,
     /// Handlers of the current start round that ended at once otherwise (failed, or the
     /// listener acknowledges): their ends went the tasks' way.
     ended_at_once_else: usize,
@@ -124,6 +128,9 @@ struct Running<'c> {
     attempts: Attempts,
     /// Its task is running (else it waits for a retry).
     spawned: bool,
+    /// The `process` span of its current delivery (entered again for the error handler's
+    /// decision on a failure).
+    span: Span,
 }
 
 impl Concurrently<'_> {
@@ -290,7 +297,11 @@ impl<'c> Concurrently<'c> {
     fn settle(&mut self, core: &mut Core<'_, 'c>) -> u64 {
         let finished = std::mem::take(&mut *lock(&self.finished));
         let mut handled = 0;
-        for (task, result) in finished {
+        for (task, result, took) in finished {
+            if let Some(running) = self.running.get(&task) {
+                let error_type = result.as_ref().err().map(ListenerFailure::error_type);
+                core.topic_meters(running.record.topic()).processed(took, error_type);
+            }
             match result {
                 Ok(()) => {
                     if self.nacked(core, task) {
@@ -348,7 +359,8 @@ impl<'c> Concurrently<'c> {
                 }
                 let topic = offsets.intern(record.topic());
                 let attempts = Attempts::after(0);
-                self.running.insert(task, Running { lane, record, topic, delivery, attempts, spawned: false });
+                let span = Span::none();
+                self.running.insert(task, Running { lane, record, topic, delivery, attempts, spawned: false, span });
             }
         }
         self.ended_at_once_else = 0;
@@ -363,8 +375,13 @@ impl<'c> Concurrently<'c> {
     fn spawn(&mut self, core: &mut Core<'_, 'c>, task: u64) {
         let Some(running) = self.running.get_mut(&task) else { return };
         let record = &running.record;
+        let began = Instant::now();
+        let span = spans::process(&core.span_names(), record, running.attempts.delivery());
+        running.span = span.clone();
         let cx = core.context(running.attempts.delivery());
-        let job = contain(|| (self.start)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
+        let job = span
+            .in_scope(|| contain(|| (self.start)(record, &cx)))
+            .unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
         let completes = match running.delivery {
             Some(id) if !core.plan.acknowledging => Some(Completion {
                 topic: running.topic.clone(),
@@ -379,8 +396,9 @@ impl<'c> Concurrently<'c> {
             Ok(Job::Async(future)) => Contained(future),
             Ok(Job::Blocking(call)) => {
                 running.spawned = true;
-                let end = self.task_end(core, task, completes);
+                let end = self.task_end(core, task, completes, began);
                 drop(core.plan.runtime.spawn_blocking(move || {
+                    let _in_span = span.enter();
                     let outcome = contain(call).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)));
                     let result = match (outcome, reply) {
                         (Ok(output), Some(reply)) => drive(publish(output, reply)),
@@ -392,34 +410,39 @@ impl<'c> Concurrently<'c> {
             }
             // Its arguments could not be converted: a failure as the handler's would be.
             Err(failure) => {
-                lock(&self.finished).push((task, Err(failure)));
+                lock(&self.finished).push((task, Err(failure), began.elapsed()));
                 return;
             }
         };
         running.spawned = true;
         if reply.is_none() {
-            if let Some(outcome) = self.poll_first(core, &mut future) {
+            if let Some(outcome) = span.in_scope(|| self.poll_first(core, &mut future)) {
                 match (outcome, completes) {
                     // Completed with the round's others, under one lock (`settle_at_once`).
-                    (Ok(_), Some(completes)) => self.ended_at_once.push((task, completes)),
+                    (Ok(_), Some(completes)) => self.ended_at_once.push((task, completes, began.elapsed())),
                     (outcome, completes) => {
                         self.ended_at_once_else += 1;
-                        self.task_end(core, task, completes).end(outcome.map(drop));
+                        self.task_end(core, task, completes, began).end(outcome.map(drop));
                     }
                 }
                 return;
             }
         }
-        let end = self.task_end(core, task, completes);
+        let end = self.task_end(core, task, completes, began);
         // Polled before or not, the task polls it again (the future wakes the task's waker from
         // then on, as a future moved between executors does).
-        drop(core.plan.runtime.spawn(async move {
-            let result = match (future.await, reply) {
-                (Ok(output), Some(reply)) => publish(output, reply).await,
-                (outcome, _) => outcome.map(drop),
-            };
-            end.end(result);
-        }));
+        drop(
+            core.plan.runtime.spawn(
+                async move {
+                    let result = match (future.await, reply) {
+                        (Ok(output), Some(reply)) => publish(output, reply).await,
+                        (outcome, _) => outcome.map(drop),
+                    };
+                    end.end(result);
+                }
+                .instrument(span),
+            ),
+        );
     }
 
     /// Eager start (as Python asyncio's eager task factory): unless handlers' first polls have
@@ -453,8 +476,8 @@ impl<'c> Concurrently<'c> {
     }
 
     /// What the task of `task` does when it ends.
-    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>) -> TaskEnd {
-        TaskEnd { task, shared: core.shared.clone(), finished: self.finished.clone(), completes }
+    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>, began: Instant) -> TaskEnd {
+        TaskEnd { task, shared: core.shared.clone(), finished: self.finished.clone(), completes, began }
     }
 
     /// Completes the records whose handlers succeeded at once in the last round, under one lock,
@@ -466,14 +489,15 @@ impl<'c> Concurrently<'c> {
         let mut ended = std::mem::take(&mut self.ended_at_once);
         {
             let mut offsets = core.shared.offsets();
-            for (_, c) in &ended {
+            for (_, c, _) in &ended {
                 offsets.acknowledge(&c.topic, c.partition, c.offset, c.id);
             }
         }
         core.shared.acknowledged();
         let mut handled = 0;
-        for (task, _) in ended.drain(..) {
+        for (task, _, took) in ended.drain(..) {
             if let Some(running) = self.running.remove(&task) {
+                core.topic_meters(running.record.topic()).processed(took, None);
                 self.succeeded(core, running);
                 handled += 1;
             }
@@ -534,13 +558,21 @@ impl<'c> Concurrently<'c> {
             }
             return 0;
         }
-        if let Some(interceptor) = plan.settings.record_interceptor.as_deref() {
-            hook(shared, "the record interceptor's failure hook", || {
-                interceptor.failure(&running.record, &failure, &plan.listener_id)
-            });
-        }
-        let failed = running.attempts.failed_record(&plan.listener_id, &plan.group, &running.record, &failure);
-        let step = Step::of(ask_record(&*plan.error_handler, &failed, error_handler_panicked(shared)));
+        // The error handler decides inside the delivery's span (a dead-letter send is a span
+        // inside it).
+        let span = std::mem::replace(&mut running.span, Span::none());
+        spans::failed(&span, &failure);
+        let decision = span.in_scope(|| {
+            if let Some(interceptor) = plan.settings.record_interceptor.as_deref() {
+                hook(shared, "the record interceptor's failure hook", || {
+                    interceptor.failure(&running.record, &failure, &plan.listener_id)
+                });
+            }
+            let failed = running.attempts.failed_record(&plan.listener_id, &plan.group, &running.record, &failure);
+            ask_record(&*plan.error_handler, &failed, error_handler_panicked(shared))
+        });
+        drop(span);
+        let step = Step::of(decision);
         let record = &running.record;
         match step {
             Step::Recovered => {
@@ -565,6 +597,7 @@ impl<'c> Concurrently<'c> {
                 0
             }
             Step::Retry(delay) => {
+                core.meters.get(&shared.meters, record.topic()).retried();
                 running.attempts.retry();
                 if let Some(id) = running.delivery {
                     // A new delivery: an acknowledgment of the failed one no longer counts.
@@ -622,6 +655,8 @@ struct TaskEnd {
     shared: Arc<ContainerShared>,
     finished: Arc<Finished>,
     completes: Option<Completion>,
+    /// When the delivery started (its arguments' conversion).
+    began: Instant,
 }
 
 impl TaskEnd {
@@ -633,7 +668,7 @@ impl TaskEnd {
             self.shared.offsets().acknowledge(&c.topic, c.partition, c.offset, c.id);
             self.shared.acknowledged();
         }
-        lock(&self.finished).push((self.task, result));
+        lock(&self.finished).push((self.task, result, self.began.elapsed()));
         self.shared.wakeup.notify();
     }
 }
