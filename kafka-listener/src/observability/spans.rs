@@ -89,8 +89,8 @@ pub(crate) fn failed(span: &Span, failure: &ListenerFailure) {
 }
 
 /// The span of one `KafkaTemplate` send (the partition when the sender chose it).
-pub(crate) fn send(topic: &str, partition: Option<i32>, key: Option<&[u8]>) -> Span {
-    let span = tracing::info_span!(
+pub(crate) fn send(topic: &str, partition: Option<i32>) -> Span {
+    tracing::info_span!(
         target: "kafka_listener",
         "send",
         "messaging.system" = "kafka",
@@ -103,13 +103,14 @@ pub(crate) fn send(topic: &str, partition: Option<i32>, key: Option<&[u8]>) -> S
         "error.type" = Empty,
         "otel.kind" = "producer",
         "otel.status_code" = Empty,
-    );
-    if !span.is_disabled() {
-        if let Some(key) = key.and_then(|key| std::str::from_utf8(key).ok()) {
-            span.record("messaging.kafka.message.key", key);
-        }
+    )
+}
+
+/// The sent record's key, when it is UTF-8.
+pub(crate) fn send_key(span: &Span, key: Option<&[u8]>) {
+    if let Some(key) = key.filter(|_| !span.is_disabled()).and_then(|key| std::str::from_utf8(key).ok()) {
+        span.record("messaging.kafka.message.key", key);
     }
-    span
 }
 
 /// The broker stored the sent record.

@@ -216,37 +216,37 @@ impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
     /// serialize, [`Error::NoDefaultTopic`] for `send_default` on a template without one, and the
     /// errors of the broker's answer ([`Error::UnknownTopic`], [`Error::MessageTooLarge`],
     /// [`Error::SendTimeout`], ...).
-    pub fn queue(self) -> Delivery {
-        let inner = &self.template.inner;
+    pub fn queue(mut self) -> Delivery {
+        let template = self.template;
+        let topic = self.topic.unwrap_or_default();
+        let span = spans::send(topic, self.partition);
+        #[cfg(feature = "opentelemetry")]
+        self.carry_trace_context(&span);
         match self.prepare() {
             Ok(prepared) => {
-                let span = spans::send(&prepared.topic, prepared.partition, prepared.key.as_deref());
-                #[cfg(feature = "opentelemetry")]
-                let prepared = self.with_trace_context(prepared, &span);
-                Delivery::queue(inner, prepared, span)
+                spans::send_key(&span, prepared.key.as_deref());
+                Delivery::queue(&template.inner, prepared, span)
             }
             Err(error) => {
-                let topic = self.topic.unwrap_or_default();
-                let span = spans::send(topic, self.partition, None);
                 spans::send_failed(&span, &error);
-                Delivery::failed(inner, topic, error, span)
+                Delivery::failed(&template.inner, topic, error, span)
             }
         }
     }
 
-    /// Adds the headers that carry the send span's context (W3C `traceparent`, `tracestate`),
-    /// unless the sender set them itself (a forward keeps the failed record's).
+    /// Sets the headers that carry the send span's context (W3C `traceparent`, `tracestate`, or
+    /// the application's propagator's), replacing any the record had: a forward to a dead-letter
+    /// or retry topic, which copies the failed record's headers, then continues the trace of the
+    /// delivery that failed, as a reply does. Without a valid context (no OpenTelemetry layer)
+    /// the headers stay as they are.
     #[cfg(feature = "opentelemetry")]
-    fn with_trace_context<'p>(&self, mut prepared: Prepared<'p>, span: &tracing::Span) -> Prepared<'p> {
+    fn carry_trace_context(&mut self, span: &tracing::Span) {
         let carried = crate::observability::propagation::headers_for(span);
-        let mut headers = prepared.headers.take().unwrap_or_else(|| OwnedHeaders::new_with_capacity(carried.len()));
-        for (name, value) in &carried {
-            if !self.headers.iter().any(|(set, _)| set == name.as_bytes()) {
-                headers = headers.insert(Header { key: name, value: Some(value.as_bytes()) });
-            }
+        if carried.is_empty() {
+            return;
         }
-        prepared.headers = (rdkafka::message::Headers::count(&headers) > 0).then_some(headers);
-        prepared
+        self.headers.retain(|(name, _)| !carried.iter().any(|(carried, _)| carried.as_bytes() == &name[..]));
+        self.headers.extend(carried.into_iter().map(|(name, value)| (name.into_bytes(), Some(value.into_bytes()))));
     }
 
     /// The record, serialized (borrowing what it can).
