@@ -78,20 +78,23 @@ async fn one_trace_goes_from_the_send_through_the_listener_to_its_reply() {
 
     let root = span_where("the checkout span", |s| s.name == "checkout").await;
     let trace = root.span_context.trace_id();
-    let send = span_where("the request's send span", |s| is(s, "send", "messaging.destination.name", "otel-requests")).await;
+    let send =
+        span_where("the request's send span", |s| is(s, "send", "messaging.destination.name", "otel-requests")).await;
     assert_eq!(send.span_context.trace_id(), trace, "the send continues the caller's trace");
     assert_eq!(send.parent_span_id, root.span_context.span_id());
     assert_eq!(send.span_kind, SpanKind::Producer);
     assert_eq!(attribute(&send, "messaging.kafka.offset").as_deref(), Some("0"));
 
-    let process = span_where("the listener's process span", |s| is(s, "process", "kafka_listener.id", "otel-echo")).await;
+    let process =
+        span_where("the listener's process span", |s| is(s, "process", "kafka_listener.id", "otel-echo")).await;
     assert_eq!(process.span_context.trace_id(), trace, "the listener's span continues the producer's trace");
     assert_eq!(process.parent_span_id, send.span_context.span_id(), "its parent is the send, across Kafka");
     assert!(process.parent_span_is_remote);
     assert_eq!(process.span_kind, SpanKind::Consumer);
     assert_eq!(attribute(&process, "messaging.system").as_deref(), Some("kafka"));
 
-    let reply = span_where("the reply's send span", |s| is(s, "send", "messaging.destination.name", "otel-replies")).await;
+    let reply =
+        span_where("the reply's send span", |s| is(s, "send", "messaging.destination.name", "otel-replies")).await;
     assert_eq!(reply.span_context.trace_id(), trace, "the reply continues the trace");
     assert_eq!(reply.parent_span_id, process.span_context.span_id(), "sent inside the process span");
 
