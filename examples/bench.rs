@@ -21,7 +21,12 @@
 //!   published to `bench-dlt` before its offset may be committed (the cost of a dead letter);
 //! - `key-c1`, `unordered-c1`: batch-c1 with `ProcessingOrder::Key` / `Unordered` (each record a
 //!   tokio task, the factory's default `max_concurrency`): what running records as tasks costs
-//!   when the handler does no waiting (`examples/bench_parallel.rs` measures what it gains).
+//!   when the handler does no waiting (`examples/bench_parallel.rs` measures what it gains);
+//! - `record-c1-fmt`, `batch-c1-fmt`: record-c1 / batch-c1 with a `tracing_subscriber::fmt`
+//!   subscriber at `info` installed (writing to a sink): what each record's `process` span costs
+//!   when a subscriber wants it (the others run with no subscriber: the cost of spans unwanted);
+//! - `record-c1-metrics`, `batch-c1-metrics`: the same with a Prometheus recorder
+//!   (`metrics-exporter-prometheus`) installed: what the metrics cost when recorded.
 //!
 //! Both baselines get the tuned `fetch.queue.backoff.ms=10` the factory uses by default. It
 //! prints records/s (first record to last), the ratio to the faster raw baseline, the time from
@@ -65,6 +70,10 @@ const SCENARIOS: &[&str] = &[
     "record-c4",
     "key-c1",
     "unordered-c1",
+    "record-c1-fmt",
+    "record-c1-metrics",
+    "batch-c1-fmt",
+    "batch-c1-metrics",
 ];
 /// One record in this many fails in `record-c1-poison`.
 const POISON_EVERY: u64 = 1_000;
@@ -153,6 +162,13 @@ fn parent(records: u64, scenarios: &[&str]) -> anyhow::Result<()> {
         "a dead letter costs {:.0} us (record-c1-poison: {dead_letters} records dead-lettered, each acked before its commit)",
         (records as f64 / poisoned - records as f64 / handled) / dead_letters * 1e6
     );
+    for base in ["record-c1", "batch-c1"] {
+        println!(
+            "{base}: with a fmt subscriber at info {:.3}, with a Prometheus recorder {:.3} of its throughput with neither",
+            rate(&format!("{base}-fmt")) / rate(base),
+            rate(&format!("{base}-metrics")) / rate(base)
+        );
+    }
     println!("vs raw: records/s over the faster raw baseline; first record: from start (consumer creation, or");
     println!("ListenerRegistry::start) to the first record handled, over raw-poll-loop's; *-c4 include the 500 ms");
     println!("initial rebalance delay that lets four consumers join the group's first assignment together.");
@@ -211,11 +227,21 @@ fn raw_config(bootstrap: &str, group: &str) -> ClientConfig {
 
 fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
     // Logs only when RUST_LOG asks (to see what a slow scenario waits for); none by default.
-    if std::env::var_os("RUST_LOG").is_some() {
+    if scenario.ends_with("-fmt") {
+        // Spans are formatted as an application logging at info would have them; the output goes
+        // nowhere (stdout carries the result).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .init();
+    } else if std::env::var_os("RUST_LOG").is_some() {
         tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_writer(std::io::stderr)
             .init();
+    }
+    if scenario.ends_with("-metrics") {
+        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     }
     let group = format!("bench-{scenario}-{}", std::process::id());
     match scenario {
@@ -292,9 +318,11 @@ fn child(scenario: &str, bootstrap: &str, records: u64) -> anyhow::Result<()> {
         }
         framework => {
             let (mode, concurrency) = match framework {
-                "batch-c1" => (AckMode::Batch, 1),
+                "batch-c1" | "batch-c1-fmt" | "batch-c1-metrics" => (AckMode::Batch, 1),
                 "batch-c4" => (AckMode::Batch, 4),
-                "record-c1" | "record-c1-eh" | "record-c1-poison" => (AckMode::Record, 1),
+                "record-c1" | "record-c1-eh" | "record-c1-poison" | "record-c1-fmt" | "record-c1-metrics" => {
+                    (AckMode::Record, 1)
+                }
                 "record-c4" => (AckMode::Record, 4),
                 "key-c1" | "unordered-c1" => (AckMode::Batch, 1),
                 other => bail!("unknown scenario {other}"),
@@ -323,7 +351,7 @@ async fn framework_run(
         .set("session.timeout.ms", "6000")
         .ack_mode(mode)
         .concurrency(concurrency);
-    if scenario != "record-c1" && scenario.starts_with("record-c1") {
+    if scenario == "record-c1-eh" || scenario == "record-c1-poison" {
         // Dead letters are sent as soon as they are failed (no linger): the handler waits for each.
         let template = KafkaTemplate::builder().bootstrap_servers(bootstrap).linger(Duration::ZERO).build()?;
         let backoff = ExponentialBackOff { initial: Duration::from_millis(100), ..Default::default() };

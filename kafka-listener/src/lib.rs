@@ -88,6 +88,27 @@
 //! }
 //! ```
 //!
+//! # Observability
+//!
+//! Each delivery runs inside a `tracing` span named `process` (target `kafka_listener`) with
+//! OpenTelemetry's messaging fields; `KafkaTemplate` sends are `send` spans; metrics go through
+//! the [`metrics`](https://docs.rs/metrics) facade (install a recorder before starting the
+//! registry); [`RunningListeners::health`] gives liveness and readiness. With the cargo feature
+//! `opentelemetry`, trace context crosses Kafka in W3C `traceparent` headers. Names and units:
+//! [`observability`].
+//!
+//! ```no_run
+//! # use kafka_listener::prelude::*;
+//! # async fn run(running: RunningListeners) {
+//! let health = running.health();
+//! if !health.is_ready() {
+//!     for listener in &health.listeners {
+//!         println!("{}: {:?}", listener.id, listener.consumers);
+//!     }
+//! }
+//! # }
+//! ```
+//!
 //! # Choosing an ack mode
 //!
 //! Every ack mode commits a record's offset only after its handler returned (or the error handler

@@ -96,6 +96,7 @@ impl<'p, 'c> PollLoop<'p, 'c> {
         let (plan, shared, consumer) = (self.core.plan, self.core.shared, self.core.consumer);
         shared.health.polling();
         while !self.core.stopping() {
+            self.core.meters.new_turn();
             self.release_holds();
             if shared.revocations().take_handed_over() {
                 // Offsets another consumer of the listener processed: committed now, whatever
@@ -225,8 +226,8 @@ impl<'p, 'c> PollLoop<'p, 'c> {
     fn count_consumed(&mut self, records: &[Record<'c>]) {
         let mut rest = records;
         while let Some(first) = rest.first() {
-            let run = rest.iter().take_while(|r| r.topic() == first.topic()).count();
-            self.core.topic_meters(first.topic()).consumed(run as u64);
+            let run = rest.iter().take_while(|r| r.same_topic(first)).count();
+            self.core.topic_meters(first).consumed(run as u64);
             rest = &rest[run..];
         }
     }

@@ -71,9 +71,9 @@ impl<'p, 'c> Core<'p, 'c> {
         Deliverer { listener: &self.plan.listener_id, group: &self.plan.group, client_id: &self.client_id }
     }
 
-    /// The metric handles of a topic's records.
-    pub(crate) fn topic_meters(&mut self, topic: &str) -> &TopicMeters {
-        self.meters.get(&self.shared.meters, topic)
+    /// The metric handles of a record's topic.
+    pub(crate) fn topic_meters(&mut self, record: &Record<'_>) -> &TopicMeters {
+        self.meters.of(&self.shared.meters, record)
     }
 
     pub(crate) fn listener(&self) -> &'p str {

@@ -110,6 +110,18 @@ impl<'a> Record<'a> {
         }
     }
 
+    /// The address of the record's librdkafka topic object (one per topic name in a client,
+    /// alive while a record of it is), or 0 for a record copied out of the consumer: an
+    /// identity of its topic that costs nothing to compare.
+    #[inline]
+    pub(crate) fn topic_object(&self) -> usize {
+        match &self.message {
+            // SAFETY: a live consumed message; only its topic pointer is read.
+            Delivered::Borrowed(m) => unsafe { (*m.ptr()).rkt as usize },
+            Delivered::Owned(_) => 0,
+        }
+    }
+
     /// Whether two records are of the same topic: the same librdkafka topic object (one per
     /// name in a client; both records keep theirs alive), else the same name.
     #[inline]

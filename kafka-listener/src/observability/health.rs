@@ -211,3 +211,85 @@ impl HealthState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn consumer(state: ConsumerState, assigned: bool, unreachable_ms: Option<u64>) -> ConsumerHealth {
+        ConsumerHealth {
+            index: 0,
+            state,
+            assignment: if assigned { vec![TopicPartition::new("t", 0)] } else { Vec::new() },
+            brokers_unreachable_ms: unreachable_ms,
+        }
+    }
+
+    fn listener(consumers: Vec<ConsumerHealth>) -> ListenerHealth {
+        ListenerHealth {
+            id: "l".into(),
+            auto_startup: true,
+            stopped_on_request: false,
+            consumers,
+            broker_outage_threshold_ms: 1_000,
+            live: false,
+            ready: false,
+        }
+        .judge()
+    }
+
+    #[test]
+    fn ready_needs_every_consumer_polling_one_with_partitions_and_brokers_within_the_threshold() {
+        let running = |assigned| consumer(ConsumerState::Running, assigned, None);
+        assert!(listener(vec![running(true), running(false)]).ready, "an idle extra consumer is fine");
+        assert!(!listener(vec![running(false), running(false)]).ready, "nothing assigned yet");
+        assert!(!listener(vec![running(true), consumer(ConsumerState::Starting, false, None)]).ready);
+        assert!(!listener(Vec::new()).ready, "not started");
+        assert!(listener(vec![consumer(ConsumerState::Paused, true, None)]).ready, "paused on purpose still polls");
+        assert!(listener(vec![consumer(ConsumerState::Running, true, Some(999))]).ready, "a short outage");
+        let outage = listener(vec![consumer(ConsumerState::Running, true, Some(1_000))]);
+        assert!(!outage.ready && outage.live, "a long outage: not ready, still live");
+    }
+
+    #[test]
+    fn live_unless_a_consumer_failed_or_stopped_polling() {
+        assert!(listener(vec![consumer(ConsumerState::Stopped, false, None)]).live);
+        let failed = ConsumerState::Failed { reason: "boom".into() };
+        assert!(!listener(vec![consumer(failed, false, None)]).live);
+        let stuck = ConsumerState::NonResponsive { since_last_poll_ms: 31_000 };
+        assert!(!listener(vec![consumer(stuck, true, None)]).live);
+        // Stopped on request, or not auto-started: neither counts.
+        let mut stopped = listener(vec![consumer(ConsumerState::Failed { reason: "x".into() }, false, None)]);
+        stopped.stopped_on_request = true;
+        let stopped = stopped.judge();
+        assert!(stopped.live && stopped.ready);
+        let mut later = listener(Vec::new());
+        later.auto_startup = false;
+        assert!(later.judge().ready);
+        let health = Health::of(vec![listener(vec![consumer(ConsumerState::Running, true, None)]), listener(Vec::new())]);
+        assert!(health.is_live() && !health.is_ready());
+    }
+
+    #[test]
+    fn state_follows_the_thread_and_the_last_poll() {
+        let state = HealthState::default();
+        let thirty = Duration::from_secs(30);
+        assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Starting);
+        state.polling();
+        assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Running);
+        assert_eq!(state.state(true, Duration::ZERO, thirty), ConsumerState::Paused);
+        assert_eq!(
+            state.state(false, thirty, thirty),
+            ConsumerState::NonResponsive { since_last_poll_ms: 30_000 }
+        );
+        state.brokers_reachable(false);
+        assert!(state.brokers_unreachable_for().is_some());
+        state.brokers_reachable(true);
+        assert!(state.brokers_unreachable_for().is_none());
+        state.ended();
+        assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Stopped);
+        state.failed("first");
+        state.failed("second");
+        assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Failed { reason: "first".into() });
+    }
+}

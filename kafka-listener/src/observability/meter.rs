@@ -6,11 +6,12 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use metrics::{Counter, Gauge, Histogram, Label};
 
 use crate::container::lock;
+use crate::extract::Record;
 
 use super::{
     COMMITS, CONSUMED_MESSAGES, CONSUMER_LAG, DEAD_LETTERS, ERRORS, LABEL_DESTINATION, LABEL_ERROR_TYPE, LABEL_GROUP,
@@ -31,18 +32,25 @@ impl TopicMeters {
         self.consumed.increment(n);
     }
 
-    /// A delivery ended: how long it took, and its failure's `error.type` if it failed (then
-    /// `kafka_listener.errors` counts it too).
-    pub(crate) fn processed(&self, took: Duration, error_type: Option<&'static str>) {
-        match error_type {
-            None => self.duration.record(took.as_secs_f64()),
-            Some(error_type) => {
-                let mut labels = self.labels.to_vec();
-                labels.push(Label::from_static_parts(LABEL_ERROR_TYPE, error_type));
-                metrics::histogram!(PROCESS_DURATION, labels.clone()).record(took.as_secs_f64());
-                metrics::counter!(ERRORS, labels).increment(1);
-            }
+    /// A delivery ended: how long it took (`None`: not timed, see [`ContainerMeters::clock`]),
+    /// and its failure's `error.type` if it failed (then `kafka_listener.errors` counts it too).
+    #[inline]
+    pub(crate) fn processed(&self, took: Option<Duration>, error_type: Option<&'static str>) {
+        match (took, error_type) {
+            (Some(took), None) => self.duration.record(took.as_secs_f64()),
+            (None, None) => {}
+            (took, Some(error_type)) => self.failed(took, error_type),
         }
+    }
+
+    #[cold]
+    fn failed(&self, took: Option<Duration>, error_type: &'static str) {
+        let mut labels = self.labels.to_vec();
+        labels.push(Label::from_static_parts(LABEL_ERROR_TYPE, error_type));
+        if let Some(took) = took {
+            metrics::histogram!(PROCESS_DURATION, labels.clone()).record(took.as_secs_f64());
+        }
+        metrics::counter!(ERRORS, labels).increment(1);
     }
 
     /// The error handler retries a delivery.
@@ -63,6 +71,8 @@ pub(crate) struct ContainerMeters {
     /// listener's total (set, not incremented, so that it reads right from any recorder).
     index: usize,
     paused_counts: Arc<PausedCounts>,
+    /// A recorder is installed: deliveries are timed.
+    timed: bool,
 }
 
 /// Partitions each consumer of a listener has paused, by consumer index.
@@ -83,9 +93,17 @@ impl ContainerMeters {
             paused: metrics::gauge!(PAUSED_PARTITIONS, labels),
             index,
             paused_counts,
+            timed: recorder_installed(),
             listener,
             group,
         }
+    }
+
+    /// Now, when deliveries are timed (a recorder is installed); `None` otherwise, so that
+    /// without a recorder a delivery costs no clock reads.
+    #[inline]
+    pub(crate) fn clock(&self) -> Option<Instant> {
+        self.timed.then(Instant::now)
     }
 
     /// The handles of one topic's records.
@@ -129,6 +147,13 @@ impl ContainerMeters {
     }
 }
 
+/// Whether the application installed a recorder. The `metrics` facade answers with its no-op
+/// recorder otherwise, a zero-sized type: a recorder keeps its values somewhere, so one of size
+/// zero is taken for none (a recorder of your own that is zero-sized gets no durations).
+fn recorder_installed() -> bool {
+    metrics::with_recorder(|recorder| std::mem::size_of_val(recorder) != 0)
+}
+
 /// The labels every listener metric carries.
 fn listener_labels(listener: &str, group: &str) -> Vec<Label> {
     vec![Label::new(LABEL_GROUP, group.to_string()), Label::new(LABEL_LISTENER, listener.to_string())]
@@ -141,23 +166,48 @@ pub(crate) fn dead_lettered(listener: &str, group: &str, topic: &str) {
     metrics::counter!(DEAD_LETTERS, labels).increment(1);
 }
 
-/// Per-topic handles, found by comparing names: a listener reads few topics, and comparing a
-/// short name costs less per record than hashing it.
+/// Per-topic handles, found by comparing names in place (`Record::topic_is`): a listener reads
+/// few topics, and comparing a short name costs less per record than converting and hashing it.
+/// The entry found last is kept with its records' librdkafka topic object: records come in runs
+/// of one topic, and comparing that pointer costs nothing (see [`new_turn`](Self::new_turn)).
 #[derive(Default)]
 pub(crate) struct TopicCache {
     topics: Vec<(Box<str>, TopicMeters)>,
+    /// The entry found last.
+    last: usize,
+    /// The topic object of the record it was found for (0: none).
+    last_topic: usize,
 }
 
 impl TopicCache {
-    pub(crate) fn get(&mut self, meters: &ContainerMeters, topic: &str) -> &TopicMeters {
-        let index = match self.topics.iter().position(|(name, _)| &**name == topic) {
+    /// The handles of `record`'s topic.
+    #[inline]
+    pub(crate) fn of(&mut self, meters: &ContainerMeters, record: &Record<'_>) -> &TopicMeters {
+        let topic = record.topic_object();
+        if topic != 0 && topic == self.last_topic {
+            return &self.topics[self.last].1;
+        }
+        self.find(meters, record, topic)
+    }
+
+    fn find(&mut self, meters: &ContainerMeters, record: &Record<'_>, topic: usize) -> &TopicMeters {
+        self.last = match self.topics.iter().position(|(name, _)| record.topic_is(name)) {
             Some(index) => index,
             None => {
-                self.topics.push((topic.into(), meters.topic(topic)));
+                let name = record.topic();
+                self.topics.push((name.into(), meters.topic(name)));
                 self.topics.len() - 1
             }
         };
-        &self.topics[index].1
+        self.last_topic = topic;
+        &self.topics[self.last].1
+    }
+
+    /// Forgets the topic object found last: called on each turn of the poll loop, so that a
+    /// topic object freed meanwhile (its address then reused by another topic's) is never taken
+    /// for its topic. Within a turn, the records looked up are alive, and keep theirs alive.
+    pub(crate) fn new_turn(&mut self) {
+        self.last_topic = 0;
     }
 }
 

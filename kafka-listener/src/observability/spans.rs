@@ -17,8 +17,25 @@ pub(crate) struct Deliverer<'a> {
     pub(crate) client_id: &'a str,
 }
 
+/// Whether an INFO span may be wanted at all: one atomic load, inlined, before the callsite's
+/// own check (the common case in a service that logs at WARN, or has no subscriber).
+#[inline]
+fn info_wanted() -> bool {
+    tracing::level_filters::STATIC_MAX_LEVEL >= tracing::Level::INFO
+        && tracing::level_filters::LevelFilter::current() >= tracing::Level::INFO
+}
+
 /// The span of one delivery of `record` (`attempt`: 1 for the first).
+#[inline]
 pub(crate) fn process(by: &Deliverer<'_>, record: &Record<'_>, attempt: u32) -> Span {
+    if info_wanted() {
+        process_span(by, record, attempt)
+    } else {
+        Span::none()
+    }
+}
+
+fn process_span(by: &Deliverer<'_>, record: &Record<'_>, attempt: u32) -> Span {
     let span = tracing::info_span!(
         target: "kafka_listener",
         "process",
@@ -89,7 +106,16 @@ pub(crate) fn failed(span: &Span, failure: &ListenerFailure) {
 }
 
 /// The span of one `KafkaTemplate` send (the partition when the sender chose it).
+#[inline]
 pub(crate) fn send(topic: &str, partition: Option<i32>) -> Span {
+    if info_wanted() {
+        send_span(topic, partition)
+    } else {
+        Span::none()
+    }
+}
+
+fn send_span(topic: &str, partition: Option<i32>) -> Span {
     tracing::info_span!(
         target: "kafka_listener",
         "send",

@@ -2,7 +2,7 @@
 //! as the longest convertible runs of it; a record the listener names as failed
 //! (`BatchListenerFailed`) splits the batch (Spring's `FailedBatchProcessor`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::{error_handler_panicked, follow, Dispatcher, Outcome, NOW};
 use crate::container::contain::contain;
@@ -120,7 +120,7 @@ impl Batches {
             // dead-letter send is a span inside it), not the back-off.
             let span = spans::batch(&core.span_names(), slice, attempts.attempt());
             let in_span = span.enter();
-            let began = Instant::now();
+            let began = core.shared.meters.clock();
             let result = match failed_before.take() {
                 Some(failure) => Err((None, failure)),
                 None => self.attempt(core, slice, attempts.attempt()),
@@ -130,7 +130,7 @@ impl Batches {
                 failure.error_type()
             });
             if let Some(first) = slice.first() {
-                core.topic_meters(first.topic()).processed(began.elapsed(), error_type);
+                core.topic_meters(first).processed(began.map(|b| b.elapsed()), error_type);
             }
             if result.is_err() {
                 core.sink.abort();
@@ -194,7 +194,7 @@ impl Batches {
                 BatchStep::All(step) => step,
             };
             if let (Step::Retry(_), Some(first)) = (&step, slice.first()) {
-                core.topic_meters(first.topic()).retried();
+                core.topic_meters(first).retried();
             }
             let partitions: Vec<(&str, i32)> = slice.iter().map(|r| (r.topic(), r.partition())).collect();
             match follow(core, step, &partitions) {

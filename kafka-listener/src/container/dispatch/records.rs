@@ -3,7 +3,7 @@
 //! topic's back-off, back-pressure, a seek, a revocation) has its following records skipped in
 //! this poll and fetched again.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::Span;
 
@@ -71,10 +71,10 @@ impl<'c> Dispatcher<'c> for RecordsInOrder {
                 // The first delivery; a failure goes to the error handler as below, once the
                 // records handled before it are completed (a retry commits them first).
                 match self.attempt(core, record, 1) {
-                    (_, Ok(())) => Outcome::Handled,
-                    (span, Err(failure)) => {
+                    Ok(()) => Outcome::Handled,
+                    Err(failed) => {
                         pending.apply(core, records);
-                        self.deliver(core, record, Some((failure, span)))
+                        self.deliver(core, record, Some(failed))
                     }
                 }
             } else {
@@ -187,8 +187,8 @@ impl RecordsInOrder {
         let mut failed_before = stage_failure.or(first_failure);
         let interceptor = plan.settings.record_interceptor.as_deref();
         loop {
-            let (span, result) = match failed_before.take() {
-                Some((failure, span)) => (span, Err(failure)),
+            let result = match failed_before.take() {
+                Some(failed) => Err(failed),
                 None => match if prepare_again {
                     prepare(plan, core.shared, record, interceptor)
                 } else {
@@ -198,13 +198,13 @@ impl RecordsInOrder {
                     Prepared::Failed(failure) => {
                         let span = spans::process(&core.span_names(), record, attempts.delivery());
                         spans::failed(&span, &failure);
-                        (span, Err(failure))
+                        Err((failure, span))
                     }
                     Prepared::Keep(Some(changed)) => self.attempt(core, &changed, attempts.delivery()),
                     Prepared::Keep(None) => self.attempt(core, record, attempts.delivery()),
                 },
             };
-            let failure = match result {
+            let (failure, span) = match result {
                 Ok(()) => {
                     if let Some(interceptor) = interceptor {
                         hook(core.shared, "the record interceptor's success hook", || {
@@ -235,7 +235,7 @@ impl RecordsInOrder {
             drop(span);
             let step = Step::of(decision);
             if matches!(step, Step::Retry(_)) {
-                core.topic_meters(record.topic()).retried();
+                core.topic_meters(record).retried();
             }
             match follow(core, step, &[(record.topic(), record.partition())]) {
                 Some(outcome) => return outcome,
@@ -245,30 +245,37 @@ impl RecordsInOrder {
     }
 
     /// One delivery of a record to its listener (tracked, for acknowledging listeners), in the
-    /// record's transaction, with its reply published, inside its `process` span (returned, for
-    /// the error handler's decision on a failure) and timed.
-    fn attempt(
-        &self,
-        core: &mut Core<'_, '_>,
-        record: &Record<'_>,
-        delivery: u32,
-    ) -> (Span, Result<(), ListenerFailure>) {
+    /// record's transaction, with its reply published, inside its `process` span (returned with
+    /// a failure, for the error handler's decision) and timed.
+    fn attempt(&self, core: &mut Core<'_, '_>, record: &Record<'_>, delivery: u32) -> Result<(), (ListenerFailure, Span)> {
         let span = spans::process(&core.span_names(), record, delivery);
-        let began = Instant::now();
-        let result = span.in_scope(|| {
-            core.track(std::slice::from_ref(record));
-            core.sink.begin()?;
-            let cx = core.context(delivery);
-            let output =
-                contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
-            reply(core.plan, record, output)
-        });
-        let error_type = result.as_ref().err().map(|failure| {
-            spans::failed(&span, failure);
-            failure.error_type()
-        });
-        core.topic_meters(record.topic()).processed(began.elapsed(), error_type);
-        (span, result)
+        let began = core.shared.meters.clock();
+        let in_span = span.enter();
+        let result = self.invoke(core, record, delivery);
+        drop(in_span);
+        let took = began.map(|b| b.elapsed());
+        match result {
+            Ok(()) => {
+                core.topic_meters(record).processed(took, None);
+                Ok(())
+            }
+            Err(failure) => {
+                spans::failed(&span, &failure);
+                core.topic_meters(record).processed(took, Some(failure.error_type()));
+                Err((failure, span))
+            }
+        }
+    }
+
+    /// The delivery itself: see [`attempt`](Self::attempt).
+    #[inline]
+    fn invoke(&self, core: &mut Core<'_, '_>, record: &Record<'_>, delivery: u32) -> Result<(), ListenerFailure> {
+        core.track(std::slice::from_ref(record));
+        core.sink.begin()?;
+        let cx = core.context(delivery);
+        let output =
+            contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
+        reply(core.plan, record, output)
     }
 }
 

@@ -78,7 +78,7 @@ const QUEUED_PER_RECORD_IN_FLIGHT: usize = 10;
 
 /// How a task's end reaches the poll thread: its number, whether it succeeded, and how long the
 /// delivery took.
-type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>, Duration)>>;
+type Finished = Mutex<Vec<(u64, Result<(), ListenerFailure>, Option<Duration>)>>;
 
 /// Record listeners by key or unordered, as tasks.
 pub(crate) struct Concurrently<'c> {
@@ -104,7 +104,7 @@ pub(crate) struct Concurrently<'c> {
     starts: u64,
     /// Records of the current start round whose handlers succeeded at once, to complete, and
     /// how long they took.
-    ended_at_once: Vec<(u64, Completion, Duration)>,
+    ended_at_once: Vec<(u64, Completion, Option<Duration>)>,
     /// Handlers of the current start round that ended at once otherwise (failed, or the
     /// listener acknowledges): their ends went the tasks' way.
     ended_at_once_else: usize,
@@ -272,6 +272,7 @@ impl<'c> Dispatcher<'c> for Concurrently<'c> {
         self.retries.clear();
         self.running.retain(|_, r| r.spawned);
         loop {
+            core.meters.new_turn();
             self.collect(core);
             self.running.retain(|_, r| r.spawned);
             if self.running.is_empty() {
@@ -300,7 +301,7 @@ impl<'c> Concurrently<'c> {
         for (task, result, took) in finished {
             if let Some(running) = self.running.get(&task) {
                 let error_type = result.as_ref().err().map(ListenerFailure::error_type);
-                core.topic_meters(running.record.topic()).processed(took, error_type);
+                core.meters.of(&core.shared.meters, &running.record).processed(took, error_type);
             }
             match result {
                 Ok(()) => {
@@ -375,7 +376,7 @@ impl<'c> Concurrently<'c> {
     fn spawn(&mut self, core: &mut Core<'_, 'c>, task: u64) {
         let Some(running) = self.running.get_mut(&task) else { return };
         let record = &running.record;
-        let began = Instant::now();
+        let began = core.shared.meters.clock();
         let span = spans::process(&core.span_names(), record, running.attempts.delivery());
         running.span = span.clone();
         let cx = core.context(running.attempts.delivery());
@@ -410,7 +411,7 @@ impl<'c> Concurrently<'c> {
             }
             // Its arguments could not be converted: a failure as the handler's would be.
             Err(failure) => {
-                lock(&self.finished).push((task, Err(failure), began.elapsed()));
+                lock(&self.finished).push((task, Err(failure), began.map(|b| b.elapsed())));
                 return;
             }
         };
@@ -419,7 +420,7 @@ impl<'c> Concurrently<'c> {
             if let Some(outcome) = span.in_scope(|| self.poll_first(core, &mut future)) {
                 match (outcome, completes) {
                     // Completed with the round's others, under one lock (`settle_at_once`).
-                    (Ok(_), Some(completes)) => self.ended_at_once.push((task, completes, began.elapsed())),
+                    (Ok(_), Some(completes)) => self.ended_at_once.push((task, completes, began.map(|b| b.elapsed()))),
                     (outcome, completes) => {
                         self.ended_at_once_else += 1;
                         self.task_end(core, task, completes, began).end(outcome.map(drop));
@@ -476,7 +477,7 @@ impl<'c> Concurrently<'c> {
     }
 
     /// What the task of `task` does when it ends.
-    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>, began: Instant) -> TaskEnd {
+    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>, began: Option<Instant>) -> TaskEnd {
         TaskEnd { task, shared: core.shared.clone(), finished: self.finished.clone(), completes, began }
     }
 
@@ -497,7 +498,7 @@ impl<'c> Concurrently<'c> {
         let mut handled = 0;
         for (task, _, took) in ended.drain(..) {
             if let Some(running) = self.running.remove(&task) {
-                core.topic_meters(running.record.topic()).processed(took, None);
+                core.meters.of(&core.shared.meters, &running.record).processed(took, None);
                 self.succeeded(core, running);
                 handled += 1;
             }
@@ -597,7 +598,7 @@ impl<'c> Concurrently<'c> {
                 0
             }
             Step::Retry(delay) => {
-                core.meters.get(&shared.meters, record.topic()).retried();
+                core.meters.of(&shared.meters, record).retried();
                 running.attempts.retry();
                 if let Some(id) = running.delivery {
                     // A new delivery: an acknowledgment of the failed one no longer counts.
@@ -655,8 +656,8 @@ struct TaskEnd {
     shared: Arc<ContainerShared>,
     finished: Arc<Finished>,
     completes: Option<Completion>,
-    /// When the delivery started (its arguments' conversion).
-    began: Instant,
+    /// When the delivery started (its arguments' conversion), when deliveries are timed.
+    began: Option<Instant>,
 }
 
 impl TaskEnd {
@@ -668,7 +669,7 @@ impl TaskEnd {
             self.shared.offsets().acknowledge(&c.topic, c.partition, c.offset, c.id);
             self.shared.acknowledged();
         }
-        lock(&self.finished).push((self.task, result, self.began.elapsed()));
+        lock(&self.finished).push((self.task, result, self.began.map(|b| b.elapsed())));
         self.shared.wakeup.notify();
     }
 }
