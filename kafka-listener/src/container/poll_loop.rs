@@ -224,6 +224,9 @@ impl<'p, 'c> PollLoop<'p, 'c> {
 
     /// Counts a poll's records (`messaging.client.consumed.messages`), once per run of one topic.
     fn count_consumed(&mut self, records: &[Record<'c>]) {
+        if !self.core.shared.meters.recording() {
+            return;
+        }
         let mut rest = records;
         while let Some(first) = rest.first() {
             let run = rest.iter().take_while(|r| r.same_topic(first)).count();
@@ -234,6 +237,9 @@ impl<'p, 'c> PollLoop<'p, 'c> {
 
     /// Updates the paused-partitions gauge, about once a second.
     fn report_paused(&mut self) {
+        if !self.core.shared.meters.recording() {
+            return;
+        }
         let now = Instant::now();
         if now < self.next_paused_report {
             return;

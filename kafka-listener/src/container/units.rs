@@ -71,6 +71,15 @@ impl<'p, 'c> Core<'p, 'c> {
         Deliverer { listener: &self.plan.listener_id, group: &self.plan.group, client_id: &self.client_id }
     }
 
+    /// A delivery of `record` that began at `began` (`None`: no recorder, nothing to record)
+    /// ended, failed with `error_type` if it failed.
+    #[inline]
+    pub(crate) fn processed(&mut self, record: &Record<'_>, began: Option<Instant>, error_type: Option<&'static str>) {
+        if let Some(began) = began {
+            self.topic_meters(record).processed(began.elapsed(), error_type);
+        }
+    }
+
     /// The metric handles of a record's topic.
     pub(crate) fn topic_meters(&mut self, record: &Record<'_>) -> &TopicMeters {
         self.meters.of(&self.shared.meters, record)

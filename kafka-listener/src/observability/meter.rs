@@ -32,24 +32,22 @@ impl TopicMeters {
         self.consumed.increment(n);
     }
 
-    /// A delivery ended: how long it took (`None`: not timed, see [`ContainerMeters::clock`]),
-    /// and its failure's `error.type` if it failed (then `kafka_listener.errors` counts it too).
+    /// A delivery ended: how long it took, and its failure's `error.type` if it failed (then
+    /// `kafka_listener.errors` counts it too). Called only with a recorder installed (see
+    /// [`ContainerMeters::clock`]).
     #[inline]
-    pub(crate) fn processed(&self, took: Option<Duration>, error_type: Option<&'static str>) {
-        match (took, error_type) {
-            (Some(took), None) => self.duration.record(took.as_secs_f64()),
-            (None, None) => {}
-            (took, Some(error_type)) => self.failed(took, error_type),
+    pub(crate) fn processed(&self, took: Duration, error_type: Option<&'static str>) {
+        match error_type {
+            None => self.duration.record(took.as_secs_f64()),
+            Some(error_type) => self.failed(took, error_type),
         }
     }
 
     #[cold]
-    fn failed(&self, took: Option<Duration>, error_type: &'static str) {
+    fn failed(&self, took: Duration, error_type: &'static str) {
         let mut labels = self.labels.to_vec();
         labels.push(Label::from_static_parts(LABEL_ERROR_TYPE, error_type));
-        if let Some(took) = took {
-            metrics::histogram!(PROCESS_DURATION, labels.clone()).record(took.as_secs_f64());
-        }
+        metrics::histogram!(PROCESS_DURATION, labels.clone()).record(took.as_secs_f64());
         metrics::counter!(ERRORS, labels).increment(1);
     }
 
@@ -99,11 +97,17 @@ impl ContainerMeters {
         }
     }
 
-    /// Now, when deliveries are timed (a recorder is installed); `None` otherwise, so that
-    /// without a recorder a delivery costs no clock reads.
+    /// Now, when a recorder is installed; `None` otherwise: without a recorder a delivery costs
+    /// no clock read and no metric lookup (there is nothing to record them in).
     #[inline]
     pub(crate) fn clock(&self) -> Option<Instant> {
         self.timed.then(Instant::now)
+    }
+
+    /// Whether a recorder is installed (per-record metrics are recorded).
+    #[inline]
+    pub(crate) fn recording(&self) -> bool {
+        self.timed
     }
 
     /// The handles of one topic's records.
@@ -213,6 +217,11 @@ impl TopicCache {
 
 /// `KafkaTemplate` learned the outcome of a send to `topic` (`error_type`: it failed so).
 pub(crate) fn sent(topic: &str, error_type: Option<&'static str>) {
+    // Sends look their counter up each time (a template sends to any topic): not without a
+    // recorder to count them.
+    if !recorder_installed() {
+        return;
+    }
     let destination = Label::new(LABEL_DESTINATION, topic.to_string());
     match error_type {
         None => metrics::counter!(SENT_MESSAGES, vec![destination]).increment(1),

@@ -35,24 +35,36 @@ pub(crate) fn process(by: &Deliverer<'_>, record: &Record<'_>, attempt: u32) -> 
     }
 }
 
+/// A `process` span with the fields every delivery has, and the given ones (field order as
+/// OpenTelemetry lists them does not matter to subscribers).
+macro_rules! process_span {
+    ($by:expr, $attempt:expr, $($fields:tt)*) => {
+        tracing::info_span!(
+            target: "kafka_listener",
+            "process",
+            "messaging.system" = "kafka",
+            "messaging.operation.name" = "process",
+            "messaging.operation.type" = "process",
+            "messaging.consumer.group.name" = $by.group,
+            "messaging.client.id" = $by.client_id,
+            "kafka_listener.id" = $by.listener,
+            "kafka_listener.delivery_attempt" = $attempt,
+            "error.type" = Empty,
+            "otel.kind" = "consumer",
+            "otel.status_code" = Empty,
+            $($fields)*
+        )
+    };
+}
+
 fn process_span(by: &Deliverer<'_>, record: &Record<'_>, attempt: u32) -> Span {
-    let span = tracing::info_span!(
-        target: "kafka_listener",
-        "process",
-        "messaging.system" = "kafka",
-        "messaging.operation.name" = "process",
-        "messaging.operation.type" = "process",
+    let span = process_span!(
+        by,
+        attempt,
         "messaging.destination.name" = record.topic(),
         "messaging.destination.partition.id" = record.partition(),
         "messaging.kafka.offset" = record.offset(),
-        "messaging.consumer.group.name" = by.group,
         "messaging.kafka.message.key" = Empty,
-        "messaging.client.id" = by.client_id,
-        "kafka_listener.id" = by.listener,
-        "kafka_listener.delivery_attempt" = attempt,
-        "error.type" = Empty,
-        "otel.kind" = "consumer",
-        "otel.status_code" = Empty,
     );
     if !span.is_disabled() {
         if let Some(key) = record.key().and_then(|key| std::str::from_utf8(key).ok()) {
@@ -67,26 +79,16 @@ fn process_span(by: &Deliverer<'_>, record: &Record<'_>, attempt: u32) -> Span {
 /// The span of one delivery of a batch (`attempt`: 1 for the first): the topic and partition
 /// when every record shares them.
 pub(crate) fn batch(by: &Deliverer<'_>, records: &[Record<'_>], attempt: u32) -> Span {
-    let span = tracing::info_span!(
-        target: "kafka_listener",
-        "process",
-        "messaging.system" = "kafka",
-        "messaging.operation.name" = "process",
-        "messaging.operation.type" = "process",
+    let span = process_span!(
+        by,
+        attempt,
         "messaging.batch.message_count" = records.len(),
         "messaging.destination.name" = Empty,
         "messaging.destination.partition.id" = Empty,
-        "messaging.consumer.group.name" = by.group,
-        "messaging.client.id" = by.client_id,
-        "kafka_listener.id" = by.listener,
-        "kafka_listener.delivery_attempt" = attempt,
-        "error.type" = Empty,
-        "otel.kind" = "consumer",
-        "otel.status_code" = Empty,
     );
     if !span.is_disabled() {
         if let Some(first) = records.first() {
-            if records.iter().all(|r| r.topic() == first.topic()) {
+            if records.iter().all(|r| r.same_topic(first)) {
                 span.record("messaging.destination.name", first.topic());
                 if records.iter().all(|r| r.partition() == first.partition()) {
                     span.record("messaging.destination.partition.id", first.partition());

@@ -130,7 +130,7 @@ impl Batches {
                 failure.error_type()
             });
             if let Some(first) = slice.first() {
-                core.topic_meters(first).processed(began.map(|b| b.elapsed()), error_type);
+                core.processed(first, began, error_type);
             }
             if result.is_err() {
                 core.sink.abort();

@@ -253,15 +253,14 @@ impl RecordsInOrder {
         let in_span = span.enter();
         let result = self.invoke(core, record, delivery);
         drop(in_span);
-        let took = began.map(|b| b.elapsed());
         match result {
             Ok(()) => {
-                core.topic_meters(record).processed(took, None);
+                core.processed(record, began, None);
                 Ok(())
             }
             Err(failure) => {
                 spans::failed(&span, &failure);
-                core.topic_meters(record).processed(took, Some(failure.error_type()));
+                core.processed(record, began, Some(failure.error_type()));
                 Err((failure, span))
             }
         }

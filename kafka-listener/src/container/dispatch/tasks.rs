@@ -299,7 +299,7 @@ impl<'c> Concurrently<'c> {
         let finished = std::mem::take(&mut *lock(&self.finished));
         let mut handled = 0;
         for (task, result, took) in finished {
-            if let Some(running) = self.running.get(&task) {
+            if let (Some(running), Some(took)) = (self.running.get(&task), took) {
                 let error_type = result.as_ref().err().map(ListenerFailure::error_type);
                 core.meters.of(&core.shared.meters, &running.record).processed(took, error_type);
             }
@@ -498,7 +498,9 @@ impl<'c> Concurrently<'c> {
         let mut handled = 0;
         for (task, _, took) in ended.drain(..) {
             if let Some(running) = self.running.remove(&task) {
-                core.meters.of(&core.shared.meters, &running.record).processed(took, None);
+                if let Some(took) = took {
+                    core.meters.of(&core.shared.meters, &running.record).processed(took, None);
+                }
                 self.succeeded(core, running);
                 handled += 1;
             }
