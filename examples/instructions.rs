@@ -14,6 +14,9 @@
 //! instructions record   --bootstrap HOST:PORT --records N      # the same, AckMode::Record
 //! ```
 //!
+//! With `INSTRUCTIONS_FMT` set, each consumer runs with a `tracing_subscriber::fmt` subscriber at
+//! `info` (writing nowhere): what the listener's spans cost an application that logs at info.
+//!
 //! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree. With
 //! `--first`, a consumer reads `ipr-first` instead, a topic of one record (so that librdkafka has
 //! no other records to prefetch and parse meanwhile), and exits the process as soon as it has
@@ -65,6 +68,14 @@ fn main() -> anyhow::Result<()> {
         }
     }
     let bootstrap = bootstrap.context("--bootstrap HOST:PORT is required")?;
+    if std::env::var_os("INSTRUCTIONS_FMT").is_some() {
+        // What an application logging at info pays: each record's `process` span formatted
+        // (written nowhere).
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(std::io::sink)
+            .init();
+    }
     let group = format!("ipr-{mode}-{}", std::process::id());
     let topic = if records == 0 { FIRST_TOPIC } else { TOPIC };
     match mode.as_str() {

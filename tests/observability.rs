@@ -234,7 +234,7 @@ async fn each_delivery_runs_in_a_process_span_with_messaging_fields_and_metrics_
         async move {
             // The handler's own span and an event after a real wait: both inside `process`.
             let inner = tracing::info_span!("pricing");
-            let _ = inner.in_scope(|| tracing::info!("priced {text}"));
+            inner.in_scope(|| tracing::info!("priced {text}"));
             tokio::time::sleep(Duration::from_millis(1)).await;
             tracing::info!("after the wait: {text}");
             if text == "bad" {

@@ -266,7 +266,8 @@ mod tests {
         let mut later = listener(Vec::new());
         later.auto_startup = false;
         assert!(later.judge().ready);
-        let health = Health::of(vec![listener(vec![consumer(ConsumerState::Running, true, None)]), listener(Vec::new())]);
+        let health =
+            Health::of(vec![listener(vec![consumer(ConsumerState::Running, true, None)]), listener(Vec::new())]);
         assert!(health.is_live() && !health.is_ready());
     }
 
@@ -278,10 +279,7 @@ mod tests {
         state.polling();
         assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Running);
         assert_eq!(state.state(true, Duration::ZERO, thirty), ConsumerState::Paused);
-        assert_eq!(
-            state.state(false, thirty, thirty),
-            ConsumerState::NonResponsive { since_last_poll_ms: 30_000 }
-        );
+        assert_eq!(state.state(false, thirty, thirty), ConsumerState::NonResponsive { since_last_poll_ms: 30_000 });
         state.brokers_reachable(false);
         assert!(state.brokers_unreachable_for().is_some());
         state.brokers_reachable(true);

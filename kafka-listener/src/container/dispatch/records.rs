@@ -247,7 +247,12 @@ impl RecordsInOrder {
     /// One delivery of a record to its listener (tracked, for acknowledging listeners), in the
     /// record's transaction, with its reply published, inside its `process` span (returned with
     /// a failure, for the error handler's decision) and timed.
-    fn attempt(&self, core: &mut Core<'_, '_>, record: &Record<'_>, delivery: u32) -> Result<(), (ListenerFailure, Span)> {
+    fn attempt(
+        &self,
+        core: &mut Core<'_, '_>,
+        record: &Record<'_>,
+        delivery: u32,
+    ) -> Result<(), (ListenerFailure, Span)> {
         let span = spans::process(&core.span_names(), record, delivery);
         let began = core.shared.meters.clock();
         let in_span = span.enter();

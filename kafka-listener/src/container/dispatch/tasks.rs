@@ -477,7 +477,13 @@ impl<'c> Concurrently<'c> {
     }
 
     /// What the task of `task` does when it ends.
-    fn task_end(&self, core: &Core<'_, 'c>, task: u64, completes: Option<Completion>, began: Option<Instant>) -> TaskEnd {
+    fn task_end(
+        &self,
+        core: &Core<'_, 'c>,
+        task: u64,
+        completes: Option<Completion>,
+        began: Option<Instant>,
+    ) -> TaskEnd {
         TaskEnd { task, shared: core.shared.clone(), finished: self.finished.clone(), completes, began }
     }
 
