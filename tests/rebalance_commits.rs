@@ -115,11 +115,14 @@ async fn processed_offsets_whose_commit_was_rejected_are_handed_to_the_next_cons
     assert_eq!(probe.count(), 101, "no record handled twice: the next consumer started at the handed-over offset");
 }
 
-/// Where the broker waits for a new group's members (the embedded broker does, 100 ms), the
-/// consumers of a listener subscribe together and share the first assignment: no rebalance.
+/// Where the broker waits for a new group's members (the embedded broker does, 100 ms by
+/// default), the consumers of a listener subscribe together and share the first assignment: no
+/// rebalance. The wait is 1 s here: under a full test run on 2 cores, three consumer threads
+/// once took longer than 100 ms to all send their JoinGroup.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_consumers_of_a_listener_join_the_first_generation_together() {
     let kafka = embedded(&[("together", 3)]);
+    kafka.set_initial_rebalance_delay(Duration::from_secs(1));
     produce(&kafka, "together", &(0..30).map(|i| (i % 3, "k", format!("v{i}"))).collect::<Vec<_>>());
     let probe = Probe::open();
     let running = start_listeners(
