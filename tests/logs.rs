@@ -40,7 +40,13 @@ async fn a_clean_shutdown_of_three_consumers_warns_of_nothing_and_the_join_is_to
     // Usually at once; but when one of the three joins just after the others' join phase, the
     // embedded broker may wait up to session.timeout.ms (librdkafka's default here, 45 s) for a
     // member it still counts (seen once in CI emulation: nothing assigned after 30 s).
-    kafka_listener::test::wait_for_assignment(&running, "payments", 3, Duration::from_secs(60)).await.unwrap();
+    if let Err(error) =
+        kafka_listener::test::wait_for_assignment(&running, "payments", 3, Duration::from_secs(60)).await
+    {
+        let text = logs.text();
+        let lines: Vec<&str> = text.lines().collect();
+        panic!("{error}; the last log lines:\n{}", lines[lines.len().saturating_sub(60)..].join("\n"));
+    }
     for round in 0..3 {
         let sent =
             template.send_all((0..30).map(|i| template.send("quiet", format!("{round}-{i}")).partition(i % 3))).await;

@@ -103,7 +103,7 @@ impl ClientContext for ContainerContext {
     fn error(&self, error: KafkaError, reason: &str) {
         tracing::warn!(target: "librdkafka", listener = &*self.shared.listener_id, %error, "{reason}");
         if error.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown) {
-            self.shared.health.brokers_reachable(false);
+            self.shared.health.brokers_reachable(false, &self.shared.listener_id);
         }
     }
 
@@ -112,7 +112,7 @@ impl ClientContext for ContainerContext {
     fn stats(&self, statistics: Statistics) {
         let shared = &self.shared;
         let up = statistics.brokers.values().any(|b| b.nodeid >= 0 && b.state == "UP");
-        shared.health.brokers_reachable(up);
+        shared.health.brokers_reachable(up, &shared.listener_id);
         let mut offsets = shared.offsets();
         for (topic, t) in &statistics.topics {
             for p in t.partitions.values().filter(|p| p.partition >= 0 && p.committed_offset >= 0) {
@@ -160,7 +160,7 @@ impl ConsumerContext for ContainerContext {
             // retried — to be sent again.
             Ok(()) => {
                 self.shared.meters.committed(true);
-                self.shared.health.brokers_reachable(true);
+                self.shared.health.brokers_reachable(true, &self.shared.listener_id);
                 self.shared.offsets().confirmed(offsets)
             }
             Err(error) => {

@@ -172,15 +172,16 @@ impl HealthState {
         }
     }
 
-    /// Whether brokers are reachable (`false`: since now, unless known already).
-    pub(crate) fn brokers_reachable(&self, reachable: bool) {
+    /// Whether brokers are reachable for `listener`'s consumer (`false`: since now, unless known
+    /// already).
+    pub(crate) fn brokers_reachable(&self, reachable: bool, listener: &str) {
         let mut since = lock(&self.brokers_down_since);
-        match (reachable, since.is_some()) {
-            (true, true) => {
-                tracing::info!("a broker is reachable again");
+        match (reachable, *since) {
+            (true, Some(down_since)) => {
+                tracing::info!(listener, unreachable_for = ?down_since.elapsed(), "a broker is reachable again");
                 *since = None;
             }
-            (false, false) => *since = Some(Instant::now()),
+            (false, None) => *since = Some(Instant::now()),
             _ => {}
         }
     }
@@ -280,9 +281,9 @@ mod tests {
         assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Running);
         assert_eq!(state.state(true, Duration::ZERO, thirty), ConsumerState::Paused);
         assert_eq!(state.state(false, thirty, thirty), ConsumerState::NonResponsive { since_last_poll_ms: 30_000 });
-        state.brokers_reachable(false);
+        state.brokers_reachable(false, "l");
         assert!(state.brokers_unreachable_for().is_some());
-        state.brokers_reachable(true);
+        state.brokers_reachable(true, "l");
         assert!(state.brokers_unreachable_for().is_none());
         state.ended();
         assert_eq!(state.state(false, Duration::ZERO, thirty), ConsumerState::Stopped);
