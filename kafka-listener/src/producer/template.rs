@@ -216,13 +216,16 @@ impl<P: Payload, K: Payload> SendRecord<'_, P, K> {
     /// serialize, [`Error::NoDefaultTopic`] for `send_default` on a template without one, and the
     /// errors of the broker's answer ([`Error::UnknownTopic`], [`Error::MessageTooLarge`],
     /// [`Error::SendTimeout`], ...).
-    pub fn queue(mut self) -> Delivery {
-        let template = self.template;
-        let topic = self.topic.unwrap_or_default();
-        let span = spans::send(topic, self.partition);
+    pub fn queue(self) -> Delivery {
+        // Only the `opentelemetry` feature adds headers.
+        #[cfg_attr(not(feature = "opentelemetry"), allow(unused_mut))]
+        let mut record = self;
+        let template = record.template;
+        let topic = record.topic.unwrap_or_default();
+        let span = spans::send(topic, record.partition);
         #[cfg(feature = "opentelemetry")]
-        self.carry_trace_context(&span);
-        match self.prepare() {
+        record.carry_trace_context(&span);
+        match record.prepare() {
             Ok(prepared) => {
                 spans::send_key(&span, prepared.key.as_deref());
                 Delivery::queue(&template.inner, prepared, span)
