@@ -420,6 +420,8 @@ async fn the_lag_gauge_follows_the_backlog_down_to_zero_and_pauses_are_counted()
     // (from the committed offset) shows the other nine.
     probe.release_through(0);
     wait_until("lag 9 on partition 0", Duration::from_secs(30), || lag("0") == Some(9.0)).await;
+    // Partition 1 never had a record: nothing to read, lag 0.
+    wait_until("lag 0 on the empty partition 1", Duration::from_secs(30), || lag("1") == Some(0.0)).await;
     probe.release_all();
     wait_until("lag 0 on partition 0", Duration::from_secs(30), || lag("0") == Some(0.0)).await;
 
@@ -493,11 +495,17 @@ async fn a_stuck_handler_makes_the_consumer_non_responsive_and_a_stopped_contain
         }
         std::future::ready(())
     });
+    let failed_once = Arc::new(AtomicBool::new(false));
     let failing = Endpoint::new("obs-stopped")
         .topic("obs-stopped")
         .group("obs-stopped")
         .error_handler(StopContainerErrorHandler)
-        .handler(|_: String| async { Err::<(), _>(ListenerError::msg("always")) });
+        .handler(move |_: String| {
+            // Fails the first time only: after a restart the record is handled.
+            let result =
+                if failed_once.swap(true, Ordering::SeqCst) { Ok(()) } else { Err(ListenerError::msg("once")) };
+            std::future::ready(result)
+        });
     let running = start_listeners(factory, [endpoint, failing]).await;
     wait_until("live and ready", Duration::from_secs(60), || {
         let h = running.health();
@@ -524,5 +532,24 @@ async fn a_stuck_handler_makes_the_consumer_non_responsive_and_a_stopped_contain
     let health = running.health();
     assert!(!health.is_live() && !health.is_ready(), "{health:?}");
     assert!(health.listener("obs-stuck").unwrap().live, "the other listener is fine");
+
+    // Restarting it: refused while its consumer still stops, done once it has stopped.
+    let container = running.container("obs-stopped").unwrap();
+    wait_until("restarted", Duration::from_secs(30), || match running.start("obs-stopped") {
+        Ok(()) => true,
+        Err(kafka_listener::Error::StillStopping { listener }) => {
+            assert_eq!(listener, "obs-stopped");
+            false
+        }
+        Err(other) => panic!("{other}"),
+    })
+    .await;
+    assert!(container.is_running(), "a start that returned Ok started it");
+    wait_until("live again, the record handled", Duration::from_secs(60), || {
+        matches!(running.health().listener("obs-stopped").unwrap().consumers[0].state, ConsumerState::Running)
+            && container.committed(Duration::from_secs(5)).is_ok_and(|c| c.values().all(|o| *o == Some(1)))
+    })
+    .await;
+    assert!(running.health().is_live());
     running.shutdown().await.unwrap();
 }

@@ -73,6 +73,13 @@ pub enum Error {
         /// stopped).
         consumer: usize,
     },
+    /// `start` was called on a listener whose consumers are still stopping (a stop in progress,
+    /// or the error handler stopped them and they are committing and closing).
+    #[error("listener `{listener}` is still stopping (its consumers finish, commit and leave the group); start it again once ConcurrentContainer::is_running() is false")]
+    StillStopping {
+        /// The listener id.
+        listener: String,
+    },
     /// The operating system refused a thread the framework needs (a consumer's poll thread, a
     /// reply consumer's thread): usually a process or memory limit.
     #[error("cannot start the thread `{thread}` for {what}: {source}; check the process's thread and memory limits (ulimit -u, container limits)")]
@@ -154,7 +161,8 @@ pub enum Error {
 impl Error {
     /// A short, low-cardinality name of the kind of error, for OpenTelemetry's `error.type`
     /// (span field and metric label): `config`, `validation`, `kafka`, `recovery`,
-    /// `shutdown_timeout`, `not_assigned`, `timeout`, `container_stopped`, `thread_spawn`,
+    /// `shutdown_timeout`, `not_assigned`, `timeout`, `container_stopped`, `still_stopping`,
+    /// `thread_spawn`,
     /// `unknown_listener`, `unknown_topic`, `message_too_large`, `send_timeout`,
     /// `serialization`, `no_default_topic`, `no_reply_destination`, `reply_timeout`,
     /// `transaction_aborted`, `signal`.
@@ -168,6 +176,7 @@ impl Error {
             Error::NotAssigned { .. } => "not_assigned",
             Error::Timeout { .. } => "timeout",
             Error::ContainerStopped { .. } => "container_stopped",
+            Error::StillStopping { .. } => "still_stopping",
             Error::ThreadSpawn { .. } => "thread_spawn",
             Error::UnknownListener(_) => "unknown_listener",
             Error::UnknownTopic { .. } => "unknown_topic",

@@ -545,13 +545,11 @@ impl OffsetTracker {
     /// For the lag gauge, each owned partition's committed offset as best known: the last
     /// commit this consumer sent (its outcome is only polled between handlers), else the one
     /// librdkafka's statistics reported, else the first offset delivered since assignment (where
-    /// consumption started: the group's committed offset or the reset position). Partitions
-    /// with none of these are left out.
-    pub(crate) fn lag_bases(&self) -> Vec<(Arc<str>, i32, i64)> {
+    /// consumption started: the group's committed offset or the reset position); `None` when
+    /// none of these is known.
+    pub(crate) fn lag_bases(&self) -> Vec<(Arc<str>, i32, Option<i64>)> {
         self.each()
-            .filter_map(|(topic, partition, p)| {
-                p.committed.or(p.reported).or(p.first).map(|base| (topic.clone(), partition, base))
-            })
+            .map(|(topic, partition, p)| (topic.clone(), partition, p.committed.or(p.reported).or(p.first)))
             .collect()
     }
 

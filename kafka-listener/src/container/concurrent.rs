@@ -88,7 +88,9 @@ impl ConcurrentContainer {
     /// stay paused until [`resume`](Self::resume).
     ///
     /// # Errors
-    /// When a container thread cannot be spawned.
+    /// When a container thread cannot be spawned; [`Error::StillStopping`] while its consumers
+    /// are still stopping (after a stop, or after the error handler stopped them): start it
+    /// again once [`is_running`](Self::is_running) is false.
     pub fn start(&self) -> Result<()> {
         self.stopped_on_request.store(false, Ordering::Release);
         self.start_own()?;
@@ -97,7 +99,14 @@ impl ConcurrentContainer {
 
     fn start_own(&self) -> Result<()> {
         let mut children = lock(&self.children);
-        if children.iter().any(ListenerContainer::is_running) {
+        let running: Vec<&ListenerContainer> = children.iter().filter(|c| c.is_running()).collect();
+        if !running.is_empty() {
+            // Running: nothing to do. Still stopping (a stop in progress, or the error handler
+            // stopped it and its consumers are committing and closing): starting now would do
+            // nothing, silently.
+            if running.iter().all(|c| c.shared.control().stop_requested()) {
+                return Err(Error::StillStopping { listener: self.id().to_string() });
+            }
             return Ok(());
         }
         children.clear();

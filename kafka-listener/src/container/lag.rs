@@ -39,14 +39,20 @@ fn report(shared: &ContainerShared) {
     let Some(consumer) = shared.consumer() else { return };
     let bases = shared.offsets().lag_bases();
     for (topic, partition, committed) in bases {
-        if let Some(high) = cached_high_watermark(&consumer, &topic, partition) {
-            shared.meters.lag(&topic, partition, (high - committed).max(0));
-        }
+        let Some((low, high)) = cached_watermarks(&consumer, &topic, partition) else { continue };
+        let lag = match committed {
+            Some(committed) => (high - committed).max(0),
+            // Nothing delivered or committed yet, and nothing to read: no lag.
+            None if low >= 0 && low == high => 0,
+            None => continue,
+        };
+        shared.meters.lag(&topic, partition, lag);
     }
 }
 
-/// The partition's high watermark as of librdkafka's last fetch response (`None` before one).
-fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<i64> {
+/// The partition's low and high watermarks as of librdkafka's last fetch response (`None` before
+/// one).
+fn cached_watermarks(consumer: &KafkaConsumer, topic: &str, partition: i32) -> Option<(i64, i64)> {
     use rdkafka::bindings as rd;
     let topic = CString::new(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
@@ -61,5 +67,5 @@ fn cached_high_watermark(consumer: &KafkaConsumer, topic: &str, partition: i32) 
             &mut high,
         )
     };
-    (err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    (err == rd::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some((low, high))
 }

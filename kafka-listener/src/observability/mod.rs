@@ -31,7 +31,9 @@
 //! # Metrics
 //! Recorded through the [`metrics`] facade: nothing is kept until the application installs a
 //! recorder (e.g. `metrics-exporter-prometheus`), which it should do **before** starting the
-//! listeners: a container looks its metric handles up once per topic. Durations are in seconds;
+//! listeners: a container looks its metric handles up, and decides whether to time deliveries,
+//! when it starts. A recorder installed later gets only what is looked up each time (the lag
+//! gauge, sends, dead letters, errors and retries) until the listener is stopped and started. Durations are in seconds;
 //! labels never carry keys or offsets. The names are the constants of this module; call
 //! [`describe_metrics`] after installing a recorder to give them units and descriptions.
 //!
@@ -54,7 +56,9 @@
 //! # Health
 //! [`RunningListeners::health`](crate::RunningListeners::health) returns a [`Health`]: each
 //! listener's consumers and their [`ConsumerState`], with Spring Boot actuator's split between
-//! liveness ([`Health::is_live`]) and readiness ([`Health::is_ready`]).
+//! liveness ([`Health::is_live`]) and readiness ([`Health::is_ready`]). After a stop and a start
+//! a listener is not ready until its group assigns partitions again, which a broker may delay up
+//! to `session.timeout.ms` for a member it still counts (the embedded broker does).
 
 pub(crate) mod health;
 pub(crate) mod meter;
@@ -74,7 +78,8 @@ pub const PROCESS_DURATION: &str = "messaging.process.duration";
 /// `messaging.client.sent.messages`: records `KafkaTemplate` sent (counted when the broker
 /// answered), with `error.type` when it refused them.
 pub const SENT_MESSAGES: &str = "messaging.client.sent.messages";
-/// `kafka_listener.errors`: failed deliveries to a listener, by `error.type`.
+/// `kafka_listener.errors`: failed deliveries to a listener, by `error.type`: every failed
+/// attempt counts (a record that fails, is retried once and fails again counts 2).
 pub const ERRORS: &str = "kafka_listener.errors";
 /// `kafka_listener.retries`: deliveries the error handler decided to retry (in place, after its
 /// back-off).
@@ -106,9 +111,10 @@ pub const LABEL_LISTENER: &str = "kafka_listener.id";
 /// Label: what kind of failure (OpenTelemetry's `error.type`).
 pub const LABEL_ERROR_TYPE: &str = "error.type";
 
-/// Describes every metric of this module to the installed recorder (units and help texts, e.g.
-/// Prometheus' `# HELP` and `_seconds` suffixes). Call it after installing the recorder; without
-/// one it does nothing.
+/// Describes every metric of this module to the installed recorder: units and help texts
+/// (Prometheus' `# HELP` lines; `metrics-exporter-prometheus` appends unit suffixes such as
+/// `_seconds` only with `set_enable_unit_suffix(true)`). Call it after installing the recorder;
+/// without one it does nothing.
 pub fn describe_metrics() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
     describe_counter!(CONSUMED_MESSAGES, Unit::Count, "Records the listeners' consumers received from Kafka");

@@ -30,7 +30,10 @@ impl RunningListeners {
     /// with its retry topics' containers.
     ///
     /// # Errors
-    /// [`Error::UnknownListener`] for an unknown id; when a container thread cannot be spawned.
+    /// [`Error::UnknownListener`] for an unknown id; when a container thread cannot be spawned;
+    /// [`Error::StillStopping`] while its consumers are still stopping (after a stop, or after
+    /// its error handler stopped them): try again once `ConcurrentContainer::is_running()` is
+    /// false.
     pub fn start(&self, id: &str) -> Result<()> {
         self.container(id).ok_or_else(|| Error::UnknownListener(id.to_string()))?.start()
     }
