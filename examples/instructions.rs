@@ -15,7 +15,8 @@
 //! ```
 //!
 //! With `INSTRUCTIONS_FMT` set, each consumer runs with a `tracing_subscriber::fmt` subscriber at
-//! `info` (writing nowhere): what the listener's spans cost an application that logs at info.
+//! `info` (writing nowhere): what the listener's spans cost an application that logs at info;
+//! with `INSTRUCTIONS_METRICS` set, with a Prometheus recorder installed (what metrics cost).
 //!
 //! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree. With
 //! `--first`, a consumer reads `ipr-first` instead, a topic of one record (so that librdkafka has
@@ -75,6 +76,10 @@ fn main() -> anyhow::Result<()> {
             .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
             .with_writer(std::io::sink)
             .init();
+    }
+    if std::env::var_os("INSTRUCTIONS_METRICS").is_some() {
+        // What a Prometheus recorder costs per record (counters, the duration histogram).
+        metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
     }
     let group = format!("ipr-{mode}-{}", std::process::id());
     let topic = if records == 0 { FIRST_TOPIC } else { TOPIC };
