@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use common::*;
-use kafka_listener::error_handler::{DeadLetterRecoverer, FixedBackOff, StopContainerErrorHandler};
+use kafka_listener::error_handler::{DeadLetterRecoverer, FixedBackOff, RetryTopics, StopContainerErrorHandler};
 use kafka_listener::observability::{self as obs, ConsumerState};
 use kafka_listener::prelude::*;
 use metrics::{Key, KeyName, Metadata, Recorder, SharedString, Unit};
@@ -393,6 +393,64 @@ async fn handlers_run_as_tasks_by_key_still_run_inside_their_records_span() {
     }
     assert_eq!(observed.count(obs::PROCESS_DURATION, &[("kafka_listener.id", "obs-keys")]), 20);
     assert_eq!(observed.count(obs::CONSUMED_MESSAGES, &[("kafka_listener.id", "obs-keys")]), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_topic_forward_is_a_send_span_inside_the_failed_delivery() {
+    let observed = observed();
+    let kafka = embedded(&[("obs-flaky", 1), ("obs-flaky-retry", 1), ("obs-flaky-dlt", 1)]);
+    kafka.produce("obs-flaky", None, b"flaky").unwrap();
+    kafka.flush().unwrap();
+    let template = KafkaTemplate::builder().bootstrap_servers(kafka.bootstrap_servers()).build().unwrap();
+    let handled = Arc::new(AtomicUsize::new(0));
+    let counted = handled.clone();
+    let endpoint = Endpoint::new("obs-flaky")
+        .topic("obs-flaky")
+        .group("obs-flaky")
+        .retry_topics(RetryTopics::new().attempts(2).backoff(Duration::from_millis(100)).single_topic(true))
+        .handler(move |_: String, meta: Meta| {
+            // Fails on the main topic, succeeds on the retry topic.
+            let result = if meta.delivery_attempt() == 1 { Err(ListenerError::msg("not yet")) } else { Ok(()) };
+            if result.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            std::future::ready(result)
+        });
+    let running = ListenerRegistry::empty()
+        .with_default_factory(factory(&kafka, AckMode::Record))
+        .with_template(template)
+        .register(endpoint)
+        .start()
+        .await
+        .unwrap();
+    wait_until("handled on the retry topic", Duration::from_secs(30), || handled.load(Ordering::SeqCst) == 1).await;
+    running.shutdown().await.unwrap();
+    let spans = observed.spans();
+    let failed = spans
+        .iter()
+        .find(|s| {
+            s.name == "process"
+                && s.fields.get("messaging.destination.name").map(String::as_str) == Some("obs-flaky")
+                && s.fields.get("error.type").map(String::as_str) == Some("handler")
+        })
+        .expect("the failed delivery's span");
+    let forward = spans
+        .iter()
+        .find(|s| {
+            s.name == "send"
+                && s.fields.get("messaging.destination.name").map(String::as_str) == Some("obs-flaky-retry")
+        })
+        .expect("the forward's send span");
+    assert_eq!(forward.parent, Some(failed.seq), "the forward happens inside the failed delivery: {forward:?}");
+    let retried = spans
+        .iter()
+        .find(|s| {
+            s.name == "process"
+                && s.fields.get("messaging.destination.name").map(String::as_str) == Some("obs-flaky-retry")
+        })
+        .expect("the retry topic's delivery span");
+    assert_eq!(field(retried, "kafka_listener.delivery_attempt"), "2", "{retried:?}");
+    assert!(!retried.fields.contains_key("error.type"));
 }
 
 // ---- gauges ----
