@@ -29,8 +29,6 @@ fn at(offset: i64) -> BTreeMap<i32, i64> {
     [(0, offset)].into()
 }
 
-type Events = Arc<Mutex<Vec<ContainerEvent>>>;
-
 fn any(events: &Events, matches: impl Fn(&ContainerEvent) -> bool) -> bool {
     events.lock().unwrap().iter().any(matches)
 }
@@ -397,13 +395,8 @@ async fn a_lost_assignment_is_told_and_no_record_is_lost() {
     const T: &str = "lost";
     let kafka = embedded(&[(T, 2)]);
     let bootstrap = kafka.bootstrap_servers();
-    let events: Events = Arc::default();
-    let sink = events.clone();
-    let factory = factory(&kafka, AckMode::Batch)
-        .to_builder()
-        .event_listener(move |event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
+    let (factory, events) = recording_events(factory(&kafka, AckMode::Batch).to_builder());
+    let factory = factory.build().unwrap();
     let probe = Probe::open();
     let running = start_listeners(factory, [probe.endpoint(T, T, T)]).await;
     let both = vec![(T.to_string(), 0), (T.to_string(), 1)];

@@ -5,7 +5,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
@@ -126,13 +126,8 @@ async fn the_consumers_of_a_listener_join_the_first_generation_together() {
     kafka.set_initial_rebalance_delay(Duration::from_secs(1));
     produce(&kafka, "together", &(0..30).map(|i| (i % 3, "k", format!("v{i}"))).collect::<Vec<_>>());
     let probe = Probe::open();
-    let events: Arc<Mutex<Vec<ContainerEvent>>> = Arc::default();
-    let sink = events.clone();
-    let factory = factory(&kafka, AckMode::Batch)
-        .to_builder()
-        .event_listener(move |event| sink.lock().unwrap().push(event.clone()))
-        .build()
-        .unwrap();
+    let (factory, events) = recording_events(factory(&kafka, AckMode::Batch).to_builder());
+    let factory = factory.build().unwrap();
     let running = start_listeners(factory, [probe.endpoint("together", "together", "together").concurrency(3)]).await;
     wait_until("all 30 handled", Duration::from_secs(20), || probe.count() == 30).await;
     running.shutdown().await.unwrap();

@@ -354,3 +354,15 @@ pub fn example(name: &str) -> std::path::PathBuf {
     let deps = std::env::current_exe().unwrap();
     deps.parent().unwrap().parent().unwrap().join("examples").join(name)
 }
+
+/// Container events as a factory's event listener saw them, in order.
+pub type Events = std::sync::Arc<std::sync::Mutex<Vec<kafka_listener::prelude::ContainerEvent>>>;
+
+/// `builder` with an event listener that keeps every event, and where they are kept.
+pub fn recording_events(
+    builder: kafka_listener::ContainerFactoryBuilder,
+) -> (kafka_listener::ContainerFactoryBuilder, Events) {
+    let events: Events = Events::default();
+    let sink = events.clone();
+    (builder.event_listener(move |event| sink.lock().unwrap().push(event.clone())), events)
+}
