@@ -80,6 +80,11 @@ pub(crate) struct ReplyPlan {
 }
 
 impl ContainerPlan {
+    /// Consumer `index`'s `client.id`: `<client_id>-<index>`.
+    pub(crate) fn consumer_client_id(&self, index: usize) -> String {
+        format!("{}-{index}", self.client_id)
+    }
+
     /// Consumer `index`'s share of the listener's explicit partitions: every `total`-th from
     /// `index`.
     pub(crate) fn share(&self, index: usize, total: usize) -> impl Iterator<Item = &AssignedPartition> {

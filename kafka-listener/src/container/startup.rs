@@ -34,7 +34,7 @@ pub(crate) fn create(
     siblings: &Siblings,
 ) -> Option<Arc<KafkaConsumer>> {
     let mut config = plan.client_config.clone();
-    config.set("client.id", format!("{}-{index}", plan.client_id));
+    config.set("client.id", plan.consumer_client_id(index));
     if config.get("statistics.interval.ms").is_none() {
         // Readiness's broker states and the lag gauge's committed offsets come from them.
         config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);

@@ -61,7 +61,7 @@ impl<'p, 'c> Core<'p, 'c> {
             stop: StopClock::new(plan.settings.shutdown_timeout),
             stage: Stage::default(),
             sought: HashSet::new(),
-            client_id: format!("{}-{}", plan.client_id, shared.index),
+            client_id: plan.consumer_client_id(shared.index),
             meters: TopicCache::default(),
         }
     }

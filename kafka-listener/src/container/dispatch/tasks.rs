@@ -301,7 +301,7 @@ impl<'c> Concurrently<'c> {
         for (task, result, took) in finished {
             if let (Some(running), Some(took)) = (self.running.get(&task), took) {
                 let error_type = result.as_ref().err().map(ListenerFailure::error_type);
-                core.meters.of(&core.shared.meters, &running.record).processed(took, error_type);
+                core.topic_meters(&running.record).processed(took, error_type);
             }
             match result {
                 Ok(()) => {
@@ -505,7 +505,7 @@ impl<'c> Concurrently<'c> {
         for (task, _, took) in ended.drain(..) {
             if let Some(running) = self.running.remove(&task) {
                 if let Some(took) = took {
-                    core.meters.of(&core.shared.meters, &running.record).processed(took, None);
+                    core.topic_meters(&running.record).processed(took, None);
                 }
                 self.succeeded(core, running);
                 handled += 1;
@@ -606,7 +606,7 @@ impl<'c> Concurrently<'c> {
                 0
             }
             Step::Retry(delay) => {
-                core.meters.of(&shared.meters, record).retried();
+                core.topic_meters(record).retried();
                 running.attempts.retry();
                 if let Some(id) = running.delivery {
                     // A new delivery: an acknowledgment of the failed one no longer counts.
