@@ -178,11 +178,10 @@ impl RecordsInOrder {
         let mut attempts = Attempts::after(earlier);
         // A filter or interceptor that panicked on the record failed its first attempt; then each
         // retry runs them again first (as a redelivery would).
-        let stage_failure = core.stage.take_failure(record).map(|failure| {
-            let span = spans::process(&core.span_names(), record, attempts.delivery());
-            spans::failed(&span, &failure);
-            (failure, span)
-        });
+        let stage_failure = core
+            .stage
+            .take_failure(record)
+            .map(|failure| failed_before_the_listener(core, record, attempts.delivery(), failure));
         let prepare_again = stage_failure.is_some();
         let mut failed_before = stage_failure.or(first_failure);
         let interceptor = plan.settings.record_interceptor.as_deref();
@@ -196,9 +195,7 @@ impl RecordsInOrder {
                 } {
                     Prepared::Discard => return Outcome::Discarded,
                     Prepared::Failed(failure) => {
-                        let span = spans::process(&core.span_names(), record, attempts.delivery());
-                        spans::failed(&span, &failure);
-                        Err((failure, span))
+                        Err(failed_before_the_listener(core, record, attempts.delivery(), failure))
                     }
                     Prepared::Keep(Some(changed)) => self.attempt(core, &changed, attempts.delivery()),
                     Prepared::Keep(None) => self.attempt(core, record, attempts.delivery()),
@@ -281,6 +278,19 @@ impl RecordsInOrder {
             contain(|| (self.invoker)(record, &cx)).unwrap_or_else(|panic| Err(ListenerFailure::Panic(panic)))?;
         reply(core.plan, record, output)
     }
+}
+
+/// A delivery that failed before reaching the listener (its filter or interceptor panicked): its
+/// `process` span, marked failed, for the error handler's decision.
+fn failed_before_the_listener(
+    core: &Core<'_, '_>,
+    record: &Record<'_>,
+    delivery: u32,
+    failure: ListenerFailure,
+) -> (ListenerFailure, Span) {
+    let span = spans::process(&core.span_names(), record, delivery);
+    spans::failed(&span, &failure);
+    (failure, span)
 }
 
 /// How long until a retry topic's record is due (`None`: it is due, or not from a retry topic).
