@@ -158,7 +158,8 @@ mod topic_partition;
 
 pub use ack::Acknowledgment;
 pub use config::{
-    AckMode, ContainerFactory, ContainerFactoryBuilder, ProcessingOrder, SaslMechanism, SecuritySettings,
+    AckMode, ContainerFactory, ContainerFactoryBuilder, GroupProtocol, KafkaProperties, ProcessingOrder, SaslMechanism,
+    SecuritySettings,
 };
 pub use container::{ConcurrentContainer, ConsumerHandle};
 #[cfg(feature = "embedded")]
@@ -189,9 +190,9 @@ pub mod prelude {
     pub use crate::{
         kafka_listener, AckMode, Acknowledgment, BatchInterceptor, BatchListenerFailed, ConcurrentContainer,
         ConsumerHandle, ConsumerRecord, ContainerFactory, DefaultErrorHandler, Endpoint, ErrorDecision, ErrorHandler,
-        FromBatch, FromRecord, Headers, Json, Key, ListenerError, ListenerRegistry, ListenerType, Meta,
-        OptionalFromRecord, ProcessingOrder, Record, RecordInterceptor, RunningListeners, SecuritySettings, State,
-        TopicPartition,
+        FromBatch, FromRecord, GroupProtocol, Headers, Json, KafkaProperties, Key, ListenerError, ListenerRegistry,
+        ListenerType, Meta, OptionalFromRecord, ProcessingOrder, Record, RecordInterceptor, RunningListeners,
+        SecuritySettings, State, TopicPartition,
     };
     pub use crate::{shutdown_signal, Delivery, SendResults};
 }

@@ -2,7 +2,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{validate_property, AckMode, ProcessingOrder, Properties};
+use super::{validate_property, AckMode, GroupProtocol, ProcessingOrder, Properties};
 
 /// Records in flight per consumer with a concurrent processing order, unless set (Confluent
 /// Parallel Consumer's default `maxConcurrency`).
@@ -129,6 +129,41 @@ impl ContainerFactory {
         self.settings.max_concurrency
     }
 
+    /// The consumer group protocol of its consumers (`group.protocol`; classic unless set).
+    pub fn group_protocol(&self) -> GroupProtocol {
+        GroupProtocol::of(self.settings.properties.iter())
+    }
+
+    /// The most records one poll hands to a listener.
+    pub fn max_poll_records(&self) -> usize {
+        self.settings.max_poll_records
+    }
+
+    /// The ack count of `AckMode::Count` / `CountTime`.
+    pub fn ack_count(&self) -> u64 {
+        self.settings.ack_count
+    }
+
+    /// The interval of `AckMode::Time` / `CountTime`.
+    pub fn ack_time(&self) -> Duration {
+        self.settings.ack_time
+    }
+
+    /// How long one poll waits for records.
+    pub fn poll_timeout(&self) -> Duration {
+        self.settings.poll_timeout
+    }
+
+    /// How long a stop waits for records in hand.
+    pub fn shutdown_timeout(&self) -> Duration {
+        self.settings.shutdown_timeout
+    }
+
+    /// Whether a missing topic fails `start()`.
+    pub fn missing_topics_fatal(&self) -> bool {
+        self.settings.missing_topics_fatal
+    }
+
     /// The bootstrap servers its consumers connect to.
     pub fn bootstrap_servers(&self) -> Option<&str> {
         self.settings.properties.get("bootstrap.servers")
@@ -211,6 +246,14 @@ impl ContainerFactoryBuilder {
     /// The consumer group of listeners that do not name one (else the listener id is the group).
     pub fn group(self, group: impl Into<String>) -> Self {
         self.set("group.id", group)
+    }
+
+    /// The consumer group protocol (`group.protocol`): [`GroupProtocol::Classic`] (librdkafka's
+    /// default) or [`GroupProtocol::Consumer`] (KIP-848, broker-side assignment; needs Kafka 4.0+).
+    /// With `Consumer`, `build()` refuses the classic protocol's client settings
+    /// ([`GroupProtocol::CLASSIC_ONLY`]).
+    pub fn group_protocol(self, protocol: GroupProtocol) -> Self {
+        self.set("group.protocol", protocol.name())
     }
 
     /// Any librdkafka property, e.g. `session.timeout.ms`. Checked by `build()`.
@@ -474,6 +517,7 @@ impl ContainerFactoryBuilder {
             check_owned_property(key, value)?;
             validate_property(key, value)?;
         }
+        super::GroupProtocol::of(s.properties.iter()).check(s.properties.iter(), str::to_string)?;
         // Some properties conflict only together: check them as a consumer will be created.
         let mut config = s.properties.to_client_config();
         super::container_properties(&mut config, "kafka-listener-check");

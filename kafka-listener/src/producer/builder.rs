@@ -20,6 +20,17 @@ pub enum Acks {
     All,
 }
 
+impl Acks {
+    /// librdkafka's value (`0`, `1`, `all`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Acks::None => "0",
+            Acks::Leader => "1",
+            Acks::All => "all",
+        }
+    }
+}
+
 /// The compression of record batches (`compression.type`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
@@ -33,6 +44,19 @@ pub enum Compression {
     Lz4,
     /// zstd.
     Zstd,
+}
+
+impl Compression {
+    /// librdkafka's value (`none`, `gzip`, `snappy`, `lz4`, `zstd`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Compression::None => "none",
+            Compression::Gzip => "gzip",
+            Compression::Snappy => "snappy",
+            Compression::Lz4 => "lz4",
+            Compression::Zstd => "zstd",
+        }
+    }
 }
 
 /// Configures a [`KafkaTemplate`] (Spring's producer factory and template in one builder).
@@ -93,12 +117,7 @@ impl KafkaTemplateBuilder {
 
     /// The acknowledgments a send waits for.
     pub fn acks(self, acks: Acks) -> Self {
-        let value = match acks {
-            Acks::None => "0",
-            Acks::Leader => "1",
-            Acks::All => "all",
-        };
-        self.set("acks", value)
+        self.set("acks", acks.name())
     }
 
     /// Idempotent sends: no duplicates or reordering on retries (default on).
@@ -108,14 +127,7 @@ impl KafkaTemplateBuilder {
 
     /// The compression of batches.
     pub fn compression(self, compression: Compression) -> Self {
-        let value = match compression {
-            Compression::None => "none",
-            Compression::Gzip => "gzip",
-            Compression::Snappy => "snappy",
-            Compression::Lz4 => "lz4",
-            Compression::Zstd => "zstd",
-        };
-        self.set("compression.type", value)
+        self.set("compression.type", compression.name())
     }
 
     /// How long records wait to fill a batch (`linger.ms`; 0 by default, so that a send awaited

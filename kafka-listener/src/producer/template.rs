@@ -317,6 +317,24 @@ impl KafkaTemplate {
         KafkaTemplateBuilder::default()
     }
 
+    /// A librdkafka property as set on this template's producer (secrets are not returned).
+    pub fn property(&self, key: &str) -> Option<&str> {
+        if crate::config::is_secret(key) {
+            return None;
+        }
+        self.inner.properties.get(key)
+    }
+
+    /// The topic of `send_default`, if one was given.
+    pub fn default_topic(&self) -> Option<&str> {
+        self.inner.default_topic.as_deref()
+    }
+
+    /// How long a send may wait for room and delivery.
+    pub fn send_timeout(&self) -> std::time::Duration {
+        self.inner.send_timeout
+    }
+
     /// Sends `payload` to `topic`; add `.key(..)`, `.partition(..)`, `.header(..)`, `.timestamp(..)`
     /// and await the broker's [`RecordMetadata`].
     pub fn send<'t, P: Payload>(&'t self, topic: &'t str, payload: P) -> SendRecord<'t, P> {

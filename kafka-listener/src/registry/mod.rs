@@ -3,6 +3,7 @@
 pub(crate) mod annotation;
 mod assignment;
 mod endpoint;
+mod overrides;
 mod placeholder;
 #[allow(clippy::module_inception)]
 mod registry;

@@ -7,7 +7,7 @@ use super::placeholder::resolve;
 use super::resolve::{resolve_endpoint, Resolved};
 use super::running::RunningListeners;
 use super::validate::{check_cluster, duplicate_ids, Bound};
-use crate::config::{check_consumer_config, ContainerFactory};
+use crate::config::{check_consumer_config, ContainerFactory, GroupProtocol, KafkaProperties};
 use crate::container::{ConcurrentContainer, Invoker};
 use crate::error::{Error, Problem, Result};
 use crate::error_handler::RetryForwarder;
@@ -27,6 +27,7 @@ pub struct ListenerRegistry {
     only: Option<Vec<String>>,
     template: Option<KafkaTemplate>,
     topics: Vec<NewTopic>,
+    properties: Option<KafkaProperties>,
 }
 
 impl std::fmt::Debug for ListenerRegistry {
@@ -59,12 +60,41 @@ impl ListenerRegistry {
             only: None,
             template: None,
             topics: Vec::new(),
+            properties: None,
         }
     }
 
     /// The factory of listeners that name none.
     pub fn with_default_factory(mut self, factory: ContainerFactory) -> Self {
         self.default_factory = Some(factory);
+        self
+    }
+
+    /// Configuration from files and the environment ([`KafkaProperties`]): at
+    /// [`start`](Self::start), the default factory is made from it
+    /// ([`ContainerFactory::from_properties`]) unless [`with_default_factory`](Self::with_default_factory)
+    /// gave one, the template likewise ([`KafkaTemplate::from_properties`]) when a listener needs
+    /// one (replies, retry topics) and none was given, and its `listeners.<id>` overrides are
+    /// applied to the listeners with those ids.
+    ///
+    /// Precedence, most specific wins: the factory's settings from `props` < builder calls on a
+    /// factory in code < a listener's attribute or [`Endpoint`] setting < `listeners.<id>`.
+    ///
+    /// ```no_run
+    /// # use kafka_listener::prelude::*;
+    /// # async fn run() -> Result<(), kafka_listener::Error> {
+    /// let running = ListenerRegistry::from_annotations()
+    ///     .with_properties(KafkaProperties::from_env()?)
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// `start()` reports (with the other problems) an override whose id no listener has, or a
+    /// value the listener cannot take, by its key path (`listeners.audit.concurrency`), and a
+    /// factory or template the properties cannot make.
+    pub fn with_properties(mut self, props: KafkaProperties) -> Self {
+        self.properties = Some(props);
         self
     }
 
@@ -144,6 +174,7 @@ impl ListenerRegistry {
         })?;
         let mut problems = Vec::new();
 
+        self.apply_properties(&mut problems).await;
         self.create_declared_topics(&mut problems).await;
         let mut resolved = self.resolve_selected(&mut problems);
         self.replay_partitions(&mut resolved, &mut problems).await;
@@ -179,6 +210,37 @@ impl ListenerRegistry {
             containers.extend(stages);
         }
         Ok(RunningListeners { containers })
+    }
+
+    /// Makes the default factory and the template from the properties where code gave none, and
+    /// applies the per-listener overrides.
+    async fn apply_properties(&mut self, problems: &mut Vec<Problem>) {
+        let Some(props) = self.properties.take() else { return };
+        let mut problem = |what: &str, error: Error| {
+            problems.push(Problem { listener: None, message: format!("KafkaProperties: {what}: {error}") })
+        };
+        if self.default_factory.is_none() {
+            match ContainerFactory::from_properties(&props).and_then(|b| b.build()) {
+                Ok(factory) => self.default_factory = Some(factory),
+                Err(error) => problem("the default factory cannot be made", error),
+            }
+        }
+        let needs_template = self.endpoints.iter().any(|e| e.requirements.replies || e.retry_topics.is_some())
+            || self.factories.values().chain(&self.default_factory).any(|f| f.settings.retry_topics.is_some());
+        if self.template.is_none() && needs_template {
+            // A transactional template initializes its transactions with the broker: blocking.
+            let made = match KafkaTemplate::from_properties(&props) {
+                Ok(builder) => tokio::task::spawn_blocking(move || builder.build())
+                    .await
+                    .unwrap_or_else(|join| Err(Error::config("producer", join.to_string()))),
+                Err(error) => Err(error),
+            };
+            match made {
+                Ok(template) => self.template = Some(template),
+                Err(error) => problem("the template cannot be made", error),
+            }
+        }
+        super::overrides::apply(&mut self.endpoints, &props.listeners, problems);
     }
 
     /// Creates the declared topics the default factory's cluster does not have.
@@ -362,7 +424,17 @@ impl ListenerRegistry {
             for (key, value) in &r.properties {
                 properties.set(key.as_str(), value.as_str());
             }
-            if let Err(reason) = check_consumer_config(&config, &properties) {
+            let listener_props = || r.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
+            let protocol = GroupProtocol::of(properties.iter());
+            if let Err(error) = protocol.check(properties.iter(), |key| {
+                if listener_props().any(|(k, _)| k == key) {
+                    format!("{key} (the listener's properties)")
+                } else {
+                    format!("{key} ({factory_label}'s properties)")
+                }
+            }) {
+                problems.push(Problem { listener: Some(r.id.clone()), message: error.to_string() });
+            } else if let Err(reason) = check_consumer_config(&config, &properties) {
                 let listener_keys: Vec<&str> = r.properties.iter().map(|(k, _)| k.as_str()).collect();
                 problems.push(Problem {
                     listener: Some(r.id.clone()),
