@@ -39,6 +39,9 @@ async fn a_toml_file_makes_the_factory_the_template_and_the_listeners() {
         [consumer]
         group-id = "billing"
         auto-offset-reset = "earliest"
+        # The mock cluster waits a session for late members: keep it short.
+        session-timeout = "3s"
+        heartbeat-interval = "300ms"
         max-poll-records = 7
         properties = {{ "fetch.wait.max.ms" = 50 }}
 
@@ -73,6 +76,7 @@ async fn a_toml_file_makes_the_factory_the_template_and_the_listeners() {
     assert_eq!(factory.property("group.id"), Some("billing"));
     assert_eq!(factory.property("client.id"), Some("billing-app"));
     assert_eq!(factory.property("fetch.wait.max.ms"), Some("50"));
+    assert_eq!(factory.property("session.timeout.ms"), Some("3000"));
     assert_eq!(factory.property("auto.offset.reset"), Some("earliest"));
 
     let template = KafkaTemplate::from_properties(&props).unwrap().build().unwrap();
@@ -164,6 +168,8 @@ async fn an_environment_map_configures_the_factory_and_a_listener_override() {
         [
             ("KAFKA_BOOTSTRAP_SERVERS", bootstrap.as_str()),
             ("KAFKA_CONSUMER__GROUP_ID", "env-group"),
+            ("KAFKA_CONSUMER__SESSION_TIMEOUT", "3s"),
+            ("KAFKA_CONSUMER__HEARTBEAT_INTERVAL", "300ms"),
             ("KAFKA_CONSUMER__PROPERTIES__FETCH_WAIT_MAX_MS", "20"),
             ("KAFKA_LISTENER__ACK_MODE", "record"),
             ("KAFKA_LISTENER__POLL_TIMEOUT", "200ms"),
@@ -211,6 +217,8 @@ async fn precedence_properties_then_code_then_the_listener_then_its_override() {
         bootstrap-servers = "{bootstrap}"
         [consumer]
         group-id = "props-group"
+        session-timeout = "3s"
+        heartbeat-interval = "300ms"
         [listener]
         concurrency = 1
         ack-mode = "batch"

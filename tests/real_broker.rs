@@ -527,3 +527,36 @@ async fn declared_topics_are_created_on_a_real_broker() {
         .unwrap();
     again.shutdown().await.unwrap();
 }
+
+/// Issue 18: KIP-848's consumer group protocol on a broker without it (Tansu 0.6 has no
+/// ConsumerGroupHeartbeat API). librdkafka only logs it at DEBUG and retries forever, so the
+/// listener would wait for partitions without an error; the container hears librdkafka's
+/// refusal and stops the consumer, its health saying why and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_consumer_group_protocol_on_a_broker_without_it_fails_the_listener_saying_what_to_do() {
+    let Some(bootstrap) = real_broker() else { return };
+    let run = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis();
+    let topic = format!("kip848-{run}");
+    let factory =
+        ContainerFactory::builder().bootstrap_servers(bootstrap.clone()).group_protocol(GroupProtocol::Consumer);
+    let (running, seen) = start_collecting(factory, "kip848", &topic, &topic, &[NewTopic::new(&topic, 1)]).await;
+    let started = std::time::Instant::now();
+    let reason = loop {
+        let health = running.health();
+        let failed = health.listeners.iter().flat_map(|l| &l.consumers).find_map(|c| match &c.state {
+            kafka_listener::ConsumerState::Failed { reason } => Some(reason.clone()),
+            _ => None,
+        });
+        if let Some(reason) = failed {
+            break reason;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "no failure after 60 s: {health:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("failed after {:?}: {reason}", started.elapsed());
+    assert!(reason.contains("does not support the consumer group protocol (KIP-848"), "{reason}");
+    assert!(reason.contains("group.protocol=classic"), "{reason}");
+    assert!(!running.health().is_live(), "a failed consumer is not live");
+    running.shutdown().await.unwrap();
+    assert!(seen.lock().unwrap().is_empty());
+}

@@ -153,6 +153,36 @@ impl EmbeddedKafka {
         });
     }
 
+    /// The heartbeat interval the broker gives members of consumer-protocol groups (KIP-848's
+    /// `group.consumer.heartbeat.interval.ms`; the mock cluster's default is 3 s). A member
+    /// learns of a new assignment at its next heartbeat, so a shorter one makes rebalances
+    /// quicker in tests.
+    pub fn set_consumer_group_heartbeat_interval(&self, interval: Duration) {
+        self.with_mock(|cluster| {
+            // SAFETY: see `with_mock`.
+            unsafe {
+                rdkafka::bindings::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(
+                    cluster,
+                    i32::try_from(interval.as_millis()).unwrap_or(i32::MAX),
+                );
+            }
+        });
+    }
+
+    /// How long a silent member of a consumer-protocol group keeps its partitions (KIP-848's
+    /// `group.consumer.session.timeout.ms`; the mock cluster's default is 30 s).
+    pub fn set_consumer_group_session_timeout(&self, timeout: Duration) {
+        self.with_mock(|cluster| {
+            // SAFETY: see `with_mock`.
+            unsafe {
+                rdkafka::bindings::rd_kafka_mock_set_group_consumer_session_timeout_ms(
+                    cluster,
+                    i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
+                );
+            }
+        });
+    }
+
     /// The brokers' addresses, for `bootstrap_servers`.
     pub fn bootstrap_servers(&self) -> String {
         self.bootstrap_servers.clone()

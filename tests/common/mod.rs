@@ -35,6 +35,27 @@ pub fn factory(kafka: &EmbeddedKafka, ack_mode: AckMode) -> ContainerFactory {
         .expect("factory")
 }
 
+/// A factory builder on this cluster for a group protocol: the classic one with the suite's
+/// short session (as [`factory`]), or KIP-848's, whose timing the broker owns (the embedded
+/// broker's heartbeat interval is set to 300 ms here, its session timeout to 6 s).
+pub fn protocol_factory(
+    kafka: &EmbeddedKafka,
+    protocol: kafka_listener::GroupProtocol,
+    ack_mode: AckMode,
+) -> kafka_listener::ContainerFactoryBuilder {
+    let builder = ContainerFactory::builder().bootstrap_servers(kafka.bootstrap_servers()).ack_mode(ack_mode);
+    match protocol {
+        kafka_listener::GroupProtocol::Classic => {
+            builder.set("session.timeout.ms", "3000").set("heartbeat.interval.ms", "300")
+        }
+        _ => {
+            kafka.set_consumer_group_heartbeat_interval(Duration::from_millis(300));
+            kafka.set_consumer_group_session_timeout(Duration::from_secs(6));
+            builder.group_protocol(protocol)
+        }
+    }
+}
+
 /// A factory whose consumers must poll at least every second (`max.poll.interval.ms=1000`, with a
 /// 1 s session): a wait that stopped polling would cost the group a rebalance.
 pub fn impatient_factory(kafka: &EmbeddedKafka) -> kafka_listener::ContainerFactoryBuilder {

@@ -44,6 +44,8 @@ pub(crate) struct ContainerContext {
     pub(crate) offset_maps: bool,
     /// Offset maps read at assignment, to give the tracker once the partitions are assigned.
     pub(crate) restored: std::sync::Mutex<Vec<(String, i32, CompletedAbove)>>,
+    /// Hears a broker refuse the consumer group protocol (KIP-848).
+    pub(crate) protocol_watch: super::protocol_watch::ProtocolWatch,
 }
 
 /// Calls the listener's assignment callback before the partitions in `tpl` are assigned, and puts
@@ -96,7 +98,10 @@ impl ClientContext for ContainerContext {
             RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
                 tracing::info!(target: "librdkafka", listener, facility, "{message}")
             }
-            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", listener, facility, "{message}"),
+            RDKafkaLogLevel::Debug => {
+                self.protocol_watch.saw(message, &self.shared);
+                tracing::debug!(target: "librdkafka", listener, facility, "{message}")
+            }
         }
     }
 
@@ -143,6 +148,7 @@ impl ConsumerContext for ContainerContext {
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
+            self.protocol_watch.assigned(consumer);
             if let Err(panic) = contain(|| self.assigned(consumer, tpl)) {
                 tracing::error!(
                     listener = &*self.shared.listener_id,

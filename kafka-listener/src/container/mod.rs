@@ -58,6 +58,7 @@ mod plan;
 mod poll_loop;
 mod port;
 mod prepare;
+mod protocol_watch;
 mod replay;
 mod replies;
 mod retrying;

@@ -13,6 +13,7 @@ use super::context::KafkaConsumer;
 use super::context::{AssignedCallback, ContainerContext};
 use super::handle::ConsumerHandle;
 use super::plan::ContainerPlan;
+use super::protocol_watch::ProtocolWatch;
 use super::replay::{Replay, ReplayWindow};
 use super::seeks::{self, Lookup, SEEK_TIMEOUT};
 use super::shared::ContainerShared;
@@ -39,6 +40,8 @@ pub(crate) fn create(
         // Readiness's broker states and the lag gauge's committed offsets come from them.
         config.set("statistics.interval.ms", STATISTICS_INTERVAL_MS);
     }
+    let protocol_watch =
+        if plan.assignment.is_empty() { ProtocolWatch::arm(&mut config) } else { ProtocolWatch::default() };
     let created: KafkaResult<KafkaConsumer> = config.create_with_context(ContainerContext {
         shared: shared.clone(),
         on_assigned: assigned_callback(plan, shared),
@@ -47,6 +50,7 @@ pub(crate) fn create(
         seeds: std::sync::Mutex::new(Vec::new()),
         offset_maps: plan.order.is_concurrent(),
         restored: std::sync::Mutex::new(Vec::new()),
+        protocol_watch,
     });
     siblings.ready();
     match created {
