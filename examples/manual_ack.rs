@@ -6,6 +6,9 @@
 //! a crash never skips unfinished work: the committed offsets below advance in steps, each time
 //! the oldest outstanding payment is acknowledged.
 //!
+//! The ack mode is configuration: `listener.ack-mode: manual` in `examples/manual_ack.yaml`
+//! (`KafkaProperties`, read with config-rs, `KAFKA_*` variables over it).
+//!
 //! `cargo run --example manual_ack` (on `KAFKA_BOOTSTRAP_SERVERS`, or a broker embedded in this
 //! process). The registry creates the topic `payments` (1 partition) unless it exists.
 
@@ -18,7 +21,7 @@ const TOPIC: &str = "payments";
 const GROUP: &str = "manual-ack-demo";
 const PAYMENTS: usize = 20;
 
-#[kafka_listener(id = "payments", topic = "payments", group = "manual-ack-demo", container_factory = "manual")]
+#[kafka_listener(id = "payments", topic = "payments", group = "manual-ack-demo")]
 async fn on_payment(meta: Meta, payment: String, ack: Acknowledgment) {
     // In each group of four payments the last finishes first: acknowledgments arrive out of
     // order, and the commit advances by four once the group's first payment is acknowledged.
@@ -35,30 +38,43 @@ async fn on_payment(meta: Meta, payment: String, ack: Acknowledgment) {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
 
-    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
-    // as long as `embedded`, to the end of main).
-    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(servers) if !servers.trim().is_empty() => (servers, None),
-        _ => {
+    // The settings: the YAML file, then each KAFKA_* variable over it at its key path.
+    let mut settings = config::Config::builder().add_source(config::File::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/examples/manual_ack.yaml"),
+        config::FileFormat::Yaml,
+    ));
+    for (name, value) in std::env::vars() {
+        if let Some(key) = name.strip_prefix("KAFKA_").and_then(KafkaProperties::env_key) {
+            settings = settings.set_override(key, value)?;
+        }
+    }
+    let mut props: KafkaProperties = settings.build()?.try_deserialize()?;
+
+    // The broker: the one the settings name (KAFKA_BOOTSTRAP_SERVERS), or one embedded in this
+    // process (it lives as long as `embedded`, to the end of main).
+    let embedded = match &props.bootstrap_servers {
+        Some(_) => None,
+        None => {
             let kafka = EmbeddedKafka::start(1)?;
-            (kafka.bootstrap_servers(), Some(kafka))
+            props.bootstrap_servers = Some(vec![kafka.bootstrap_servers()]);
+            Some(kafka)
         }
     };
+    let bootstrap = props.bootstrap_servers.clone().unwrap_or_default().join(",");
     let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
     println!("using the {which} at {bootstrap}");
 
-    let factory = ContainerFactory::builder().bootstrap_servers(bootstrap.as_str()).build()?;
-    let manual = factory.to_builder().ack_mode(AckMode::Manual).build()?;
+    let factory = ContainerFactory::from_properties(&props)?.build()?;
+    println!("ack mode from the settings: {}", factory.ack_mode());
+    let template = KafkaTemplate::from_properties(&props)?.build()?;
     let running = ListenerRegistry::from_annotations()
         .with_default_factory(factory)
-        .with_factory("manual", manual)
         // Created at start unless the broker has it.
         .with_topic(NewTopic::new(TOPIC, 1))
         .start()
         .await?;
 
     // The payments, queued together and their acknowledgments awaited together.
-    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
     let payments =
         (0..PAYMENTS).map(|i| template.send(TOPIC, format!("payment-{i}")).key(format!("account-{}", i % 3)));
     template.send_all(payments).await.into_result()?;

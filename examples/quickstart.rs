@@ -5,16 +5,19 @@
 //! most the records of the poll in progress; records of one partition (one customer's orders,
 //! since orders are keyed by customer) are handled in order.
 //!
-//! Runs on the broker named by `KAFKA_BOOTSTRAP_SERVERS`, or else on one embedded in this process:
-//! `cargo run --example quickstart`. It starts the listener (the registry creates the topic
-//! `orders`, 3 partitions, unless it exists), sends the orders with a `KafkaTemplate`, and exits
-//! 0 once every record is handled and committed.
+//! Its Kafka settings come from `examples/quickstart.toml` (`KafkaProperties`, loaded with
+//! figment) with `KAFKA_*` environment variables over them: the listener's three consumers are
+//! `listeners.billing.concurrency` there. Runs on the broker named by `KAFKA_BOOTSTRAP_SERVERS`,
+//! or else on one embedded in this process: `cargo run --example quickstart`. It starts the
+//! listener (the registry creates the topic `orders`, 3 partitions, unless it exists), sends the
+//! orders with a `KafkaTemplate`, and exits 0 once every record is handled and committed.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use figment::providers::{Env, Format, Toml};
 use kafka_listener::prelude::*;
 use kafka_listener::support::Admin;
 use serde::Deserialize;
@@ -42,7 +45,8 @@ struct Totals {
     next_offsets: Arc<Mutex<BTreeMap<i32, i64>>>,
 }
 
-#[kafka_listener(id = "billing", topic = "orders", group = "quickstart-billing", concurrency = 3)]
+// Its concurrency (3) is `listeners.billing.concurrency` in examples/quickstart.toml.
+#[kafka_listener(id = "billing", topic = "orders", group = "quickstart-billing")]
 async fn on_order(order: Json<Order>, meta: Meta, totals: State<Totals>) {
     totals.next_offsets.lock().unwrap_or_else(|e| e.into_inner()).insert(meta.partition, meta.offset + 1);
     if order.run == totals.run {
@@ -56,31 +60,34 @@ async fn on_order(order: Json<Order>, meta: Meta, totals: State<Totals>) {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
 
-    // The broker: the one of KAFKA_BOOTSTRAP_SERVERS, or one embedded in this process (it lives
-    // as long as `embedded`, to the end of main).
-    let (bootstrap, embedded) = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
-        Ok(servers) if !servers.trim().is_empty() => (servers, None),
-        _ => {
+    // The settings: the file, then KAFKA_* variables over it.
+    let mut props: KafkaProperties = figment::Figment::new()
+        .merge(Toml::file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/quickstart.toml")))
+        .merge(Env::prefixed("KAFKA_").filter_map(|key| KafkaProperties::env_key(key.as_str()).map(Into::into)))
+        .extract()?;
+    // The broker: the one the settings name (KAFKA_BOOTSTRAP_SERVERS), or one embedded in this
+    // process (it lives as long as `embedded`, to the end of main).
+    let embedded = match &props.bootstrap_servers {
+        Some(_) => None,
+        None => {
             let kafka = EmbeddedKafka::start(1)?;
             // The listener's three consumers join the group's first assignment together.
             kafka.set_initial_rebalance_delay(Duration::from_millis(500));
-            (kafka.bootstrap_servers(), Some(kafka))
+            props.bootstrap_servers = Some(vec![kafka.bootstrap_servers()]);
+            Some(kafka)
         }
     };
+    let bootstrap = props.bootstrap_servers.clone().unwrap_or_default().join(",");
     let which = if embedded.is_some() { "embedded broker" } else { "broker of KAFKA_BOOTSTRAP_SERVERS" };
     println!("using the {which} at {bootstrap}");
 
-    let factory = ContainerFactory::builder()
-        .bootstrap_servers(bootstrap.as_str())
-        // A short session timeout makes the group's joins quick (librdkafka's default is 45 s).
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .build()?;
     let run = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as u64;
     let totals = Totals { run, ..Totals::default() };
     let started = Instant::now();
+    let template = KafkaTemplate::from_properties(&props)?.build()?;
     let running = ListenerRegistry::from_annotations()
-        .with_default_factory(factory)
+        // The default factory from [consumer] and [listener], and the [listeners.billing] override.
+        .with_properties(props)
         .with_state(totals.clone())
         // Created at start unless the broker has it.
         .with_topic(NewTopic::new(TOPIC, 3))
@@ -88,7 +95,6 @@ async fn main() -> anyhow::Result<()> {
         .await?;
 
     // Every order queued at once, then all the broker's acknowledgments awaited together.
-    let template = KafkaTemplate::builder().bootstrap_servers(bootstrap.as_str()).build()?;
     let orders = (0..ORDERS).map(|i| {
         let customer = format!("customer-{}", i % CUSTOMERS);
         let payload = format!(r#"{{"run":{run},"customer":"{customer}","amount_cents":{}}}"#, 100 + i % 900);

@@ -14,8 +14,8 @@ use kafka_listener::Error;
 
 const WAIT: Duration = Duration::from_secs(30);
 
-fn from_toml(text: &str) -> Result<KafkaProperties, figment::Error> {
-    figment::Figment::new().merge(Toml::string(text)).extract()
+fn from_toml(text: &str) -> Result<KafkaProperties, Box<figment::Error>> {
+    figment::Figment::new().merge(Toml::string(text)).extract().map_err(Box::new)
 }
 
 /// A listener on `topic` without a group of its own (the properties' group applies).
@@ -427,6 +427,7 @@ fn secrets_never_appear_in_debug_output() {
 }
 
 #[test]
+#[allow(clippy::result_large_err)] // figment's Jail's closure returns figment's error
 fn figment_layers_the_environment_over_a_file() {
     figment::Jail::expect_with(|jail| {
         jail.create_file("kafka.yaml", "bootstrap-servers: localhost:9092\nlistener:\n  concurrency: 2\n")?;

@@ -109,6 +109,27 @@
 //! # }
 //! ```
 //!
+//! # Configuration from files and the environment
+//!
+//! [`KafkaProperties`] is Spring Boot's `spring.kafka.*` tree (kebab-case keys, per-listener
+//! overrides under `listeners.<id>`), read by any serde-based configuration library or from
+//! `KAFKA_*` variables; the registry makes its default factory and template from it and applies
+//! the overrides at start. `group-protocol = "consumer"` selects KIP-848's protocol
+//! ([`GroupProtocol`]).
+//!
+//! ```no_run
+//! # use kafka_listener::prelude::*;
+//! # async fn run() -> Result<(), kafka_listener::Error> {
+//! // KAFKA_BOOTSTRAP_SERVERS=localhost:9092 KAFKA_LISTENERS__AUDIT__CONCURRENCY=2 ...
+//! ListenerRegistry::from_annotations()
+//!     .with_properties(KafkaProperties::from_env()?)
+//!     .start()
+//!     .await?
+//!     .shutdown_on_signal()
+//!     .await
+//! # }
+//! ```
+//!
 //! # Choosing an ack mode
 //!
 //! Every ack mode commits a record's offset only after its handler returned (or the error handler
@@ -131,7 +152,7 @@
 //! anything after it is committed.
 //!
 //! The layers follow spring-kafka's: [`registry`] (annotated and code-built endpoints),
-//! [`config`] (factories, ack modes), [`container`] (consumers and poll loops), [`ack`]
+//! [`config`] (factories, ack modes, properties), [`container`] (consumers and poll loops), [`ack`]
 //! (acknowledgments, offset tracking), [`error_handler`], [`extract`] and [`handler`] (the
 //! adapter from records to function arguments), and [`support`].
 //!

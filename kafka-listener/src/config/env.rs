@@ -59,9 +59,11 @@ impl KafkaProperties {
             let name = name.as_ref();
             let Some(rest) = strip_prefix_ignore_case(name, prefix) else { continue };
             let Some(path) = Self::env_key(rest) else {
-                let first = rest.split("__").next().unwrap_or_default().to_ascii_lowercase().replace('_', "-");
-                if let Some(section) = SECTIONS.iter().chain(&VALUES).find(|s| first.starts_with(&format!("{s}-"))) {
-                    tracing::warn!(variable = name, "ignored: it starts with the key `{section}` but has no `__` after it; nested keys are separated by `__` (e.g. {prefix}CONSUMER__GROUP_ID)");
+                if let Some(meant) = missed_separator(rest) {
+                    tracing::warn!(
+                        variable = name,
+                        "ignored: nested keys are separated by `__`; did you mean {prefix}{meant}?"
+                    );
                 }
                 continue;
             };
@@ -128,6 +130,26 @@ impl KafkaProperties {
     }
 }
 
+/// For a variable that is not one of the properties: the name it was likely meant to have, when
+/// a single `_` stands where `__` nests a known key (`CONSUMER_GROUP_ID` for
+/// `CONSUMER__GROUP_ID`). Others (`HOME`, a broker's `LISTENER_SECURITY_PROTOCOL_MAP`) give `None`.
+fn missed_separator(rest: &str) -> Option<String> {
+    let upper = rest.to_ascii_uppercase();
+    SECTIONS.iter().find_map(|section| {
+        let head = format!("{}_", section.to_ascii_uppercase());
+        let tail = upper.strip_prefix(&head)?;
+        let meant = format!("{}__{tail}", section.to_ascii_uppercase());
+        let path = KafkaProperties::env_key(&meant)?;
+        // Meant: the key exists (its value, empty here, may be wrong; its name is not).
+        let mut tree = Map::new();
+        insert(&mut tree, &path, String::new());
+        match serde_json::from_value::<KafkaProperties>(Value::Object(tree)) {
+            Err(error) if error.to_string().contains("unknown field") => None,
+            _ => Some(meant),
+        }
+    })
+}
+
 fn strip_prefix_ignore_case<'a>(name: &'a str, prefix: &str) -> Option<&'a str> {
     let head = name.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then(|| &name[prefix.len()..]).filter(|rest| !rest.is_empty())
@@ -175,6 +197,15 @@ mod tests {
             ["HOME", "OPTS", "LISTENERS", "CONSUMER_GROUP_ID", "LISTENER_REQUIRE_REAL_BROKER", "CLIENT_ID__X"]
         {
             assert_eq!(key(ignored), None, "{ignored}");
+        }
+    }
+
+    #[test]
+    fn a_missed_double_underscore_is_noticed_and_other_variables_are_not() {
+        assert_eq!(missed_separator("CONSUMER_GROUP_ID").as_deref(), Some("CONSUMER__GROUP_ID"));
+        assert_eq!(missed_separator("LISTENER_CONCURRENCY").as_deref(), Some("LISTENER__CONCURRENCY"));
+        for other in ["HOME", "LISTENER_SECURITY_PROTOCOL_MAP", "LISTENER_REQUIRE_REAL_BROKER", "HEAP_OPTS"] {
+            assert_eq!(missed_separator(other), None, "{other}");
         }
     }
 

@@ -56,19 +56,21 @@ use crate::producer::{Acks, Compression};
 /// [`Endpoint`](crate::Endpoint) setting < `listeners.<id>` (so operators change one listener
 /// without a rebuild).
 ///
-/// Loaded with figment (TOML file, then `KAFKA_*` variables over it):
+/// Loaded with figment (a TOML file, then `KAFKA_*` variables over it, their names mapped by
+/// [`env_key`](Self::env_key)):
 ///
 /// ```
 /// use figment::providers::{Env, Format, Toml};
 /// use kafka_listener::prelude::*;
 ///
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
 /// let props: KafkaProperties = figment::Figment::new()
 ///     .merge(Toml::string("bootstrap-servers = \"localhost:9092\"\n[listener]\nconcurrency = 2"))
-///     .merge(Env::prefixed("KAFKA_").split("__").map(|key| key.as_str().replace('_', "-").into()))
-///     .extract()
-///     .map_err(|e| kafka_listener::Error::from(Box::new(e) as Box<dyn std::error::Error + Send + Sync>))
-///     .unwrap_or_else(|e| panic!("{e}"));
-/// assert_eq!(props.listener.concurrency, Some(2));
+///     .merge(Env::prefixed("KAFKA_").filter_map(|key| KafkaProperties::env_key(key.as_str()).map(Into::into)))
+///     .extract()?;
+/// let factory = ContainerFactory::from_properties(&props)?.build()?;
+/// assert_eq!(factory.concurrency(), 2);
+/// # Ok(()) }
 /// ```
 ///
 /// And with config-rs (a YAML file):
