@@ -126,7 +126,7 @@ async fn a_yaml_file_read_with_config_rs_configures_the_group_and_a_count_ack_mo
     let kafka = embedded(&[("yaml", 1)]);
     let bootstrap = kafka.bootstrap_servers();
     let yaml = format!(
-        "bootstrap-servers:\n  - {bootstrap}\nconsumer:\n  group-id: from-yaml\n  properties:\n    fetch:\n      wait.max.ms: 20\nlistener:\n  ack-mode: COUNT\n  ack-count: 3\n  ack-time: 1h\n"
+        "bootstrap-servers:\n  - {bootstrap}\nconsumer:\n  group-id: from-yaml\n  properties:\n    fetch:\n      wait.max.ms: 20\nlistener:\n  ack-mode: COUNT\n  ack-count: 3\n  ack-time: 1h\n  concurrency: 1\nproducer:\n  acks: 1\n  idempotence: false\n  compression-type: gzip\n  send-timeout: 7s\n"
     );
     let props: KafkaProperties = config::Config::builder()
         .add_source(config::File::from_str(&yaml, config::FileFormat::Yaml))
@@ -138,6 +138,12 @@ async fn a_yaml_file_read_with_config_rs_configures_the_group_and_a_count_ack_mo
     assert_eq!(factory.ack_time(), Duration::from_secs(3600));
     assert_eq!(factory.property("group.id"), Some("from-yaml"));
     assert_eq!(factory.property("fetch.wait.max.ms"), Some("20"), "nested YAML keys are joined with dots");
+    assert_eq!(factory.concurrency(), 1);
+    let template = KafkaTemplate::from_properties(&props).unwrap().build().unwrap();
+    assert_eq!(template.property("acks"), Some("1"));
+    assert_eq!(template.property("enable.idempotence"), Some("false"));
+    assert_eq!(template.property("compression.type"), Some("gzip"), "Spring's key compression-type");
+    assert_eq!(template.send_timeout(), Duration::from_secs(7));
 
     let probe = Probe::open();
     let running =
@@ -175,6 +181,8 @@ async fn an_environment_map_configures_the_factory_and_a_listener_override() {
             ("KAFKA_LISTENER__POLL_TIMEOUT", "200ms"),
             // The listener id `env-audit`, as a variable name spells it.
             ("KAFKA_LISTENERS__ENV_AUDIT__CONCURRENCY", "2"),
+            ("KAFKA_PRODUCER__LINGER", "20ms"),
+            ("KAFKA_PRODUCER__PROPERTIES__BATCH_NUM_MESSAGES", "500"),
             ("KAFKA_HOME", "/opt/kafka"),
             ("PATH", "/usr/bin"),
         ],
@@ -186,6 +194,9 @@ async fn an_environment_map_configures_the_factory_and_a_listener_override() {
     assert_eq!(factory.concurrency(), 1);
     assert_eq!(factory.poll_timeout(), Duration::from_millis(200));
     assert_eq!(factory.property("fetch.wait.max.ms"), Some("20"));
+    let template = KafkaTemplate::from_properties(&props).unwrap().build().unwrap();
+    assert_eq!(template.property("linger.ms"), Some("20"));
+    assert_eq!(template.property("batch.num.messages"), Some("500"));
 
     let probe = Probe::gated();
     let running = ListenerRegistry::empty()
@@ -255,6 +266,42 @@ async fn precedence_properties_then_code_then_the_listener_then_its_override() {
     assert!(committed(&bootstrap, "c-group", "prec").await.is_empty(), "the listener's own group was overridden");
     running.shutdown().await.unwrap();
     assert_eq!((a.count(), b.count(), c.count()), (4, 4, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overrides_change_a_listeners_topics_and_auto_startup() {
+    let kafka = embedded(&[("written", 1), ("configured", 1)]);
+    let bootstrap = kafka.bootstrap_servers();
+    let props = from_toml(&format!(
+        r#"
+        bootstrap-servers = "{bootstrap}"
+        [listeners.mover]
+        topics = ["configured"]
+        [listeners.sleeper]
+        auto-startup = false
+        "#
+    ))
+    .unwrap();
+    let (mover, sleeper) = (Probe::open(), Probe::open());
+    let running = ListenerRegistry::empty()
+        .with_properties(props)
+        .register(listener(&mover, "mover", "written").group("mover"))
+        .register(listener(&sleeper, "sleeper", "written").group("sleeper"))
+        .start()
+        .await
+        .unwrap();
+    produce(&kafka, "written", &numbered(2));
+    produce(&kafka, "configured", &numbered(3));
+    wait_until("the mover handled the configured topic", WAIT, || mover.count() == 3).await;
+    assert!(mover.seen().iter().all(|r| r.topic == "configured"), "only the configured topic");
+    let sleeper_container = running.container("sleeper").unwrap();
+    assert!(!sleeper_container.is_running(), "auto-startup = false");
+    assert_eq!(sleeper.count(), 0);
+    running.start("sleeper").unwrap();
+    wait_until("the sleeper, started, handled its topic", WAIT, || sleeper.count() == 2).await;
+    wait_committed(&bootstrap, "mover", "configured", [(0, 3)].into()).await;
+    running.shutdown().await.unwrap();
+    assert!(committed(&bootstrap, "mover", "written").await.is_empty(), "the written topic was replaced");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,6 +467,16 @@ fn secrets_never_appear_in_debug_output() {
     let template = KafkaTemplate::from_properties(&props);
     let shown = format!("{template:?}");
     assert!(!shown.contains("hunter2"), "{shown}");
+    // SASL without SSL: sasl_plaintext; the password goes to the client but is never given back.
+    let props = from_toml(
+        "bootstrap-servers = \"b1:9093\"\n[security.sasl]\nmechanism = \"PLAIN\"\nusername = \"svc\"\npassword = \"hunter2\"",
+    )
+    .unwrap();
+    let factory = ContainerFactory::from_properties(&props).unwrap().build().unwrap();
+    assert_eq!(factory.property("security.protocol"), Some("sasl_plaintext"));
+    assert_eq!((factory.property("sasl.mechanisms"), factory.property("sasl.username")), (Some("PLAIN"), Some("svc")));
+    assert_eq!(factory.property("sasl.password"), None);
+    assert!(!format!("{factory:?}").contains("hunter2"));
     // An error about a secret does not quote it.
     let error =
         KafkaProperties::from_env_vars("KAFKA_", [("KAFKA_SECURITY__SASL__PASSWORD", "hunter2-env")]).unwrap_err();

@@ -31,7 +31,10 @@
 //! own with the seed and the faults before it; the last line is
 //! `chaos seed=<n> duration=<s> faults=<k> records=<r> duplicates=<d> violations=<v>`, and the
 //! exit code is non-zero when there is a violation. `--role check --log FILE --seed N` checks
-//! the log of an earlier campaign again.
+//! the log of an earlier campaign again. `--group-protocol consumer` runs every group under
+//! KIP-848's consumer group protocol (the embedded broker's heartbeat 400 ms, session 4 s); the
+//! request errors it injects for JoinGroup, Heartbeat and SyncGroup then hit nothing (the
+//! mock's fault injection does not reach ConsumerGroupHeartbeat through rdkafka's API keys).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -136,6 +139,14 @@ fn main() -> anyhow::Result<()> {
             );
             let instances: u32 = value("--instances").map(|s| s.parse()).transpose()?.unwrap_or(3);
             let broker_down = args.iter().any(|a| a == "--broker-down");
+            // Every group under this protocol; the broker and instance processes inherit it.
+            let protocol: GroupProtocol = value("--group-protocol")
+                .map(|p| p.parse())
+                .transpose()
+                .map_err(anyhow::Error::msg)?
+                .unwrap_or_default();
+            // Set before any thread starts; children read it in `group_protocol()`.
+            std::env::set_var(PROTOCOL_VAR, protocol.name());
             let log = value("--log")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| std::env::temp_dir().join(format!("chaos-{seed}-{}.log", std::process::id())));
@@ -174,9 +185,21 @@ fn error_code(name: &str) -> Option<RDKafkaRespErr> {
     })
 }
 
+/// The variable through which the driver gives its processes `--group-protocol`.
+const PROTOCOL_VAR: &str = "CHAOS_GROUP_PROTOCOL";
+
+/// The campaign's consumer group protocol (`--group-protocol classic|consumer`, classic unless
+/// given).
+fn group_protocol() -> GroupProtocol {
+    std::env::var(PROTOCOL_VAR).ok().and_then(|p| p.parse().ok()).unwrap_or_default()
+}
+
 fn broker() -> anyhow::Result<()> {
     let kafka = EmbeddedKafka::start(1)?;
     kafka.set_initial_rebalance_delay(Duration::from_millis(300));
+    // The consumer protocol's timing is the broker's: as short as the classic groups' below.
+    kafka.set_consumer_group_heartbeat_interval(Duration::from_millis(400));
+    kafka.set_consumer_group_session_timeout(Duration::from_secs(4));
     for (listener, ..) in LISTENERS {
         kafka.create_topic(&topic(listener), PARTITIONS)?;
     }
@@ -259,10 +282,12 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
     let log = Log::open(log_path)?;
     let template = KafkaTemplate::builder().bootstrap_servers(bootstrap).build()?;
     let events = log.clone();
-    let base = ContainerFactory::builder()
-        .bootstrap_servers(bootstrap)
-        .set("session.timeout.ms", "4000")
-        .set("heartbeat.interval.ms", "400")
+    let protocol = group_protocol();
+    let mut base = ContainerFactory::builder().bootstrap_servers(bootstrap).group_protocol(protocol);
+    if protocol == GroupProtocol::Classic {
+        base = base.set("session.timeout.ms", "4000").set("heartbeat.interval.ms", "400");
+    }
+    let base = base
         // A JoinGroup waits up to max.poll.interval.ms + 3 s on the client; librdkafka's mock
         // cluster (2.12.1) aborts (assertion `!member->resp`) when a member sends another while
         // one is held, so keep it well above the mock's longest rebalance.
@@ -287,7 +312,8 @@ async fn run_instance(id: u32, bootstrap: &str, log_path: &Path) -> anyhow::Resu
     for (listener, mode, order) in LISTENERS {
         let mut factory = base.to_builder().ack_mode(mode).processing_order(order).max_concurrency(8);
         // Half the groups rebalance cooperatively (incremental), half eagerly.
-        if matches!(listener, "batch" | "count" | "manual" | "unordered") {
+        // (Under the consumer protocol every group rebalances incrementally.)
+        if protocol == GroupProtocol::Classic && matches!(listener, "batch" | "count" | "manual" | "unordered") {
             factory = factory.set("partition.assignment.strategy", "cooperative-sticky");
         }
         if listener == "record" {

@@ -51,25 +51,34 @@ impl GroupProtocol {
         }
     }
 
-    /// Under [`Consumer`](Self::Consumer): the first property set that the protocol forbids, as
-    /// an error naming it (with `label`, where it was set) and what to do.
+    /// Under [`Consumer`](Self::Consumer): the first property of
+    /// [`CLASSIC_ONLY`](Self::CLASSIC_ONLY) that is set (in that order, librdkafka's), with what
+    /// to do instead.
+    pub(crate) fn forbidden<'a>(
+        self,
+        properties: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> Option<(&'static str, &'static str)> {
+        if self == GroupProtocol::Classic {
+            return None;
+        }
+        let set: Vec<&str> = properties.map(|(k, _)| k).collect();
+        Self::CLASSIC_ONLY.into_iter().find(|(name, _)| set.contains(name))
+    }
+
+    /// [`forbidden`](Self::forbidden) as an error naming the property (with `label`, where it
+    /// was set) and what to do.
     pub(crate) fn check<'a>(
         self,
         properties: impl Iterator<Item = (&'a str, &'a str)>,
         label: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        if self == GroupProtocol::Classic {
-            return Ok(());
+        match self.forbidden(properties) {
+            None => Ok(()),
+            Some((key, instead)) => Err(Error::config(
+                label(key),
+                format!("`{key}` cannot be set with group.protocol=consumer (KIP-848): {instead}; remove it, or use group.protocol=classic"),
+            )),
         }
-        for (key, _) in properties {
-            if let Some((_, instead)) = Self::CLASSIC_ONLY.iter().find(|(name, _)| *name == key) {
-                return Err(Error::config(
-                    label(key),
-                    format!("`{key}` cannot be set with group.protocol=consumer (KIP-848): {instead}; remove it, or use group.protocol=classic"),
-                ));
-            }
-        }
-        Ok(())
     }
 }
 

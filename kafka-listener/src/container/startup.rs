@@ -141,12 +141,20 @@ fn subscribe(
         // Until the group's first rebalance completes nothing else is logged, which can take
         // tens of seconds: say what the consumers wait for, once per listener.
         let group = plan.client_config.get("group.id").unwrap_or_default();
-        let session_timeout = match plan.client_config.get("session.timeout.ms") {
-            Some(ms) => format!("{ms} ms"),
-            None => "45000 ms, librdkafka's default".to_string(),
-        };
-        tracing::info!(listener, group, topics = ?plan.subscription, consumers = siblings.total,
-            "joining the consumer group; partitions are assigned once the group coordinator has every member (a broker may wait up to session.timeout.ms = {session_timeout} for members that left; lower session.timeout.ms for faster joins)");
+        let protocol = crate::config::GroupProtocol::of(
+            plan.client_config.get("group.protocol").map(|v| ("group.protocol", v)).into_iter(),
+        );
+        if protocol == crate::config::GroupProtocol::Consumer {
+            tracing::info!(listener, group, topics = ?plan.subscription, consumers = siblings.total,
+                "joining the consumer group with the consumer protocol (KIP-848); the broker assigns partitions at the members' heartbeats");
+        } else {
+            let session_timeout = match plan.client_config.get("session.timeout.ms") {
+                Some(ms) => format!("{ms} ms"),
+                None => "45000 ms, librdkafka's default".to_string(),
+            };
+            tracing::info!(listener, group, topics = ?plan.subscription, consumers = siblings.total,
+                "joining the consumer group; partitions are assigned once the group coordinator has every member (a broker may wait up to session.timeout.ms = {session_timeout} for members that left; lower session.timeout.ms for faster joins)");
+        }
     }
     Some(())
 }

@@ -424,16 +424,26 @@ impl ListenerRegistry {
             for (key, value) in &r.properties {
                 properties.set(key.as_str(), value.as_str());
             }
-            let listener_props = || r.properties.iter().map(|(k, v)| (k.as_str(), v.as_str()));
             let protocol = GroupProtocol::of(properties.iter());
-            if let Err(error) = protocol.check(properties.iter(), |key| {
-                if listener_props().any(|(k, _)| k == key) {
-                    format!("{key} (the listener's properties)")
-                } else {
-                    format!("{key} ({factory_label}'s properties)")
-                }
-            }) {
-                problems.push(Problem { listener: Some(r.id.clone()), message: error.to_string() });
+            if let Some((key, instead)) = protocol.forbidden(properties.iter()) {
+                let (set_by, protocol_by) = (
+                    if r.properties.iter().any(|(k, _)| k == key) {
+                        "the listener's".to_string()
+                    } else {
+                        format!("{factory_label}'s")
+                    },
+                    if r.properties.iter().any(|(k, _)| k == "group.protocol") {
+                        "the listener's".to_string()
+                    } else {
+                        format!("{factory_label}'s")
+                    },
+                );
+                problems.push(Problem {
+                    listener: Some(r.id.clone()),
+                    message: format!(
+                        "its consumer configuration sets `{key}` ({set_by} properties), which group.protocol=consumer (KIP-848; {protocol_by} properties) does not allow: {instead}; remove it, or use group.protocol=classic"
+                    ),
+                });
             } else if let Err(reason) = check_consumer_config(&config, &properties) {
                 let listener_keys: Vec<&str> = r.properties.iter().map(|(k, _)| k.as_str()).collect();
                 problems.push(Problem {
