@@ -16,7 +16,9 @@
 //!
 //! With `INSTRUCTIONS_FMT` set, each consumer runs with a `tracing_subscriber::fmt` subscriber at
 //! `info` (writing nowhere): what the listener's spans cost an application that logs at info;
-//! with `INSTRUCTIONS_METRICS` set, with a Prometheus recorder installed (what metrics cost).
+//! with `INSTRUCTIONS_METRICS` set, with a Prometheus recorder installed (what metrics cost);
+//! with `INSTRUCTIONS_GROUP_PROTOCOL=consumer`, every consumer (raw ones too) in a group of
+//! KIP-848's consumer protocol.
 //!
 //! Each consumer prints `SUM <sum> RECORDS <n>`; the script checks the sums agree. With
 //! `--first`, a consumer reads `ipr-first` instead, a topic of one record (so that librdkafka has
@@ -127,6 +129,15 @@ fn first_record(records: u64, sum: u64) {
     }
 }
 
+/// The group setting of every consumer: a short session under the classic protocol, or, with
+/// `INSTRUCTIONS_GROUP_PROTOCOL=consumer` set, KIP-848's consumer protocol (which refuses
+/// session settings).
+static GROUP_SETTING: std::sync::LazyLock<(&str, &str)> =
+    std::sync::LazyLock::new(|| match std::env::var("INSTRUCTIONS_GROUP_PROTOCOL").as_deref() {
+        Ok("consumer") => ("group.protocol", "consumer"),
+        _ => ("session.timeout.ms", "6000"),
+    });
+
 /// How often `raw-commit` commits: every `max.poll.records` (Spring's and our default, 500)
 /// records, as the listener's Batch ack mode does at most.
 const RAW_COMMIT_EVERY: u64 = 500;
@@ -141,7 +152,7 @@ fn raw(bootstrap: &str, group: &str, topic: &str, records: u64, commit_every: Op
         .set("enable.auto.commit", "false")
         .set("auto.offset.reset", "earliest")
         .set("fetch.queue.backoff.ms", "10")
-        .set("session.timeout.ms", "6000")
+        .set(GROUP_SETTING.0, GROUP_SETTING.1)
         .create()?;
     consumer.subscribe(&[topic])?;
     let (mut count, mut sum) = (0u64, 0u64);
@@ -168,7 +179,7 @@ fn listener(bootstrap: &str, group: &str, topic: &str, records: u64, mode: AckMo
     runtime.block_on(async {
         let factory = ContainerFactory::builder()
             .bootstrap_servers(bootstrap)
-            .set("session.timeout.ms", "6000")
+            .set(GROUP_SETTING.0, GROUP_SETTING.1)
             .ack_mode(mode)
             .concurrency(1)
             .build()?;

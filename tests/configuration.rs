@@ -375,6 +375,10 @@ fn bad_configuration_is_an_error_naming_the_key() {
     let error = from_toml("[listener]\nack-mode = \"sometimes\"").unwrap_err().to_string();
     assert!(error.contains("listener.ack-mode") && error.contains("sometimes"), "{error}");
 
+    let props = from_toml("bootstrap-servers = \"localhost:9092\"\n[listener]\npoll-timeout = \"0ms\"").unwrap();
+    let error = ContainerFactory::from_properties(&props).unwrap_err();
+    assert!(matches!(&error, Error::Config { setting, .. } if setting == "listener.poll-timeout"), "{error}");
+
     // librdkafka properties are checked by from_properties, by key path.
     let props =
         from_toml("bootstrap-servers = \"localhost:9092\"\n[consumer.properties]\n\"fetch.max.bytez\" = 1").unwrap();

@@ -142,15 +142,7 @@ impl EmbeddedKafka {
     /// wait `session.timeout.ms - 1 s`, rejecting commits meanwhile). 0 starts a lone consumer
     /// ~0.1 s sooner.
     pub fn set_initial_rebalance_delay(&self, delay: Duration) {
-        self.with_mock(|cluster| {
-            // SAFETY: see `with_mock`.
-            unsafe {
-                rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms(
-                    cluster,
-                    i32::try_from(delay.as_millis()).unwrap_or(i32::MAX),
-                );
-            }
-        });
+        self.set_millis(rdkafka::bindings::rd_kafka_mock_group_initial_rebalance_delay_ms, delay);
     }
 
     /// The heartbeat interval the broker gives members of consumer-protocol groups (KIP-848's
@@ -158,29 +150,23 @@ impl EmbeddedKafka {
     /// learns of a new assignment at its next heartbeat, so a shorter one makes rebalances
     /// quicker in tests.
     pub fn set_consumer_group_heartbeat_interval(&self, interval: Duration) {
-        self.with_mock(|cluster| {
-            // SAFETY: see `with_mock`.
-            unsafe {
-                rdkafka::bindings::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms(
-                    cluster,
-                    i32::try_from(interval.as_millis()).unwrap_or(i32::MAX),
-                );
-            }
-        });
+        self.set_millis(rdkafka::bindings::rd_kafka_mock_set_group_consumer_heartbeat_interval_ms, interval);
     }
 
     /// How long a silent member of a consumer-protocol group keeps its partitions (KIP-848's
     /// `group.consumer.session.timeout.ms`; the mock cluster's default is 30 s).
     pub fn set_consumer_group_session_timeout(&self, timeout: Duration) {
-        self.with_mock(|cluster| {
-            // SAFETY: see `with_mock`.
-            unsafe {
-                rdkafka::bindings::rd_kafka_mock_set_group_consumer_session_timeout_ms(
-                    cluster,
-                    i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX),
-                );
-            }
-        });
+        self.set_millis(rdkafka::bindings::rd_kafka_mock_set_group_consumer_session_timeout_ms, timeout);
+    }
+
+    /// Calls one of the mock cluster's millisecond setters.
+    fn set_millis(
+        &self,
+        setter: unsafe extern "C" fn(*mut rdkafka::bindings::rd_kafka_mock_cluster_t, i32),
+        value: Duration,
+    ) {
+        // SAFETY: see `with_mock`; the setters only store the value.
+        self.with_mock(|cluster| unsafe { setter(cluster, i32::try_from(value.as_millis()).unwrap_or(i32::MAX)) });
     }
 
     /// The brokers' addresses, for `bootstrap_servers`.

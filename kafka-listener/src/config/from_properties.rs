@@ -152,6 +152,12 @@ impl ContainerFactory {
         properties.check(true)?;
         GroupProtocol::of(properties.iter()).check(properties.iter(), |key| properties.path_of(key))?;
 
+        let l = &props.listener;
+        for (value, path) in [(l.poll_timeout, "listener.poll-timeout"), (l.ack_time, "listener.ack-time")] {
+            if value.is_some_and(|d| d.is_zero()) {
+                return Err(Error::config(path, "must be above zero; write e.g. \"100ms\""));
+            }
+        }
         let mut builder = ContainerFactory::builder();
         for (key, value) in properties.iter() {
             builder = builder.set(key, value);
@@ -159,7 +165,6 @@ impl ContainerFactory {
         if let Some(records) = consumer.max_poll_records {
             builder = builder.max_poll_records(records);
         }
-        let l = &props.listener;
         macro_rules! apply {
             ($($field:ident),* $(,)?) => {
                 $(if let Some(value) = l.$field { builder = builder.$field(value); })*
