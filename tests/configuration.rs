@@ -346,6 +346,67 @@ async fn overrides_for_unknown_listeners_or_with_values_a_listener_cannot_take_f
     assert_eq!(probe.count(), 0, "nothing started");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn properties_that_cannot_make_the_default_factory_are_one_problem_not_several() {
+    let props = from_toml("bootstrap-servers = \"localhost:1\"\n[consumer]\ngroup-protocol = \"consumer\"\nsession-timeout = \"6s\"\nheartbeat-interval = \"1s\"").unwrap();
+    let probe = Probe::open();
+    let error = ListenerRegistry::empty()
+        .with_properties(props)
+        .register(listener(&probe, "a", "t"))
+        .register(listener(&probe, "b", "t"))
+        .with_topic(NewTopic::new("t", 1))
+        .start()
+        .await
+        .unwrap_err();
+    let Error::Validation(problems) = &error else { panic!("{error}") };
+    assert_eq!(problems.len(), 1, "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("`consumer.session-timeout`") && text.contains("`consumer.heartbeat-interval`"),
+        "both named: {text}"
+    );
+    assert!(!text.contains("with_default_factory"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn override_values_are_taken_as_written_and_an_empty_group_is_refused() {
+    let kafka = embedded(&[("literal", 1)]);
+    let props = from_toml(&format!(
+        r#"
+        bootstrap-servers = "{}"
+        [listeners.literal]
+        group = "team-${{CONFIGURATION_TEST_UNSET}}"
+        [listeners.empty]
+        group = " "
+        "#,
+        kafka.bootstrap_servers()
+    ))
+    .unwrap();
+    let probe = Probe::open();
+    let error = ListenerRegistry::empty()
+        .with_properties(props.clone())
+        .register(listener(&probe, "literal", "literal"))
+        .register(listener(&probe, "empty", "literal"))
+        .start()
+        .await
+        .unwrap_err();
+    let Error::Validation(problems) = &error else { panic!("{error}") };
+    assert_eq!(problems.len(), 1, "only the empty group: {error}");
+    assert!(error.to_string().contains("`listeners.empty.group`: is empty"), "{error}");
+
+    let mut props = props;
+    props.listeners.remove("empty");
+    let running = ListenerRegistry::empty()
+        .with_properties(props)
+        .register(listener(&probe, "literal", "literal"))
+        .start()
+        .await
+        .unwrap();
+    produce(&kafka, "literal", &numbered(1));
+    wait_committed(&kafka.bootstrap_servers(), "team-${CONFIGURATION_TEST_UNSET}", "literal", [(0, 1)].into()).await;
+    running.shutdown().await.unwrap();
+}
+
 #[test]
 fn bad_configuration_is_an_error_naming_the_key() {
     // An unknown key names itself and the valid ones.
@@ -378,6 +439,15 @@ fn bad_configuration_is_an_error_naming_the_key() {
     let props = from_toml("bootstrap-servers = \"localhost:9092\"\n[listener]\npoll-timeout = \"0ms\"").unwrap();
     let error = ContainerFactory::from_properties(&props).unwrap_err();
     assert!(matches!(&error, Error::Config { setting, .. } if setting == "listener.poll-timeout"), "{error}");
+
+    let props = KafkaProperties::from_env_vars(
+        "KAFKA_",
+        [("KAFKA_BOOTSTRAP_SERVERS", "b:9092"), ("KAFKA_CONSUMER__GROUP_ID", "")],
+    )
+    .unwrap();
+    let error = ContainerFactory::from_properties(&props).unwrap_err();
+    assert!(matches!(&error, Error::Config { setting, .. } if setting == "consumer.group-id"), "{error}");
+    assert!(error.to_string().contains("is empty"), "{error}");
 
     // librdkafka properties are checked by from_properties, by key path.
     let props =
@@ -454,6 +524,7 @@ fn secrets_never_appear_in_debug_output() {
         key-password = "hunter2-key"
         [properties]
         "sasl.oauthbearer.client.secret" = "hunter2-oauth"
+        "sasl.oauthbearer.assertion.private.key.passphrase" = "hunter2-passphrase"
         [listeners.audit.properties]
         "ssl.key.password" = "hunter2-listener"
         "#,
@@ -481,6 +552,10 @@ fn secrets_never_appear_in_debug_output() {
     assert_eq!((factory.property("sasl.mechanisms"), factory.property("sasl.username")), (Some("PLAIN"), Some("svc")));
     assert_eq!(factory.property("sasl.password"), None);
     assert!(!format!("{factory:?}").contains("hunter2"));
+    // A numeric password is a password, not a type error quoting it.
+    let props = from_toml("[security.sasl]\nmechanism = \"PLAIN\"\nusername = \"svc\"\npassword = 1234567").unwrap();
+    assert_eq!(props.security.sasl.as_ref().map(|s| s.password.expose()), Some("1234567"));
+    assert!(!format!("{props:?}").contains("1234567"));
     // An error about a secret does not quote it.
     let error =
         KafkaProperties::from_env_vars("KAFKA_", [("KAFKA_SECURITY__SASL__PASSWORD", "hunter2-env")]).unwrap_err();
@@ -495,12 +570,15 @@ fn figment_layers_the_environment_over_a_file() {
         jail.set_env("KAFKA_LISTENER__CONCURRENCY", "5");
         jail.set_env("KAFKA_CONSUMER__PROPERTIES__FETCH_WAIT_MAX_MS", "30");
         jail.set_env("KAFKA_HOME", "/opt/kafka");
+        // figment parses values: a quoted one stays text (007 alone would be the number 7).
+        jail.set_env("KAFKA_CONSUMER__GROUP_ID", "\"007\"");
         let props: KafkaProperties = figment::Figment::new()
             .merge(Yaml::file("kafka.yaml"))
             .merge(Env::prefixed("KAFKA_").filter_map(|key| KafkaProperties::env_key(key.as_str()).map(Into::into)))
             .extract()?;
         assert_eq!(props.listener.concurrency, Some(5));
         assert_eq!(props.consumer.properties.get("fetch.wait.max.ms"), Some("30"));
+        assert_eq!(props.consumer.group_id.as_deref(), Some("007"));
         Ok(())
     });
 }

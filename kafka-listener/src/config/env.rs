@@ -58,7 +58,7 @@ impl KafkaProperties {
         for (name, value) in vars {
             let name = name.as_ref();
             let Some(rest) = strip_prefix_ignore_case(name, prefix) else { continue };
-            let Some(path) = Self::env_key(rest) else {
+            let Some(path) = env_path(rest) else {
                 if let Some(meant) = missed_separator(rest) {
                     tracing::warn!(
                         variable = name,
@@ -102,32 +102,46 @@ impl KafkaProperties {
     /// assert_eq!(KafkaProperties::env_key("LISTENERS__AUDIT__CONCURRENCY").as_deref(), Some("listeners.audit.concurrency"));
     /// # Ok(()) }
     /// ```
+    ///
+    /// A name that looks like a missed `__` (`CONSUMER_GROUP_ID`) is logged at WARN, as
+    /// [`from_env`](Self::from_env) does.
     pub fn env_key(name: &str) -> Option<String> {
-        let segments: Vec<String> = name.split("__").map(|s| s.to_ascii_lowercase()).collect();
-        let first = segments.first()?.replace('_', "-");
-        let is_section = SECTIONS.contains(&first.as_str());
-        if !(VALUES.contains(&first.as_str()) && segments.len() == 1 || is_section && segments.len() > 1) {
-            return None;
-        }
-        // Where a `properties` map may be: at the top, in consumer / producer, in listeners.<id>.
-        let properties_at = match first.as_str() {
-            "properties" => Some(1),
-            "consumer" | "producer" => Some(2),
-            "listeners" => Some(3),
-            _ => None,
-        };
-        let mut path = vec![first];
-        for (depth, segment) in segments.iter().enumerate().skip(1) {
-            if properties_at == Some(depth) && path.last().is_some_and(|p| p == "properties") {
-                // A librdkafka property: its name's dots were written as `_` (or `__`).
-                let property = segments[depth..].join(".").replace('_', ".");
-                path.push(property.split('.').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("."));
-                return Some(path.join("."));
+        let path = env_path(name);
+        if path.is_none() {
+            if let Some(meant) = missed_separator(name) {
+                tracing::warn!(variable = name, "ignored: nested keys are separated by `__`; did you mean {meant}?");
             }
-            path.push(segment.replace('_', "-"));
         }
-        Some(path.join("."))
+        path
     }
+}
+
+/// [`KafkaProperties::env_key`] without the warning.
+fn env_path(name: &str) -> Option<String> {
+    let segments: Vec<String> = name.split("__").map(|s| s.to_ascii_lowercase()).collect();
+    let first = segments.first()?.replace('_', "-");
+    let is_section = SECTIONS.contains(&first.as_str());
+    if !(VALUES.contains(&first.as_str()) && segments.len() == 1 || is_section && segments.len() > 1) {
+        return None;
+    }
+    // Where a `properties` map may be: at the top, in consumer / producer, in listeners.<id>.
+    let properties_at = match first.as_str() {
+        "properties" => Some(1),
+        "consumer" | "producer" => Some(2),
+        "listeners" => Some(3),
+        _ => None,
+    };
+    let mut path = vec![first];
+    for (depth, segment) in segments.iter().enumerate().skip(1) {
+        if properties_at == Some(depth) && path.last().is_some_and(|p| p == "properties") {
+            // A librdkafka property: its name's dots were written as `_` (or `__`).
+            let property = segments[depth..].join(".").replace('_', ".");
+            path.push(property.split('.').filter(|s| !s.is_empty()).collect::<Vec<_>>().join("."));
+            return Some(path.join("."));
+        }
+        path.push(segment.replace('_', "-"));
+    }
+    Some(path.join("."))
 }
 
 /// For a variable that is not one of the properties: the name it was likely meant to have, when
@@ -139,7 +153,7 @@ fn missed_separator(rest: &str) -> Option<String> {
         let head = format!("{}_", section.to_ascii_uppercase());
         let tail = upper.strip_prefix(&head)?;
         let meant = format!("{}__{tail}", section.to_ascii_uppercase());
-        let path = KafkaProperties::env_key(&meant)?;
+        let path = env_path(&meant)?;
         // Meant: the key exists (its value, empty here, may be wrong; its name is not).
         let mut tree = Map::new();
         insert(&mut tree, &path, String::new());
@@ -180,7 +194,7 @@ mod tests {
 
     #[test]
     fn variable_names_become_key_paths() {
-        let key = KafkaProperties::env_key;
+        let key = env_path;
         assert_eq!(key("BOOTSTRAP_SERVERS").as_deref(), Some("bootstrap-servers"));
         assert_eq!(key("CONSUMER__GROUP_ID").as_deref(), Some("consumer.group-id"));
         assert_eq!(

@@ -492,6 +492,12 @@ impl ContainerFactoryBuilder {
                 "not set; call .bootstrap_servers(\"host:9092\") or use EmbeddedKafka::bootstrap_servers()",
             ));
         }
+        if s.properties.get("group.id").is_some_and(|g| g.trim().is_empty()) {
+            return Err(Error::config(
+                "group.id",
+                "is empty; name the group, or leave it out (each listener's id is its group then)",
+            ));
+        }
         if s.concurrency == 0 {
             return Err(Error::config("concurrency", "must be at least 1"));
         }

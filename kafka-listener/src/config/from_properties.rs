@@ -40,6 +40,39 @@ impl Sourced {
         Ok(())
     }
 
+    /// Checks the consumer properties together, as librdkafka will create the consumer (some
+    /// refuse each other, or need a feature this build lacks), naming the key path of the first
+    /// property librdkafka's reason mentions.
+    fn check_together(&self) -> Result<()> {
+        let properties: super::Properties = {
+            let mut p = super::Properties::default();
+            for (k, v) in self.iter() {
+                p.set(k, v);
+            }
+            p
+        };
+        let mut config = properties.to_client_config();
+        super::container_properties(&mut config, "kafka-listener-check");
+        let Err(reason) = super::check_consumer_config(&config, &properties) else { return Ok(()) };
+        let mentioned = self
+            .0
+            .iter()
+            .find(|(k, _, _)| reason.contains(k.as_str()))
+            .or_else(|| {
+                // "No provider for SASL mechanism ...": the mechanism.
+                reason
+                    .contains("SASL mechanism")
+                    .then(|| self.0.iter().find(|(k, _, _)| k == "sasl.mechanisms"))
+                    .flatten()
+            })
+            .map(|(_, _, path)| path.clone());
+        let hint = super::feature_hint(&reason).unwrap_or_default();
+        Err(Error::config(
+            mentioned.unwrap_or_else(|| "properties".to_string()),
+            format!("{reason}{hint}: librdkafka refuses this consumer configuration; change or remove the setting"),
+        ))
+    }
+
     fn path_of(&self, key: &str) -> String {
         self.0.iter().find(|(k, _, _)| k == key).map_or_else(|| key.to_string(), |(_, _, p)| p.clone())
     }
@@ -127,6 +160,12 @@ impl ContainerFactory {
             properties.set("client.id", client_id.clone(), path);
         }
         if let Some(group) = &consumer.group_id {
+            if group.trim().is_empty() {
+                return Err(Error::config(
+                    "consumer.group-id",
+                    "is empty; name the group, or remove the key (each listener's id is its group then)",
+                ));
+            }
             properties.set("group.id", group.clone(), "consumer.group-id");
         }
         if let Some(reset) = consumer.auto_offset_reset {
@@ -151,6 +190,7 @@ impl ContainerFactory {
         properties.map(&consumer.properties, "consumer.properties.");
         properties.check(true)?;
         GroupProtocol::of(properties.iter()).check(properties.iter(), |key| properties.path_of(key))?;
+        properties.check_together()?;
 
         let l = &props.listener;
         for (value, path) in [(l.poll_timeout, "listener.poll-timeout"), (l.ack_time, "listener.ack-time")] {

@@ -72,13 +72,23 @@ impl GroupProtocol {
         properties: impl Iterator<Item = (&'a str, &'a str)>,
         label: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        match self.forbidden(properties) {
-            None => Ok(()),
-            Some((key, instead)) => Err(Error::config(
-                label(key),
-                format!("`{key}` cannot be set with group.protocol=consumer (KIP-848): {instead}; remove it, or use group.protocol=classic"),
-            )),
+        if self == GroupProtocol::Classic {
+            return Ok(());
         }
+        let set: Vec<&str> = properties.map(|(k, _)| k).collect();
+        let forbidden: Vec<(&str, &str)> =
+            Self::CLASSIC_ONLY.into_iter().filter(|(name, _)| set.contains(name)).collect();
+        let Some((first, _)) = forbidden.first() else { return Ok(()) };
+        let each: Vec<String> =
+            forbidden.iter().map(|(key, instead)| format!("`{}` ({key}): {instead}", label(key))).collect();
+        Err(Error::config(
+            label(first),
+            format!(
+                "group.protocol=consumer (KIP-848) does not allow {}; remove {}, or use group.protocol=classic",
+                each.join("; "),
+                if forbidden.len() == 1 { "it" } else { "them" }
+            ),
+        ))
     }
 }
 

@@ -136,9 +136,14 @@ pub struct SaslProperties {
     #[serde(deserialize_with = "required_mechanism")]
     pub mechanism: SaslMechanism,
     /// `sasl.username`.
+    #[serde(deserialize_with = "required_text")]
     pub username: String,
     /// `sasl.password`, never shown.
     pub password: Secret,
+}
+
+fn required_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    values::text(d).map(Option::unwrap_or_default)
 }
 
 fn required_mechanism<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SaslMechanism, D::Error> {
@@ -310,7 +315,8 @@ pub struct ListenerProperties {
 
 /// The settings of one listener, by id (`listeners.<id>`), over its attribute or
 /// [`Endpoint`](crate::Endpoint) and its factory: operators change one listener without a
-/// rebuild. Ids from environment variables (`KAFKA_LISTENERS__AUDIT_LOG__CONCURRENCY` gives
+/// rebuild. Values are taken as written (no `${ENV}` placeholders: the loader interpolates, if
+/// at all). Ids from environment variables (`KAFKA_LISTENERS__AUDIT_LOG__CONCURRENCY` gives
 /// `audit-log`) match a listener id ignoring case, `-` and `_` when none matches exactly.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
@@ -344,10 +350,16 @@ pub struct ListenerOverride {
     pub properties: ClientProperties,
 }
 
-/// A secret value (a password): never shown by `Debug` or in errors.
-#[derive(Clone, PartialEq, Eq, Deserialize)]
-#[serde(transparent)]
+/// A secret value (a password): never shown by `Debug` or in errors. Read from text or a number
+/// (`password = 12345`), so that a loader's type error never quotes it.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
+
+impl<'de> Deserialize<'de> for Secret {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        values::text(d).map(|text| Secret(text.unwrap_or_default()))
+    }
+}
 
 impl Secret {
     /// Wraps a secret.

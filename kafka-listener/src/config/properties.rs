@@ -45,6 +45,8 @@ pub(crate) fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
     key.contains("password")
         || key.contains("secret")
+        || key.contains("passphrase")
+        || key.contains("private.key")
         || key == "ssl.key.pem"
         || key == "sasl.oauthbearer.config"
         || key == "sasl.jaas.config"

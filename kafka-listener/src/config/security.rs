@@ -69,6 +69,17 @@ impl SecuritySettings for crate::producer::KafkaTemplateBuilder {
 
 /// A hint appended to librdkafka's refusal of a security setting it was built without.
 pub(crate) fn feature_hint(reason: &str) -> Option<&'static str> {
-    (reason.contains("OpenSSL") || reason.contains("SSL") || reason.contains("recompile"))
-        .then_some("; SSL (and SCRAM) need kafka-listener's `ssl` cargo feature")
+    if reason.contains("OpenSSL")
+        || reason.contains("SSL")
+        || reason.contains("recompile")
+        || reason.contains("SASL mechanism SCRAM")
+    {
+        Some("; SSL (and SCRAM) need kafka-listener's `ssl` cargo feature")
+    } else if reason.contains("GSSAPI") {
+        Some("; SASL/GSSAPI needs kafka-listener's `gssapi` cargo feature")
+    } else if reason.contains("zstd") {
+        Some("; zstd compression needs kafka-listener's `zstd` cargo feature")
+    } else {
+        None
+    }
 }

@@ -212,7 +212,9 @@ impl KafkaTemplateBuilder {
         let config: ClientConfig = self.properties.to_client_config();
         let producer: rdkafka::producer::FutureProducer = config.create().map_err(|e| {
             // librdkafka checks combinations at creation (e.g. idempotence with acks=1).
-            Error::config("producer", crate::config::redacted_error(&self.properties, &e.to_string()))
+            let reason = crate::config::redacted_error(&self.properties, &e.to_string());
+            let hint = crate::config::feature_hint(&reason).unwrap_or_default();
+            Error::config("producer", format!("{reason}{hint}"))
         })?;
         let transactional = self.properties.get("transactional.id").is_some();
         if transactional {

@@ -3,6 +3,7 @@ use std::sync::Arc;
 
 use super::annotation::annotated;
 use super::endpoint::Endpoint;
+use super::overrides::Overrides;
 use super::placeholder::resolve;
 use super::resolve::{resolve_endpoint, Resolved};
 use super::running::RunningListeners;
@@ -28,6 +29,8 @@ pub struct ListenerRegistry {
     template: Option<KafkaTemplate>,
     topics: Vec<NewTopic>,
     properties: Option<KafkaProperties>,
+    /// The properties could not make the default factory (reported once, as such).
+    default_factory_failed: bool,
 }
 
 impl std::fmt::Debug for ListenerRegistry {
@@ -61,6 +64,7 @@ impl ListenerRegistry {
             template: None,
             topics: Vec::new(),
             properties: None,
+            default_factory_failed: false,
         }
     }
 
@@ -174,9 +178,14 @@ impl ListenerRegistry {
         })?;
         let mut problems = Vec::new();
 
-        self.apply_properties(&mut problems).await;
+        let overrides = self.apply_properties(&mut problems).await;
         self.create_declared_topics(&mut problems).await;
         let mut resolved = self.resolve_selected(&mut problems);
+        if let Some(overrides) = &overrides {
+            for r in &mut resolved {
+                overrides.apply(r, &mut problems);
+            }
+        }
         self.replay_partitions(&mut resolved, &mut problems).await;
         duplicate_ids(&resolved, &mut problems);
         let bound = self.bind(resolved, &mut problems);
@@ -213,16 +222,20 @@ impl ListenerRegistry {
     }
 
     /// Makes the default factory and the template from the properties where code gave none, and
-    /// applies the per-listener overrides.
-    async fn apply_properties(&mut self, problems: &mut Vec<Problem>) {
-        let Some(props) = self.properties.take() else { return };
+    /// checks the per-listener overrides' ids (applied once the listeners are resolved).
+    async fn apply_properties(&mut self, problems: &mut Vec<Problem>) -> Option<Overrides> {
+        let props = self.properties.take()?;
         let mut problem = |what: &str, error: Error| {
             problems.push(Problem { listener: None, message: format!("KafkaProperties: {what}: {error}") })
         };
         if self.default_factory.is_none() {
             match ContainerFactory::from_properties(&props).and_then(|b| b.build()) {
                 Ok(factory) => self.default_factory = Some(factory),
-                Err(error) => problem("the default factory cannot be made", error),
+                Err(error) => {
+                    // The listeners on the default factory are not told again that there is none.
+                    self.default_factory_failed = true;
+                    problem("the default factory cannot be made", error)
+                }
             }
         }
         let needs_template = self.endpoints.iter().any(|e| e.requirements.replies || e.retry_topics.is_some())
@@ -240,7 +253,9 @@ impl ListenerRegistry {
                 Err(error) => problem("the template cannot be made", error),
             }
         }
-        super::overrides::apply(&mut self.endpoints, &props.listeners, problems);
+        let ids: Vec<String> =
+            self.endpoints.iter().map(|e| resolve(e.id()).unwrap_or_else(|_| e.id().to_string())).collect();
+        Some(Overrides::new(props.listeners, &ids, problems))
     }
 
     /// Creates the declared topics the default factory's cluster does not have.
@@ -250,6 +265,9 @@ impl ListenerRegistry {
         }
         let names = self.topics.iter().map(|t| format!("`{}`", t.name())).collect::<Vec<_>>().join(", ");
         let Some(factory) = &self.default_factory else {
+            if self.default_factory_failed {
+                return;
+            }
             problems.push(Problem {
                 listener: None,
                 message: format!(
@@ -356,6 +374,7 @@ impl ListenerRegistry {
                 },
                 None => match &self.default_factory {
                     Some(f) => (f.clone(), "the default factory".to_string()),
+                    None if self.default_factory_failed => continue,
                     None => {
                         problems.push(Problem {
                             listener: Some(r.id.clone()),

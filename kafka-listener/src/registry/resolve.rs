@@ -232,6 +232,12 @@ pub(crate) fn resolve_endpoint(e: Endpoint) -> std::result::Result<Resolved, Vec
             }
         }
     }
+    if group.as_deref().is_some_and(|g| g.trim().is_empty()) {
+        check.problem(
+            "has an empty group; name the consumer group, or leave `group` out (the listener id is the group then)"
+                .into(),
+        );
+    }
     if topics.iter().any(|t| t.trim().is_empty()) {
         check.problem("has an empty topic name".into());
     }
