@@ -457,6 +457,17 @@ struct Handling {
 /// two instances, and every record is handled (its first handling in its key's offset order).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_instance_joining_mid_stream_keeps_each_key_in_order() {
+    second_instance_keeps_keys_in_order(kafka_listener::GroupProtocol::Classic).await;
+}
+
+/// The same under KIP-848's consumer protocol: partitions move incrementally, and the offset maps
+/// of the partitions that move are read by their new owner at its (incremental) assignment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_instance_joining_mid_stream_keeps_each_key_in_order_under_the_consumer_protocol() {
+    second_instance_keeps_keys_in_order(kafka_listener::GroupProtocol::Consumer).await;
+}
+
+async fn second_instance_keeps_keys_in_order(protocol: kafka_listener::GroupProtocol) {
     let kafka = embedded(&[("handover", 4)]);
     let bootstrap = kafka.bootstrap_servers();
     let mut end_offsets = BTreeMap::new();
@@ -483,9 +494,10 @@ async fn a_second_instance_joining_mid_stream_keeps_each_key_in_order() {
             },
         )
     };
-    let first = start_listeners(factory(&kafka, AckMode::Batch), [instance("a")]).await;
+    let factory = protocol_factory(&kafka, protocol, AckMode::Batch).build().unwrap();
+    let first = start_listeners(factory.clone(), [instance("a")]).await;
     wait_until("the first instance under way", Duration::from_secs(20), || log.lock().unwrap().len() >= 300).await;
-    let second = start_listeners(factory(&kafka, AckMode::Batch), [instance("b")]).await;
+    let second = start_listeners(factory, [instance("b")]).await;
     wait_committed_within(&bootstrap, "handover", "handover", end_offsets, Duration::from_secs(90)).await;
     first.shutdown().await.unwrap();
     second.shutdown().await.unwrap();
