@@ -525,9 +525,7 @@ impl ContainerFactoryBuilder {
         }
         super::GroupProtocol::of(s.properties.iter()).check(s.properties.iter(), str::to_string)?;
         // Some properties conflict only together: check them as a consumer will be created.
-        let mut config = s.properties.to_client_config();
-        super::container_properties(&mut config, "kafka-listener-check");
-        if let Err(reason) = super::check_consumer_config(&config, &s.properties) {
+        if let Err(reason) = super::check_container_consumer(&s.properties) {
             return Err(Error::config(
                 super::named_property(&reason),
                 format!(

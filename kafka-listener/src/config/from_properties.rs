@@ -19,6 +19,15 @@ impl Sourced {
         self.0.push((key.to_string(), value.into(), path.into()));
     }
 
+    /// `client.id`: the section's (`consumer` / `producer`), else the top-level one.
+    fn client_id(&mut self, own: &Option<String>, section: &str, props: &KafkaProperties) {
+        match (own, &props.client_id) {
+            (Some(id), _) => self.set("client.id", id.clone(), format!("{section}.client-id")),
+            (None, Some(id)) => self.set("client.id", id.clone(), "client-id"),
+            (None, None) => {}
+        }
+    }
+
     fn millis(&mut self, key: &str, value: Option<Duration>, path: &str) {
         if let Some(value) = value {
             self.set(key, value.as_millis().to_string(), path);
@@ -44,16 +53,8 @@ impl Sourced {
     /// refuse each other, or need a feature this build lacks), naming the key path of the first
     /// property librdkafka's reason mentions.
     fn check_together(&self) -> Result<()> {
-        let properties: super::Properties = {
-            let mut p = super::Properties::default();
-            for (k, v) in self.iter() {
-                p.set(k, v);
-            }
-            p
-        };
-        let mut config = properties.to_client_config();
-        super::container_properties(&mut config, "kafka-listener-check");
-        let Err(reason) = super::check_consumer_config(&config, &properties) else { return Ok(()) };
+        let properties = super::Properties(self.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect());
+        let Err(reason) = super::check_container_consumer(&properties) else { return Ok(()) };
         let mentioned = self
             .0
             .iter()
@@ -155,10 +156,7 @@ impl ContainerFactory {
     pub fn from_properties(props: &KafkaProperties) -> Result<ContainerFactoryBuilder> {
         let consumer = &props.consumer;
         let mut properties = common(props);
-        if let Some(client_id) = consumer.client_id.as_ref().or(props.client_id.as_ref()) {
-            let path = if consumer.client_id.is_some() { "consumer.client-id" } else { "client-id" };
-            properties.set("client.id", client_id.clone(), path);
-        }
+        properties.client_id(&consumer.client_id, "consumer", props);
         if let Some(group) = &consumer.group_id {
             if group.trim().is_empty() {
                 return Err(Error::config(
@@ -243,10 +241,7 @@ impl KafkaTemplate {
     pub fn from_properties(props: &KafkaProperties) -> Result<KafkaTemplateBuilder> {
         let producer = &props.producer;
         let mut properties = common(props);
-        if let Some(client_id) = producer.client_id.as_ref().or(props.client_id.as_ref()) {
-            let path = if producer.client_id.is_some() { "producer.client-id" } else { "client-id" };
-            properties.set("client.id", client_id.clone(), path);
-        }
+        properties.client_id(&producer.client_id, "producer", props);
         if let Some(acks) = producer.acks {
             properties.set("acks", acks.name(), "producer.acks");
         }

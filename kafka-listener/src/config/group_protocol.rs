@@ -51,18 +51,23 @@ impl GroupProtocol {
         }
     }
 
-    /// Under [`Consumer`](Self::Consumer): the first property of
-    /// [`CLASSIC_ONLY`](Self::CLASSIC_ONLY) that is set (in that order, librdkafka's), with what
-    /// to do instead.
+    /// The protocol a client configuration selects.
+    pub(crate) fn of_config(config: &rdkafka::config::ClientConfig) -> GroupProtocol {
+        Self::of(config.get("group.protocol").map(|v| ("group.protocol", v)).into_iter())
+    }
+
+    /// Under [`Consumer`](Self::Consumer): the properties of
+    /// [`CLASSIC_ONLY`](Self::CLASSIC_ONLY) that are set (in that order, librdkafka's), each with
+    /// what to do instead; none under [`Classic`](Self::Classic).
     pub(crate) fn forbidden<'a>(
         self,
         properties: impl Iterator<Item = (&'a str, &'a str)>,
-    ) -> Option<(&'static str, &'static str)> {
+    ) -> Vec<(&'static str, &'static str)> {
         if self == GroupProtocol::Classic {
-            return None;
+            return Vec::new();
         }
         let set: Vec<&str> = properties.map(|(k, _)| k).collect();
-        Self::CLASSIC_ONLY.into_iter().find(|(name, _)| set.contains(name))
+        Self::CLASSIC_ONLY.into_iter().filter(|(name, _)| set.contains(name)).collect()
     }
 
     /// [`forbidden`](Self::forbidden) as an error naming the property (with `label`, where it
@@ -72,12 +77,7 @@ impl GroupProtocol {
         properties: impl Iterator<Item = (&'a str, &'a str)>,
         label: impl Fn(&str) -> String,
     ) -> Result<(), Error> {
-        if self == GroupProtocol::Classic {
-            return Ok(());
-        }
-        let set: Vec<&str> = properties.map(|(k, _)| k).collect();
-        let forbidden: Vec<(&str, &str)> =
-            Self::CLASSIC_ONLY.into_iter().filter(|(name, _)| set.contains(name)).collect();
+        let forbidden = self.forbidden(properties);
         let Some((first, _)) = forbidden.first() else { return Ok(()) };
         let each: Vec<String> =
             forbidden.iter().map(|(key, instead)| format!("`{}` ({key}): {instead}", label(key))).collect();

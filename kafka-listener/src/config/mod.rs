@@ -21,8 +21,8 @@ pub use kafka_properties::{
     SslProperties,
 };
 pub(crate) use properties::{
-    check_consumer_config, container_properties, is_secret, named_property, redacted_error, validate_property,
-    Properties,
+    check_consumer_config, check_container_consumer, container_properties, is_secret, named_property, redacted_error,
+    validate_property, Properties,
 };
 pub(crate) use security::feature_hint;
 pub use security::{SaslMechanism, SecuritySettings};

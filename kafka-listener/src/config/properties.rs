@@ -121,6 +121,14 @@ pub(crate) fn check_consumer_config(config: &ClientConfig, properties: &Properti
     }
 }
 
+/// [`check_consumer_config`] of a container's consumer with these properties (its own
+/// properties added, no group yet): librdkafka's reason when it would refuse them.
+pub(crate) fn check_container_consumer(properties: &Properties) -> Result<(), String> {
+    let mut config = properties.to_client_config();
+    container_properties(&mut config, "kafka-listener-check");
+    check_consumer_config(&config, properties)
+}
+
 /// The first property a librdkafka message names (in backticks), else `properties`.
 pub(crate) fn named_property(reason: &str) -> String {
     reason

@@ -36,8 +36,7 @@ impl ProtocolWatch {
     /// context and the DEBUG log level (rust-rdkafka passes librdkafka's lines on at the `log`
     /// crate's level, which without a `log` logger is errors only), and watches.
     pub(crate) fn arm(config: &mut ClientConfig) -> ProtocolWatch {
-        let protocol = GroupProtocol::of(config.get("group.protocol").map(|v| ("group.protocol", v)).into_iter());
-        if protocol != GroupProtocol::Consumer {
+        if GroupProtocol::of_config(config) != GroupProtocol::Consumer {
             return ProtocolWatch::default();
         }
         let debug = config.get("debug").unwrap_or_default().to_string();

@@ -141,10 +141,7 @@ fn subscribe(
         // Until the group's first rebalance completes nothing else is logged, which can take
         // tens of seconds: say what the consumers wait for, once per listener.
         let group = plan.client_config.get("group.id").unwrap_or_default();
-        let protocol = crate::config::GroupProtocol::of(
-            plan.client_config.get("group.protocol").map(|v| ("group.protocol", v)).into_iter(),
-        );
-        if protocol == crate::config::GroupProtocol::Consumer {
+        if crate::config::GroupProtocol::of_config(&plan.client_config) == crate::config::GroupProtocol::Consumer {
             tracing::info!(listener, group, topics = ?plan.subscription, consumers = siblings.total,
                 "joining the consumer group with the consumer protocol (KIP-848); the broker assigns partitions at the members' heartbeats");
         } else {

@@ -253,8 +253,7 @@ impl ListenerRegistry {
                 Err(error) => problem("the template cannot be made", error),
             }
         }
-        let ids: Vec<String> =
-            self.endpoints.iter().map(|e| resolve(e.id()).unwrap_or_else(|_| e.id().to_string())).collect();
+        let ids: Vec<String> = self.endpoints.iter().map(resolved_id).collect();
         Some(Overrides::new(props.listeners, &ids, problems))
     }
 
@@ -328,11 +327,9 @@ impl ListenerRegistry {
 
     /// Resolves the listeners `only` selects (all without it), taking them out of the registry.
     fn resolve_selected(&mut self, problems: &mut Vec<Problem>) -> Vec<Resolved> {
-        // The id with its placeholders resolved where they can be (else as written).
-        let id_of = |e: &Endpoint| resolve(e.id()).unwrap_or_else(|_| e.id().to_string());
         if let Some(only) = &self.only {
             for id in only {
-                if !self.endpoints.iter().any(|e| id_of(e) == *id) {
+                if !self.endpoints.iter().any(|e| resolved_id(e) == *id) {
                     problems.push(Problem {
                         listener: None,
                         message: format!("only(): no listener has id `{id}`; the ids are: {}", self.known_ids()),
@@ -342,7 +339,7 @@ impl ListenerRegistry {
         }
         let mut resolved = Vec::new();
         for endpoint in std::mem::take(&mut self.endpoints) {
-            if self.only.as_ref().is_some_and(|only| !only.contains(&id_of(&endpoint))) {
+            if self.only.as_ref().is_some_and(|only| !only.contains(&resolved_id(&endpoint))) {
                 continue;
             }
             match resolve_endpoint(endpoint) {
@@ -444,7 +441,7 @@ impl ListenerRegistry {
                 properties.set(key.as_str(), value.as_str());
             }
             let protocol = GroupProtocol::of(properties.iter());
-            if let Some((key, instead)) = protocol.forbidden(properties.iter()) {
+            if let Some(&(key, instead)) = protocol.forbidden(properties.iter()).first() {
                 let (set_by, protocol_by) = (
                     if r.properties.iter().any(|(k, _)| k == key) {
                         "the listener's".to_string()
@@ -503,6 +500,11 @@ impl ListenerRegistry {
             names.join(", ")
         }
     }
+}
+
+/// A listener's id with its placeholders resolved where they can be (else as written).
+fn resolved_id(endpoint: &Endpoint) -> String {
+    resolve(endpoint.id()).unwrap_or_else(|_| endpoint.id().to_string())
 }
 
 impl Default for ListenerRegistry {
